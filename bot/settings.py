@@ -1,0 +1,83 @@
+"""Process settings read from the environment (12-factor), only when asked, never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot import logs
+from bot.errors import SettingsError
+
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a web or worker process needs to know about its deployment."""
+
+    webhook_secrets: tuple[str, ...]
+    redis_url: str
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    github_app_id: str = ""
+    github_private_key: str = ""
+    semaphore_api_url: str = ""
+    semaphore_api_token: str = ""
+    semaphore_webhook_secret: str = ""
+    public_url: str = ""
+    repo_allowlist: tuple[str, ...] = ()
+    data_dir: Path = field(default_factory=lambda: Path(".mlgate"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: os.environ); raise SettingsError on what is missing."""
+        env = os.environ if env is None else env
+        secrets = tuple(s.strip() for s in env.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip())
+        if not secrets:
+            raise SettingsError(
+                "GITHUB_WEBHOOK_SECRET is not set: set it to the webhook secret of the GitHub App "
+                "(a comma-separated list is accepted while rotating secrets)"
+            )
+        redis_url = env.get("REDIS_URL", "")
+        if not redis_url:
+            raise SettingsError(
+                "REDIS_URL is not set: point it at your Redis, or use `mlgate dev`, "
+                "which starts an embedded one"
+            )
+        key = env.get("GITHUB_PRIVATE_KEY", "")
+        key_path = env.get("GITHUB_PRIVATE_KEY_PATH", "")
+        if not key and key_path:
+            try:
+                key = Path(key_path).read_text()
+            except OSError as exc:
+                raise SettingsError(
+                    f"GITHUB_PRIVATE_KEY_PATH={key_path} cannot be read: {exc.strerror}"
+                ) from exc
+        settings = cls(
+            webhook_secrets=secrets,
+            redis_url=redis_url,
+            github_api_url=env.get("GITHUB_API_URL", DEFAULT_GITHUB_API_URL).rstrip("/"),
+            github_app_id=env.get("GITHUB_APP_ID", ""),
+            github_private_key=key,
+            semaphore_api_url=env.get("SEMAPHORE_API_URL", "").rstrip("/"),
+            semaphore_api_token=env.get("SEMAPHORE_API_TOKEN", ""),
+            semaphore_webhook_secret=env.get("SEMAPHORE_WEBHOOK_SECRET", ""),
+            public_url=env.get("MLGATE_PUBLIC_URL", "").rstrip("/"),
+            repo_allowlist=tuple(
+                g.strip() for g in env.get("MLGATE_REPO_ALLOWLIST", "").split(",") if g.strip()
+            ),
+            data_dir=Path(env.get("MLGATE_DATA_DIR", ".mlgate")),
+        )
+        settings.register_secrets()
+        return settings
+
+    def register_secrets(self) -> None:
+        """Tell the log redactor about every secret value these settings hold."""
+        for value in (
+            *self.webhook_secrets,
+            self.github_private_key,
+            self.semaphore_api_token,
+            self.semaphore_webhook_secret,
+        ):
+            logs.register_secret(value)
