@@ -31,9 +31,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `env` (default: os.environ); raise SettingsError on what is missing."""
+        """Build settings from `env` (default: os.environ); SettingsError names what is missing."""
         env = os.environ if env is None else env
-        secrets = tuple(s.strip() for s in env.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip())
+        secrets = tuple(
+            s.strip() for s in env.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip()
+        )
         if not secrets:
             raise SettingsError(
                 "GITHUB_WEBHOOK_SECRET is not set: set it to the webhook secret of the GitHub App "
