@@ -11,6 +11,8 @@ from bot import logs
 from bot.errors import SettingsError
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# Seconds before each retry of a failed job: bounded exponential backoff.
+DEFAULT_RETRY_DELAYS = (10, 60, 300)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Settings:
     public_url: str = ""
     repo_allowlist: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".mlgate"))
+    retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
                 g.strip() for g in env.get("MLGATE_REPO_ALLOWLIST", "").split(",") if g.strip()
             ),
             data_dir=Path(env.get("MLGATE_DATA_DIR", ".mlgate")),
+            retry_delays=_parse_delays(env.get("MLGATE_RETRY_DELAYS")),
         )
         settings.register_secrets()
         return settings
@@ -83,3 +87,18 @@ class Settings:
             self.semaphore_webhook_secret,
         ):
             logs.register_secret(value)
+
+
+def _parse_delays(value: str | None) -> tuple[int, ...]:
+    if value is None or not value.strip():
+        return DEFAULT_RETRY_DELAYS
+    try:
+        delays = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        delays = (-1,)
+    if any(d < 0 for d in delays) or len(delays) > 10:
+        raise SettingsError(
+            f"MLGATE_RETRY_DELAYS={value!r}: expected up to 10 comma-separated whole seconds, "
+            "such as 10,60,300"
+        )
+    return delays

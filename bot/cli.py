@@ -1,0 +1,184 @@
+"""The `mlgate` command: serve, worker, scheduler, dev, replay and friends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import click
+import requests
+
+from bot import logs, signatures
+from bot.embedded_redis import EmbeddedRedis
+from bot.errors import MlgateError, SettingsError
+from bot.settings import Settings
+
+DEFAULT_PORT = "8000"
+# Used by `mlgate dev` when no secret is configured, so `mlgate replay` works out of the box.
+DEV_WEBHOOK_SECRET = "mlgate-dev-secret"
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
+
+def _settings(env: Mapping[str, str] | None = None) -> Settings:
+    try:
+        return Settings.from_env(env)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def main() -> None:
+    """mlgate: CI/CD for machine-learning repositories, as a GitHub App."""
+
+
+@main.command()
+@click.option("--bind", help="Address to listen on (default 0.0.0.0:$PORT, PORT default 8000).")
+def serve(bind: str | None) -> None:
+    """Run the web app under gunicorn."""
+    _settings()  # refuse to start, with the variable to set, before gunicorn forks
+    bind = bind or f"0.0.0.0:{os.environ.get('PORT', DEFAULT_PORT)}"
+    argv = [sys.executable, "-m", "gunicorn", "--bind", bind]
+    if GUNICORN_CONF.exists():
+        argv += ["--config", str(GUNICORN_CONF)]
+    argv.append("bot:create_app()")
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+@click.option("--runs", default=1, show_default=True, help="Worker processes on the `runs` queue.")
+def worker(burst: bool, runs: int) -> None:
+    """Run rq workers: one on `events`, --runs on `runs`."""
+    from workers import worker as worker_module
+
+    logs.configure()
+    sys.exit(worker_module.run(_settings().redis_url, burst=burst, runs=runs))
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic jobs: redeliver failed GitHub deliveries."""
+    from workers import scheduler as scheduler_module
+
+    logs.configure()
+    scheduler_module.run(_settings().redis_url)
+
+
+@contextmanager
+def _redis_url() -> Iterator[str]:
+    """REDIS_URL if set, else an embedded Redis for as long as the block runs."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    try:
+        with EmbeddedRedis() as embedded:
+            click.echo(f"embedded Redis at {embedded.url}", err=True)
+            yield embedded.url
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _pump(prefix: str, stream: IO[bytes]) -> None:
+    for line in iter(stream.readline, b""):
+        click.echo(f"{prefix} | {line.decode(errors='replace').rstrip()}")
+
+
+@main.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True)
+def dev(port: str) -> None:
+    """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
+    env = dict(os.environ)
+    if not env.get("GITHUB_WEBHOOK_SECRET"):
+        env["GITHUB_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
+        click.echo(
+            f"GITHUB_WEBHOOK_SECRET is not set; using {DEV_WEBHOOK_SECRET!r} for local development",
+            err=True,
+        )
+    with _redis_url() as url:
+        env["REDIS_URL"] = url
+        _settings(env)
+        mlgate = [sys.executable, "-m", "bot.cli"]
+        commands = {
+            "web      ": [*mlgate, "serve", "--bind", f"127.0.0.1:{port}"],
+            "worker   ": [*mlgate, "worker"],
+            "scheduler": [*mlgate, "scheduler"],
+        }
+        processes = {
+            name: subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for name, argv in commands.items()
+        }
+        pumps = [
+            threading.Thread(target=_pump, args=(name, p.stdout), daemon=True)
+            for name, p in processes.items()
+            if p.stdout is not None
+        ]
+        for pump in pumps:
+            pump.start()
+        click.echo(f"mlgate dev: webhook at http://127.0.0.1:{port}/webhooks/github", err=True)
+        try:
+            while all(p.poll() is None for p in processes.values()):
+                threading.Event().wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for p in processes.values():
+                if p.poll() is None:
+                    p.terminate()
+            for p in processes.values():
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            for pump in pumps:
+                pump.join(timeout=2)
+
+
+@main.command()
+@click.argument("payload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--event", required=True, help="The X-GitHub-Event, e.g. pull_request.")
+@click.option(
+    "--url", default=f"http://127.0.0.1:{DEFAULT_PORT}/webhooks/github", show_default=True
+)
+@click.option(
+    "--delivery", help="X-GitHub-Delivery (default: a new id, so it is never a duplicate)."
+)
+def replay(payload: Path, event: str, url: str, delivery: str | None) -> None:
+    """Sign a saved payload with the configured secret and send it to a running server."""
+    secrets = [s for s in os.environ.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip()]
+    if not secrets:
+        raise click.ClickException(
+            "GITHUB_WEBHOOK_SECRET is not set: set it to the secret the server uses "
+            f"(`mlgate dev` uses {DEV_WEBHOOK_SECRET!r} when none is set)"
+        )
+    body = payload.read_bytes()
+    try:
+        json.loads(body)
+    except ValueError as exc:
+        raise click.ClickException(f"{payload} is not JSON: {exc}") from exc
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "mlgate-replay",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signatures.sign(secrets[0].strip(), body),
+    }
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"could not reach {url}: {exc}") from exc
+    click.echo(f"{response.status_code} {response.text.strip()}")
+    if response.status_code >= 400:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

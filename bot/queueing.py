@@ -1,0 +1,69 @@
+"""Queue names and the enqueue step of the web; jobs are named by path, never imported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from rq import Callback, Queue, Retry
+from rq.registry import FailedJobRegistry
+
+from bot import deliveries
+from bot.deliveries import DeliveryState
+
+EVENTS = "events"  # fast: routing an event, replying to a command
+RUNS = "runs"  # slow: evaluations and retrains, so they never delay a reply
+QUEUES = (EVENTS, RUNS)
+
+HANDLE_GITHUB_EVENT = "workers.jobs.handle_github_event"
+EVENT_JOB_TIMEOUT = 300
+# Failed jobs stay in rq's failed registry as long as GitHub lets an operator redeliver.
+FAILURE_TTL = deliveries.DELIVERY_TTL
+
+
+def retry_policy(delays: tuple[int, ...]) -> Retry | None:
+    """Retry a failed job once per delay, waiting that many seconds (backoff)."""
+    return Retry(max=len(delays), interval=list(delays)) if delays else None
+
+
+def accept_github_delivery(
+    conn: redis.Redis,
+    event: str,
+    delivery_id: str,
+    payload: dict[str, Any],
+    retry_delays: tuple[int, ...],
+) -> bool:
+    """Record the delivery and enqueue its job in one transaction; False for a duplicate.
+
+    Claiming and enqueueing are one MULTI/EXEC, so a Redis failure in between can neither
+    lose the event (claimed, never enqueued) nor double it (enqueued twice).
+    """
+    state_key = deliveries.delivery_key("github", delivery_id)
+    job_id = f"github-{delivery_id}"
+    queue = Queue(EVENTS, connection=conn)
+    with conn.pipeline() as pipe:
+        try:
+            pipe.watch(state_key)  # type: ignore[no-untyped-call]  # untyped in redis-py
+            if not deliveries.accepts(pipe.get(state_key)):
+                return False
+            pipe.multi()
+            pipe.set(state_key, DeliveryState.QUEUED.value, ex=deliveries.DELIVERY_TTL)
+            # A redelivery of a failed job replaces it, so it leaves the failed registry.
+            pipe.zrem(FailedJobRegistry(EVENTS, connection=conn).key, job_id)
+            queue.enqueue_call(
+                HANDLE_GITHUB_EVENT,
+                args=(event, delivery_id, payload),
+                job_id=job_id,
+                timeout=EVENT_JOB_TIMEOUT,
+                failure_ttl=FAILURE_TTL,
+                retry=retry_policy(retry_delays),
+                meta={"source": "github", "delivery_id": delivery_id},
+                on_success=Callback("workers.jobs.mark_delivery_done"),
+                on_failure=Callback("workers.jobs.mark_delivery_failed"),
+                pipeline=pipe,
+            )
+            pipe.execute()
+        except redis.WatchError:
+            # Another web process claimed the same delivery between WATCH and EXEC.
+            return False
+    return True

@@ -1,0 +1,42 @@
+"""Test helpers shared by every test module: real fixture payloads and signed webhook requests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue, SimpleWorker
+
+from bot import signatures
+from bot.queueing import EVENTS, RUNS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SECRET = "test-webhook-secret"
+
+
+def payload(event: str, name: str = "payload") -> dict[str, Any]:
+    """A real GitHub example payload: fixtures/github/<event>/<name>.json."""
+    data = json.loads((FIXTURES / "github" / event / f"{name}.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def webhook_headers(
+    event: str, body: bytes, *, delivery: str | None = None, secret: str = SECRET
+) -> dict[str, str]:
+    """Headers GitHub sends with a delivery, signed with `secret`."""
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signatures.sign(secret, body),
+    }
+
+
+def run_jobs(conn: redis.Redis) -> None:
+    """Run every queued job in-process, as rq's own tests do."""
+    queues = [Queue(name, connection=conn) for name in (EVENTS, RUNS)]
+    SimpleWorker(queues, connection=conn).work(burst=True)

@@ -1,0 +1,75 @@
+"""rq job functions: top-level, importable, typed, with plain arguments."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+import redis
+from rq.job import Job, get_current_job
+
+from bot import deliveries
+from bot.allowlist import repo_allowed
+from bot.context import Context
+from bot.deliveries import DeliveryState
+from bot.errors import GitHubError, GitHubRetriesExhausted
+from bot.handlers import router
+from bot.redis_conn import connect
+from bot.routing import Event
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _connection(settings: Settings) -> redis.Redis:
+    job = get_current_job()
+    return job.connection if job is not None else connect(settings.redis_url)
+
+
+def handle_github_event(event_name: str, delivery_id: str, payload: dict[str, Any]) -> int:
+    """Route one GitHub delivery to its handlers; returns how many handlers ran."""
+    settings = Settings.from_env()
+    event = Event(event_name, payload, delivery_id)
+    if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
+        log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
+        return 0
+    ctx = Context(settings=settings, redis=_connection(settings))
+    try:
+        return router.dispatch(event, ctx)
+    except GitHubError as exc:
+        job = get_current_job()
+        if job is not None and _is_permanent(exc):
+            # GitHub refused the request itself (4xx): retrying would be refused again.
+            job.retries_left = 0
+        raise
+
+
+def _is_permanent(exc: GitHubError) -> bool:
+    return not isinstance(exc, GitHubRetriesExhausted) and 400 <= exc.status < 500
+
+
+def mark_delivery_done(job: Job, connection: redis.Redis, result: Any) -> None:
+    """rq success callback: only now is the delivery done (DESIGN.md, No event lost)."""
+    deliveries.mark(connection, job.meta["source"], job.meta["delivery_id"], DeliveryState.DONE)
+
+
+def mark_delivery_failed(
+    job: Job,
+    connection: redis.Redis,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    """rq failure callback, called on every failed attempt: only the last marks it failed.
+
+    A failed delivery is accepted again when GitHub (or our scheduler) redelivers it.
+    """
+    if job.retries_left:
+        return
+    deliveries.mark(connection, job.meta["source"], job.meta["delivery_id"], DeliveryState.FAILED)
+    log.error(
+        "delivery failed for good: %s",
+        exc,
+        extra={"delivery_id": job.meta["delivery_id"], "job_id": job.id},
+    )
