@@ -1,0 +1,8 @@
+"""A local GitHub REST API emulator backed by real git repositories, for tests and `mlgate demo`."""
+
+from __future__ import annotations
+
+from bot.emulator.emulator import EmulatorError, GitHubEmulator
+from bot.emulator.models import EmulatedRepo, RecordedRequest
+
+__all__ = ["EmulatedRepo", "EmulatorError", "GitHubEmulator", "RecordedRequest"]
