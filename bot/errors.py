@@ -38,6 +38,16 @@ class GitHubRetriesExhausted(GitHubError):
     """GitHub kept answering 5xx or rate limits after the bounded retries."""
 
 
+class GitHubRateLimited(GitHubError):
+    """GitHub asked to wait longer than the client may block; retry the job after `retry_after`."""
+
+    def __init__(
+        self, method: str, path: str, status: int, message: str, retry_after: float
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(method, path, status, message)
+
+
 class RepoConfigError(MlgateError):
     """`.github/mlgate.yml` is invalid; `problems` lists `file:line key: message` lines."""
 
