@@ -72,6 +72,23 @@ def scheduler() -> None:
     scheduler_module.run(_settings().redis_url)
 
 
+@main.command()
+def redeliver() -> None:
+    """One sweep: ask GitHub to redeliver recent deliveries that never succeeded."""
+    from bot import redelivery
+    from bot.context import Context
+    from bot.redis_conn import connect
+
+    logs.configure()
+    settings = _settings()
+    ctx = Context(settings=settings, redis=connect(settings.redis_url))
+    try:
+        ids = redelivery.sweep(ctx.github.app_client(), ctx.redis)
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"redelivered {len(ids)} deliveries" + (f": {ids}" if ids else ""))
+
+
 @contextmanager
 def _redis_url() -> Iterator[str]:
     """REDIS_URL if set, else an embedded Redis for as long as the block runs."""

@@ -13,13 +13,19 @@ REDACTED = "***"
 _TOKEN_SHAPES = re.compile(r"\bgh[pousr]_[A-Za-z0-9_]{16,}\b|\beyJ[\w-]+\.[\w-]+\.[\w-]+")
 # Shorter values would redact ordinary words.
 _MIN_SECRET_LENGTH = 6
-_secrets: set[str] = set()
+# A long-running worker registers a new installation token every hour; remember the newest
+# ones only (token-shaped strings are redacted by shape anyway).
+_MAX_SECRETS = 512
+_secrets: dict[str, None] = {}
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that redact() removes it from every log line."""
     if value and len(value) >= _MIN_SECRET_LENGTH:
-        _secrets.add(value)
+        _secrets.pop(value, None)
+        _secrets[value] = None
+        while len(_secrets) > _MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

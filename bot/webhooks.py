@@ -22,7 +22,7 @@ BODY_LIMIT = 25 * 1024 * 1024
 
 def answer(status: int, message: str, **extra: object) -> Response:
     """A one-line plain-text answer, logged under a stable outcome key."""
-    outcome = message.split(":")[0]
+    outcome = message.split(":")[0].replace(" ", "_")
     log.log(
         logging.WARNING if status in (400, 401, 413, 503) else logging.INFO,
         "webhook %s",

@@ -10,9 +10,26 @@ import pytest
 import redis
 
 from bot.embedded_redis import EmbeddedRedis
+from bot.emulator import GitHubEmulator
 from bot.redis_conn import connect
+from tests.support import FIXTURES, SECRET
 
-FIXTURES = Path(__file__).parent / "fixtures"
+APP_ID = "1"
+# Every variable Settings reads: a test starts from none of the developer's own.
+ENV_NAMES = (
+    "GITHUB_APP_ID",
+    "GITHUB_PRIVATE_KEY",
+    "GITHUB_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_API_URL",
+    "SEMAPHORE_API_URL",
+    "SEMAPHORE_API_TOKEN",
+    "SEMAPHORE_WEBHOOK_SECRET",
+    "MLGATE_PUBLIC_URL",
+    "MLGATE_REPO_ALLOWLIST",
+    "MLGATE_DATA_DIR",
+    "MLGATE_RETRY_DELAYS",
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +49,42 @@ def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
     yield conn
     conn.flushdb()
     conn.close()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of web and worker processes; workers read it when a job runs."""
+    values = {
+        "GITHUB_WEBHOOK_SECRET": SECRET,
+        "REDIS_URL": redis_url,
+        "MLGATE_RETRY_DELAYS": "0,0",
+        "MLGATE_DATA_DIR": str(tmp_path / "data"),
+    }
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[GitHubEmulator]:
+    """The GitHub emulator, checking request bodies against GitHub's OpenAPI description."""
+    openapi = FIXTURES / "github" / "openapi-subset.json"
+    with GitHubEmulator(app_id=APP_ID, openapi_path=openapi, root=tmp_path / "github") as emu:
+        yield emu
+
+
+@pytest.fixture
+def github_env(
+    env: dict[str, str], emulator: GitHubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """`env` plus the App's identity, pointed at the emulator."""
+    values = env | {
+        "GITHUB_APP_ID": APP_ID,
+        "GITHUB_PRIVATE_KEY": emulator.app_private_key_pem,
+        "GITHUB_API_URL": emulator.url,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

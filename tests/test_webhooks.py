@@ -26,20 +26,6 @@ from tests.support import SECRET, payload, run_jobs, webhook_headers
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> dict[str, str]:
-    """The environment of web and worker processes; workers read it when a job runs."""
-    values = {
-        "GITHUB_WEBHOOK_SECRET": SECRET,
-        "REDIS_URL": redis_url,
-        "MLGATE_RETRY_DELAYS": "0,0",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MLGATE_REPO_ALLOWLIST", raising=False)
-    return values
-
-
-@pytest.fixture
 def app(env: dict[str, str], redis_conn: redis.Redis) -> Flask:
     return create_app(env)
 

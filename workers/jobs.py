@@ -9,11 +9,11 @@ from typing import Any
 import redis
 from rq.job import Job, get_current_job
 
-from bot import deliveries
+from bot import deliveries, redelivery
 from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
-from bot.errors import GitHubError, GitHubRetriesExhausted
+from bot.errors import GitHubError, GitHubRateLimited, GitHubRetriesExhausted
 from bot.handlers import router
 from bot.redis_conn import connect
 from bot.routing import Event
@@ -46,7 +46,8 @@ def handle_github_event(event_name: str, delivery_id: str, payload: dict[str, An
 
 
 def _is_permanent(exc: GitHubError) -> bool:
-    return not isinstance(exc, GitHubRetriesExhausted) and 400 <= exc.status < 500
+    transient = isinstance(exc, GitHubRetriesExhausted | GitHubRateLimited)
+    return not transient and 400 <= exc.status < 500
 
 
 def mark_delivery_done(job: Job, connection: redis.Redis, result: Any) -> None:
@@ -73,3 +74,13 @@ def mark_delivery_failed(
         exc,
         extra={"delivery_id": job.meta["delivery_id"], "job_id": job.id},
     )
+
+
+def redeliver_failed_deliveries() -> list[int]:
+    """Periodic: ask GitHub to redeliver every recent delivery that never succeeded."""
+    settings = Settings.from_env()
+    if not settings.github_app_id:
+        log.warning("GITHUB_APP_ID is not set: cannot list the App's deliveries to redeliver")
+        return []
+    ctx = Context(settings=settings, redis=_connection(settings))
+    return redelivery.sweep(ctx.github.app_client(), ctx.redis)

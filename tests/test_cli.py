@@ -1,0 +1,156 @@
+"""The `mlgate` command: serve, worker, replay and dev, run as real processes where it matters."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from click.testing import CliRunner
+from rq import Queue
+
+from bot import create_app, deliveries
+from bot.cli import DEV_WEBHOOK_SECRET, main
+from bot.deliveries import DeliveryState
+from bot.handlers.installation import installed_repositories
+from bot.queueing import EVENTS, RUNS, accept_github_delivery
+from bot.signatures import sign
+from tests.support import FIXTURES, SECRET, payload, serve
+
+INSTALLATION_CREATED = FIXTURES / "github" / "installation" / "created.payload.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_refuses_to_start_without_a_secret_and_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert "GITHUB_WEBHOOK_SECRET is not set" in result.output
+
+
+def test_worker_burst_runs_jobs_of_both_queues_in_worker_processes(
+    redis_conn: redis.Redis, redis_url: str
+) -> None:
+    accept_github_delivery(
+        redis_conn, "installation", "w-1", payload("installation", "created.payload"), ()
+    )
+    runs_job = Queue(RUNS, connection=redis_conn).enqueue("builtins.len", "abc")
+    env = os.environ | {"GITHUB_WEBHOOK_SECRET": SECRET, "REDIS_URL": redis_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "worker", "--burst"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert deliveries.state(redis_conn, "github", "w-1") is DeliveryState.DONE
+    assert installed_repositories(redis_conn) == {"Codertocat/Hello-World": 957387}
+    runs_job.refresh()  # type: ignore[no-untyped-call]  # untyped in rq
+    assert runs_job.return_value() == 3
+
+
+def test_replay_signs_and_sends_a_saved_payload(
+    redis_conn: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app({"GITHUB_WEBHOOK_SECRET": SECRET, "REDIS_URL": redis_url})
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", SECRET)
+    with serve(app) as url:
+        args = ["replay", str(INSTALLATION_CREATED), "--event", "installation"]
+        args += ["--url", f"{url}/webhooks/github", "--delivery", "r-1"]
+        first = CliRunner().invoke(main, args)
+        again = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert first.output == "202 accepted: delivery r-1\n"
+    assert again.output == "200 duplicate: delivery r-1 was seen before\n"
+    assert Queue(EVENTS, connection=redis_conn).count == 1
+
+
+def test_replay_with_the_wrong_secret_fails_with_the_servers_reason(
+    redis_conn: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app({"GITHUB_WEBHOOK_SECRET": SECRET, "REDIS_URL": redis_url})
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "some-other-secret")
+    with serve(app) as url:
+        result = CliRunner().invoke(
+            main,
+            [
+                "replay",
+                str(INSTALLATION_CREATED),
+                "--event",
+                "installation",
+                "--url",
+                url + "/webhooks/github",
+            ],
+        )
+    assert result.exit_code == 1
+    assert "401 bad signature" in result.output
+
+
+def test_dev_runs_web_worker_and_embedded_redis_and_stops_them_all_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GITHUB_WEBHOOK_SECRET")}
+    log_path = tmp_path / "dev.log"
+    with log_path.open("wb") as log_file:
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "dev", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert dev.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+            match = re.search(r"embedded Redis at (\S+)", log_path.read_text())
+            assert match, log_path.read_text()
+            conn = redis.Redis.from_url(match.group(1))
+            body = INSTALLATION_CREATED.read_bytes()
+            headers = {
+                "X-GitHub-Event": "installation",
+                "X-GitHub-Delivery": "dev-1",
+                "X-Hub-Signature-256": sign(DEV_WEBHOOK_SECRET, body),
+                "Content-Type": "application/json",
+            }
+            answer = requests.post(f"{base}/webhooks/github", data=body, headers=headers, timeout=5)
+            assert answer.status_code == 202
+            while deliveries.state(conn, "github", "dev-1") is not DeliveryState.DONE:
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+            assert installed_repositories(conn) == {"Codertocat/Hello-World": 957387}
+            conn.close()
+        finally:
+            os.killpg(dev.pid, signal.SIGINT)
+            code = dev.wait(timeout=30)
+    output = log_path.read_text()
+    assert code == 0, output
+    assert "web       |" in output and "worker    |" in output
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)

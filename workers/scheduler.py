@@ -1,0 +1,25 @@
+"""`mlgate scheduler`: rq's cron scheduler enqueues mlgate's periodic jobs."""
+
+from __future__ import annotations
+
+from rq.cron import CronScheduler
+
+from bot.queueing import EVENTS
+from bot.redis_conn import connect
+from workers import jobs
+
+# GitHub's own example redelivers every few hours; five minutes keeps delays short while
+# listing deliveries stays well within the rate limit.
+REDELIVER_INTERVAL = 300
+
+
+def build(redis_url: str) -> CronScheduler:
+    scheduler = CronScheduler(connection=connect(redis_url, socket_timeout=None))
+    scheduler.register(
+        jobs.redeliver_failed_deliveries, queue_name=EVENTS, interval=REDELIVER_INTERVAL
+    )
+    return scheduler
+
+
+def run(redis_url: str) -> None:
+    build(redis_url).start()  # type: ignore[no-untyped-call]  # untyped in rq
