@@ -114,6 +114,8 @@ def _pump(prefix: str, stream: IO[bytes]) -> None:
 def dev(port: str) -> None:
     """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
     env = dict(os.environ)
+    # One developer's traffic needs no 2 x cores + 1 web processes.
+    env.setdefault("WEB_CONCURRENCY", "2")
     if not env.get("GITHUB_WEBHOOK_SECRET"):
         env["GITHUB_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
         click.echo(

@@ -122,10 +122,10 @@ def test_dev_runs_web_worker_and_embedded_redis_and_stops_them_all_on_ctrl_c(
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
-                    pass
+                except requests.RequestException:
+                    pass  # still booting
                 assert dev.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.2)
