@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import secrets
 import string
 from typing import Any
@@ -32,8 +34,12 @@ TOKEN_PREFIX = "ghs_"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
+@functools.cache
 def generate_private_key() -> tuple[str, Any]:
-    """A new 2048-bit RSA key: (PKCS#1 PEM text as GitHub hands it out, public key object)."""
+    """A 2048-bit RSA key: (PKCS#1 PEM text as GitHub hands it out, public key object).
+
+    Generated once per process: it takes up to a second on a busy machine, and emulators
+    in one process gain nothing from distinct keys."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -55,14 +61,14 @@ def looks_like_jwt(value: str) -> bool:
 
 def check_app_jwt(token: str, public_key: Any, app_id: str, now: float) -> str | None:
     """None if `token` authenticates as the App at time `now`, else GitHub's 401 message."""
+    # Only the signature is PyJWT's job: it refuses a numeric `iss`, which GitHub accepts,
+    # and the claims must fail with GitHub's messages, not PyJWT's.
     try:
-        claims = jwt.decode(
-            token,
-            public_key,
-            algorithms=["RS256"],
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-        )
-    except jwt.InvalidTokenError:
+        payload = jwt.PyJWS().decode(token, public_key, algorithms=["RS256"])
+        claims = json.loads(payload)
+    except (jwt.InvalidTokenError, ValueError):
+        return MSG_UNDECODABLE
+    if not isinstance(claims, dict):
         return MSG_UNDECODABLE
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(iat, int | float) or isinstance(iat, bool) or iat > now + JWT_CLOCK_SKEW:

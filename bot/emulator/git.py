@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ZERO_SHA = "0" * 40
+_DIFF_CACHE_SIZE = 32
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class GitError(RuntimeError):
@@ -110,12 +114,18 @@ class GitRepository:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._write_lock = threading.Lock()
+        self._head_branch: str | None = None
+        # Diffs between two commits never change; PR files pages and pulls/get reuse them.
+        self._diffs: OrderedDict[tuple[str, str], list[FileChange]] = OrderedDict()
+        self._diffs_lock = threading.Lock()
+        self._memo: dict[tuple[str, str, str], str] = {}
 
     @classmethod
     def init(cls, path: Path, default_branch: str) -> GitRepository:
         """Create an empty repository at `path` whose HEAD is `default_branch`."""
         path.mkdir(parents=True, exist_ok=True)
-        run_git(path, "init", "-q", "-b", default_branch)
+        # No template: sample hooks and info files cost file-system time and serve no purpose.
+        run_git(path, "init", "-q", "--template=", "-b", default_branch)
         return cls(path)
 
     def git(
@@ -145,8 +155,10 @@ class GitRepository:
         return [line for line in out.decode().splitlines() if line]
 
     def current_branch(self) -> str:
-        """The branch HEAD points at."""
-        return self.git("symbolic-ref", "--short", "HEAD").decode().strip()
+        """The branch HEAD points at (the emulator never switches it)."""
+        if self._head_branch is None:
+            self._head_branch = self.git("symbolic-ref", "--short", "HEAD").decode().strip()
+        return self._head_branch
 
     def update_ref(self, ref: str, sha: str) -> None:
         """Point `ref` at `sha`."""
@@ -159,7 +171,7 @@ class GitRepository:
 
     def _sync_worktree(self, ref: str) -> None:
         # The work tree shows the checked-out branch, so that `repo.path` reads like a clone.
-        if ref == f"refs/heads/{self.current_branch()}":
+        if ref.startswith("refs/heads/") and ref == f"refs/heads/{self.current_branch()}":
             self.git("reset", "-q", "--hard", "HEAD")
 
     # -- writing ----------------------------------------------------------------------------
@@ -176,56 +188,41 @@ class GitRepository:
     ) -> str:
         """Commit `files` (None deletes) on top of `branch` (or `start_from` if the branch is
         new, or no parent at all) without touching any work tree but the checked-out one."""
+        # One `git fast-import` writes a single pack: loose objects for thousands of files
+        # take seconds on a slow file system.
+        stamp = f"{int(time.time())} +0000"
+        identity = f"{author_name} <{author_email}> {stamp}"
+        encoded = message.encode()
         with self._write_lock:
             current = self.branch_sha(branch)
             parent = current or (self.resolve(start_from) if start_from else None)
+            stream = [
+                f"commit refs/heads/{branch}\nmark :1\n".encode(),
+                f"author {identity}\ncommitter {identity}\n".encode(),
+                b"data %d\n%s\n" % (len(encoded), encoded),
+            ]
+            if parent:
+                stream.append(f"from {parent}\n".encode())
+            for path, content in files.items():
+                name = _clean_path(path).encode()
+                if content is None:
+                    stream.append(b"D %s\n" % name)
+                else:
+                    data = content.encode() if isinstance(content, str) else content
+                    stream.append(b"M 100644 inline %s\ndata %d\n%s\n" % (name, len(data), data))
+            stream.append(b"\n")
             with tempfile.TemporaryDirectory(prefix="mlgate-emu-") as tmp:
-                index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-                self.git("read-tree", *([parent] if parent else ["--empty"]), env=index)
-                blobs = self._write_blobs(Path(tmp), files)
-                records = []
-                for path, content in files.items():
-                    name = _clean_path(path)
-                    if content is None:
-                        records.append(f"0 {ZERO_SHA}\t{name}")
-                    else:
-                        records.append(f"100644 {blobs[path]}\t{name}")
+                marks = Path(tmp) / "marks"
                 self.git(
-                    "update-index",
-                    "-z",
-                    "--index-info",
-                    stdin="".join(r + "\x00" for r in records).encode(),
-                    env=index,
+                    "fast-import",
+                    "--quiet",
+                    "--date-format=raw",
+                    f"--export-marks={marks}",
+                    stdin=b"".join(stream),
                 )
-                tree = self.git("write-tree", env=index).decode().strip()
-            sha = self._commit_tree(
-                tree, [parent] if parent else [], message, author_name, author_email
-            )
-            self.git("update-ref", f"refs/heads/{branch}", sha, current or ZERO_SHA)
+                sha = marks.read_text().split()[1]
             self._sync_worktree(f"refs/heads/{branch}")
             return sha
-
-    def _write_blobs(self, tmp: Path, files: Mapping[str, str | bytes | None]) -> dict[str, str]:
-        # One `hash-object --stdin-paths` for all files instead of a process per file.
-        paths: list[tuple[str, Path]] = []
-        for i, (path, content) in enumerate(files.items()):
-            if content is None:
-                continue
-            data = content.encode() if isinstance(content, str) else content
-            blob = tmp / f"blob-{i}"
-            blob.write_bytes(data)
-            paths.append((path, blob))
-        if not paths:
-            return {}
-        out = self.git(
-            "hash-object",
-            "-w",
-            "--no-filters",
-            "--stdin-paths",
-            stdin="".join(f"{p}\n" for _, p in paths).encode(),
-        )
-        shas = out.decode().split()
-        return {path: sha for (path, _), sha in zip(paths, shas, strict=True)}
 
     def _commit_tree(
         self, tree: str, parents: list[str], message: str, author_name: str, author_email: str
@@ -295,13 +292,27 @@ class GitRepository:
 
     def merge_base(self, a: str, b: str) -> str | None:
         """The best common ancestor of two commits, or None for unrelated histories."""
+        key = ("merge-base", a, b)
+        if key in self._memo:
+            return self._memo[key] or None
         code, out = run_git(self.path, "merge-base", a, b, ok_codes=(0, 1))
-        return out.decode().strip() if code == 0 else None
+        found = out.decode().strip() if code == 0 else ""
+        self._remember(key, found, a, b)
+        return found or None
 
     def count(self, exclude: str, include: str) -> int:
         """Number of commits reachable from `include` but not from `exclude`."""
-        out = self.git("rev-list", "--count", f"{exclude}..{include}")
-        return int(out.decode().strip())
+        key = ("count", exclude, include)
+        if key in self._memo:
+            return int(self._memo[key])
+        value = self.git("rev-list", "--count", f"{exclude}..{include}").decode().strip()
+        self._remember(key, value, exclude, include)
+        return int(value)
+
+    def _remember(self, key: tuple[str, str, str], value: str, *commits: str) -> None:
+        # Answers about full commit shas never change; answers about ref names do.
+        if all(_FULL_SHA.fullmatch(c) for c in commits):
+            self._memo[key] = value
 
     def log(self, exclude: str | None, include: str, limit: int | None = None) -> list[CommitInfo]:
         """Commits reachable from `include` and not from `exclude`, oldest first."""
@@ -331,7 +342,22 @@ class GitRepository:
         return commits[:limit] if limit is not None else commits
 
     def diff(self, old: str, new: str) -> list[FileChange]:
-        """Files changed from commit `old` to commit `new`, with rename detection."""
+        """Files changed from commit `old` to commit `new` (full shas), with rename detection."""
+        key = (old, new)
+        with self._diffs_lock:
+            if key in self._diffs:
+                self._diffs.move_to_end(key)
+                return list(self._diffs[key])
+        changes = self._diff(old, new)
+        if not (_FULL_SHA.fullmatch(old) and _FULL_SHA.fullmatch(new)):
+            return changes
+        with self._diffs_lock:
+            self._diffs[key] = changes
+            while len(self._diffs) > _DIFF_CACHE_SIZE:
+                self._diffs.popitem(last=False)
+        return list(changes)
+
+    def _diff(self, old: str, new: str) -> list[FileChange]:
         common = ("--no-color", "--no-ext-diff", "--no-textconv", "-M")
         raw = self.git("diff", *common, "--raw", "-z", "--no-abbrev", old, new)
         numstat = self.git("diff", *common, "--numstat", "-z", old, new)
@@ -367,7 +393,13 @@ class GitRepository:
 def _clean_path(path: str) -> str:
     name = path.strip("/")
     parts = name.split("/")
-    if not name or any(p in ("", ".", "..", ".git") for p in parts):
+    # fast-import would need C-style quoting for these; repositories of ML projects don't.
+    if (
+        not name
+        or "\n" in name
+        or name.startswith('"')
+        or any(p in ("", ".", "..", ".git") for p in parts)
+    ):
         raise ValueError(f"not a valid repository path: {path!r}")
     return name
 

@@ -67,6 +67,32 @@ class OpenApiSpec:
             problems.append(_problem(error))
         return problems
 
+    def validate_response(self, operation_id: str, status: int, body: Any) -> list[Problem]:
+        """Problems of a response `body` against the operation's documented JSON response."""
+        import jsonschema
+
+        for item in self._document.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and operation.get("operationId") == operation_id:
+                    response = operation.get("responses", {}).get(str(status))
+                    break
+            else:
+                continue
+            break
+        else:
+            raise KeyError(f"no operation {operation_id}")
+        if response is None:
+            raise KeyError(f"{operation_id} documents no {status} response")
+        if "$ref" in response:
+            response = self._resolve(response["$ref"])
+        content = response.get("content", {})
+        media: dict[str, Any] = content.get("application/json") or next(iter(content.values()), {})
+        schema = media.get("schema")
+        if schema is None:
+            return []
+        validator = jsonschema.Draft4Validator(self._convert(schema, ()))
+        return [_problem(e) for e in validator.iter_errors(body)]
+
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#/"):
             raise ValueError(f"only local $ref is supported, not {ref}")
