@@ -767,6 +767,10 @@ def test_compare_reports_divergence_merge_base_commits_and_files(
         "dvc.lock": "added",
     }
     assert gh.get("/repos/octo/ml/compare/feature...feature").json()["status"] == "identical"
+    assert repo.create_branch("experiment", fork_point) == fork_point
+    assert repo.head("experiment") == fork_point
+    behind = gh.get("/repos/octo/ml/compare/main...experiment").json()
+    assert (behind["status"], behind["behind_by"]) == ("behind", 1)
     assert gh.get(f"/repos/octo/ml/compare/{fork_point}...main").json()["status"] == "ahead"
     assert gh.get("/repos/octo/ml/compare/main...nope").status_code == 404
 

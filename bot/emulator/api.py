@@ -20,13 +20,17 @@ from werkzeug.wrappers import Request, Response
 
 from bot.emulator import auth
 from bot.emulator.models import (
+    ANONYMOUS_RATE_LIMIT,
     JSON,
     LEGACY_PERMISSION,
     PERMISSION_LEVELS,
     CheckRun,
+    Comment,
     Deployment,
     DeploymentStatus,
     EmulatedRepo,
+    PullRequest,
+    RateInfo,
     Reaction,
     RecordedRequest,
     Status,
@@ -330,7 +334,7 @@ class Api:
             return Caller("jwt") if problem is None else Caller("invalid", jwt_error=problem)
         return Caller("invalid")
 
-    def _rate(self, caller: Caller) -> Any:
+    def _rate(self, caller: Caller) -> RateInfo:
         # GitHub counts an installation's requests together, whichever of its tokens is used.
         if caller.kind == "installation" and caller.token is not None:
             return self.emu._consume_rate(
@@ -338,7 +342,7 @@ class Api:
             )
         if caller.kind == "jwt":
             return self.emu._consume_rate("app", self.emu.rate_limit)
-        return self.emu._consume_rate("anonymous", 60)
+        return self.emu._consume_rate("anonymous", ANONYMOUS_RATE_LIMIT)
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -350,7 +354,7 @@ class Api:
         body: Any,
         malformed: bool,
         caller: Caller,
-        rate: Any,
+        rate: RateInfo,
     ) -> Reply:
         try:
             endpoint, matched = self._map.bind("127.0.0.1").match(path, method)
@@ -644,7 +648,7 @@ class Api:
         page, headers = self._paginate(call.request, found)
         return Reply(200, [self.emu.comment_json(c) for c in page], headers=headers)
 
-    def _comment(self, repo: EmulatedRepo, comment_id: int) -> Any:
+    def _comment(self, repo: EmulatedRepo, comment_id: int) -> Comment:
         with self.emu._lock:
             comment = self.emu._comments.get(comment_id)
         if comment is None or comment.repo != repo.full_name:
@@ -705,7 +709,7 @@ class Api:
         # triage as read; `role_name` carries the real role.
         return Reply(200, {"permission": LEGACY_PERMISSION[role], "role_name": role, "user": user})
 
-    def _pull(self, repo: EmulatedRepo, number: int) -> Any:
+    def _pull(self, repo: EmulatedRepo, number: int) -> PullRequest:
         with self.emu._lock:
             pr = self.emu._pulls.get((repo.full_name, number))
         if pr is None:

@@ -38,12 +38,14 @@ from bot.emulator.models import (
     Fault,
     Installation,
     PullRequest,
+    RateInfo,
     Reaction,
     RecordedRequest,
     Status,
     Token,
     User,
     iso,
+    utc,
 )
 from bot.emulator.openapi import load_spec
 
@@ -60,10 +62,8 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
     "pull_requests": "write",
     "statuses": "write",
 }
-# "Rate limits for the REST API": 5,000 requests per hour for an installation (at least),
-# 60 for unauthenticated requests.
+# "Rate limits for the REST API": 5,000 requests per hour for an installation (at least).
 RATE_LIMIT = 5000
-ANONYMOUS_RATE_LIMIT = 60
 RATE_WINDOW = 3600
 _SERVER_POLL = 0.05
 _STOP_TIMEOUT = 5.0
@@ -91,25 +91,6 @@ class _RateWindow:
         self.limit = limit
         self.used = 0
         self.reset = int(now) + RATE_WINDOW
-
-
-class RateInfo:
-    """The `x-ratelimit-*` values of one answer."""
-
-    def __init__(self, limit: int, used: int, reset: int, exceeded: bool) -> None:
-        self.limit = limit
-        self.used = used
-        self.reset = reset
-        self.exceeded = exceeded
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "x-ratelimit-limit": str(self.limit),
-            "x-ratelimit-remaining": str(max(0, self.limit - self.used)),
-            "x-ratelimit-reset": str(self.reset),
-            "x-ratelimit-used": str(self.used),
-            "x-ratelimit-resource": "core",
-        }
 
 
 class GitHubEmulator:
@@ -1098,12 +1079,12 @@ class GitHubEmulator:
                 "author": {
                     "name": commit.author_name,
                     "email": commit.author_email,
-                    "date": _utc(commit.author_date),
+                    "date": utc(commit.author_date),
                 },
                 "committer": {
                     "name": commit.committer_name,
                     "email": commit.committer_email,
-                    "date": _utc(commit.committer_date),
+                    "date": utc(commit.committer_date),
                 },
                 "message": commit.message,
                 "comment_count": 0,
@@ -1216,10 +1197,3 @@ class GitHubEmulator:
             "repository_url": self._api(f"/repos/{deployment.repo}"),
             "performed_via_github_app": self.app_json(),
         }
-
-
-def _utc(git_date: str) -> str:
-    # git's %aI is ISO 8601 with the committer's offset; GitHub shows UTC with a Z.
-    from datetime import UTC, datetime
-
-    return datetime.fromisoformat(git_date).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

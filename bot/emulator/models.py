@@ -14,6 +14,9 @@ from bot.emulator.git import GitRepository
 
 JSON = dict[str, Any]
 
+# "Rate limits for the REST API": unauthenticated requests get 60 an hour.
+ANONYMOUS_RATE_LIMIT = 60
+
 # Repository roles, lowest first; mlgate compares them by this order.
 PERMISSION_LEVELS = ("none", "read", "triage", "write", "maintain", "admin")
 # The collaborator permission API keeps the legacy base roles in `permission`.
@@ -33,6 +36,11 @@ def iso(ts: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc(git_date: str) -> str:
+    """git's ISO 8601 date (with the committer's offset) as GitHub shows it: UTC with a Z."""
+    return datetime.fromisoformat(git_date).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request the emulator answered, as tests inspect it."""
@@ -43,6 +51,25 @@ class RecordedRequest:
     status: int
     body: Any
     auth: str  # "jwt", "installation", "none" or "invalid"
+
+
+class RateInfo:
+    """The `x-ratelimit-*` values of one answer."""
+
+    def __init__(self, limit: int, used: int, reset: int, exceeded: bool) -> None:
+        self.limit = limit
+        self.used = used
+        self.reset = reset
+        self.exceeded = exceeded
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(max(0, self.limit - self.used)),
+            "x-ratelimit-reset": str(self.reset),
+            "x-ratelimit-used": str(self.used),
+            "x-ratelimit-resource": "core",
+        }
 
 
 @dataclass
