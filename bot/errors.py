@@ -54,3 +54,11 @@ class RepoConfigError(MlgateError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class ParameterError(MlgateError):
+    """`/retrain key=value` arguments do not fit `retrain.parameters`; `problems` says how."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
