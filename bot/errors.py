@@ -62,3 +62,46 @@ class ParameterError(MlgateError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class DvcFileError(MlgateError):
+    """A `.dvc`, `dvc.lock`, `dvc.yaml` or params file is malformed; names the file and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class MetricsFileError(MlgateError):
+    """A metrics file cannot be read as JSON, YAML or TOML; names the file and why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class RunnerError(MlgateError):
+    """The local runner could not prepare a checkout or an environment for a command."""
+
+
+class UnsafeCheckoutPath(RunnerError):
+    """A repository name, PR number or sha would place a checkout outside the data directory."""
+
+
+class FetchError(RunnerError):
+    """git could not fetch or check out a commit; `stderr` is git's message, secrets redacted."""
+
+    def __init__(self, command: str, returncode: int, stderr: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(
+            f"`{command}` failed (exit {returncode}): {stderr.strip() or 'no message'}; check "
+            "that the App is installed on the repository and that the commit was pushed"
+        )
+
+
+class RunEnvironmentError(RunnerError):
+    """A run parameter cannot reach a command as an environment variable; names it and why."""
