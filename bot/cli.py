@@ -89,6 +89,25 @@ def redeliver() -> None:
     click.echo(f"redelivered {len(ids)} deliveries" + (f": {ids}" if ids else ""))
 
 
+@main.group()
+def config() -> None:
+    """Repository configuration (.github/mlgate.yml)."""
+
+
+@config.command("validate")
+@click.argument("file", default=".github/mlgate.yml", type=click.Path(path_type=Path))
+def config_validate(file: Path) -> None:
+    """Check FILE as mlgate would; every problem names file:line, the key and what was expected."""
+    from bot.config import validate_file
+
+    problems = validate_file(file)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{file}: valid")
+
+
 @contextmanager
 def _redis_url() -> Iterator[str]:
     """REDIS_URL if set, else an embedded Redis for as long as the block runs."""

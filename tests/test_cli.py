@@ -154,3 +154,18 @@ def test_dev_runs_web_worker_and_embedded_redis_and_stops_them_all_on_ctrl_c(
     assert "web       |" in output and "worker    |" in output
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+def test_config_validate_reports_each_problem_with_file_line_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "mlgate.yml"
+    bad.write_text("version: 1\ngates:\n  accuracy: {min: high}\n")
+    result = CliRunner().invoke(main, ["config", "validate", str(bad)])
+    assert result.exit_code == 1
+    assert result.output == f'{bad}:3 gates.accuracy.min: expected a number, got "high"\n'
+
+
+def test_config_validate_accepts_a_valid_file(tmp_path: Path) -> None:
+    good = tmp_path / "mlgate.yml"
+    good.write_text("version: 1\ngates:\n  accuracy: {min: 0.87, max_drop: 0.01}\n")
+    result = CliRunner().invoke(main, ["config", "validate", str(good)])
+    assert (result.exit_code, result.output) == (0, f"{good}: valid\n")
