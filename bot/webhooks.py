@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ from bot.services import services
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
+# GitHub's delivery ids are GUIDs; they become job ids, so nothing else gets through.
+DELIVERY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 # DESIGN.md: 413 over 25 MB. GitHub caps payloads at 25 MB and drops larger ones.
 BODY_LIMIT = 25 * 1024 * 1024
 
@@ -61,6 +64,8 @@ def github() -> Response:
     if not event or not delivery_id:
         missing = "X-GitHub-Event" if not event else "X-GitHub-Delivery"
         return answer(400, f"missing header: {missing}")
+    if not DELIVERY_ID.fullmatch(delivery_id):
+        return answer(400, "malformed header: X-GitHub-Delivery must be a GUID")
     extra = {"delivery_id": delivery_id, "event": event}
     payload = _payload(body, request.content_type or "")
     if payload is None:

@@ -153,6 +153,12 @@ def test_missing_event_or_delivery_header_is_400(client: FlaskClient, header: st
     assert response.get_data(as_text=True) == f"missing header: {header}\n"
 
 
+def test_a_delivery_id_that_is_not_a_guid_is_400(client: FlaskClient) -> None:
+    body = json.dumps(payload("push")).encode()
+    status, text = post(client, "push", body, delivery="../../etc:passwd")
+    assert (status, text) == (400, "malformed header: X-GitHub-Delivery must be a GUID\n")
+
+
 def test_form_encoded_delivery_is_accepted(client: FlaskClient) -> None:
     form = "payload=" + json.dumps(payload("push")).replace("%", "%25").replace("&", "%26")
     body = form.replace("+", "%2B").encode()
