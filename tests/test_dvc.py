@@ -1,0 +1,289 @@
+"""DVC files as DVC writes them: `.dvc`, dvc.lock, dvc.yaml and params, and their diffs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.dvc import (
+    DataChange,
+    Output,
+    ParamChange,
+    diff_outputs,
+    diff_params,
+    flatten_params,
+    load_yaml,
+    lock_params,
+    metrics_files,
+    outputs,
+    parse_dvc_file,
+    parse_dvc_lock,
+)
+from bot.errors import DvcFileError
+
+DVC = Path(__file__).parent / "fixtures" / "dvc"
+
+
+def read(relative: str) -> str:
+    return (DVC / relative).read_text()
+
+
+def test_dvc2_pointer_output_is_relative_to_the_dvc_file_folder() -> None:
+    outs = parse_dvc_file(read("example-get-started/data/data.xml.dvc"), "data/data.xml.dvc")
+    assert outs == {
+        "data/data.xml": Output("data/data.xml", "a304afb96060aad90176268345e10355", None, None)
+    }
+
+
+def test_dvc3_pointer_with_hash_field_reads_directory_hash_size_and_nfiles() -> None:
+    outs = parse_dvc_file(read("handwritten/data/images.dvc"), "data/images.dvc")
+    assert outs["data/images"] == Output(
+        "data/images", "9a1b2c3d4e5f60718293a4b5c6d7e8f9.dir", 212454603, 1912
+    )
+
+
+def test_pointer_at_repository_root_keeps_the_plain_path() -> None:
+    outs = parse_dvc_file(read("example-get-started-experiments/data/pool_data.dvc"), "pool.dvc")
+    assert list(outs) == ["pool_data"]
+
+
+def test_dvc_lock_stages_keep_cmd_deps_params_and_outs() -> None:
+    lock = parse_dvc_lock(read("example-get-started/dvc.lock"))
+    assert list(lock.stages) == ["prepare", "featurize", "train", "evaluate"]
+    prepare = lock.stages["prepare"]
+    assert prepare.cmd == "python src/prepare.py data/data.xml"
+    assert prepare.deps[0] == Output(
+        "data/data.xml", "a304afb96060aad90176268345e10355", 37891850, None
+    )
+    assert prepare.params == {"params.yaml": {"prepare.seed": 20170428, "prepare.split": 0.2}}
+    assert prepare.outs == (
+        Output("data/prepared", "20b786b6e6f80e2b3fcf17827ad18597.dir", 23861319, 2),
+    )
+
+
+def test_dvc_lock_nested_param_groups_flatten_like_dotted_keys() -> None:
+    lock = parse_dvc_lock(read("example-get-started-experiments/dvc.lock"))
+    assert lock.stages["train"].params["params.yaml"] == {
+        "base.random_seed": 42,
+        "train.valid_pct": 0.1,
+        "train.arch": "shufflenet_v2_x2_0",
+        "train.img_size": 256,
+        "train.batch_size": 8,
+        "train.fine_tune_args.epochs": 8,
+        "train.fine_tune_args.base_lr": 0.01,
+    }
+
+
+def test_dvc3_lock_with_hash_md5_lists_every_stage_output() -> None:
+    outs = outputs({"dvc.lock": read("semaphore-demo-mlops/dvc.lock")})
+    assert sorted(outs) == [
+        "data/images",
+        "metrics/classification.md",
+        "metrics/confusion_matrix.png",
+        "metrics/finetune_results.png",
+        "metrics/top_losses.png",
+        "models/model.pkl",
+        "models/model.pth",
+    ]
+    assert outs["data/images"] == Output(
+        "data/images", "edcf3adc979e5ebc257cc498c1522d96.dir", 200054603, 1848
+    )
+
+
+def test_directory_listed_file_by_file_gets_a_count_and_a_fingerprint_not_a_hash() -> None:
+    outs = outputs({"dvc.lock": read("semaphore-demo-mlops/dvc.lock.files-listing-excerpt")})
+    images = outs["data/images"]
+    assert images.md5 is None
+    assert images.nfiles == 3
+    assert images.size is None  # the listing carries no sizes
+    assert images.fingerprint is not None and len(images.fingerprint) == 64
+
+
+def test_outputs_of_a_file_set_merge_pointers_and_locks_and_ignore_other_files() -> None:
+    files = {
+        "dvc.lock": read("example-get-started-experiments/dvc.lock"),
+        "data/pool_data.dvc": read("example-get-started-experiments/data/pool_data.dvc"),
+        "models/model.pkl.dvc": read("example-get-started-experiments/models/model.pkl.dvc"),
+        "README.md": "# not DVC",
+    }
+    assert sorted(outputs(files)) == [
+        "data/pool_data",
+        "data/test_data",
+        "data/train_data",
+        "models/model.pkl",
+    ]
+
+
+def test_lock_in_a_subfolder_resolves_outputs_against_folder_and_stage_wdir() -> None:
+    lock = "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n    - path: model.pkl\n"
+    dvc_yaml = "stages:\n  train:\n    wdir: src\n    cmd: x\n"
+    assert list(outputs({"sub/dvc.lock": lock, "sub/dvc.yaml": dvc_yaml})) == ["sub/src/model.pkl"]
+
+
+def test_dvc1_lock_without_schema_has_stages_at_top_level() -> None:
+    lock = parse_dvc_lock("train:\n  cmd: python train.py\n  outs:\n  - path: m.pkl\n    md5: ab\n")
+    assert lock.stages["train"].outs == (Output("m.pkl", "ab", None, None),)
+
+
+def test_diff_outputs_reports_added_removed_and_modified_sorted_by_path() -> None:
+    base = {
+        "data/images": Output("data/images", "edcf3adc979e5ebc257cc498c1522d96.dir", 200, 1848),
+        "models/old.pkl": Output("models/old.pkl", "aa", 10, None),
+        "same": Output("same", "cc", 1, None),
+    }
+    head = {
+        "data/images": Output("data/images", "9a1b2c3d4e5f60718293a4b5c6d7e8f9.dir", 260, 1912),
+        "models/new.pkl": Output("models/new.pkl", "bb", 12, None),
+        "same": Output("same", "cc", 1, None),
+    }
+    changes = diff_outputs(base, head)
+    assert [(c.path, c.kind) for c in changes] == [
+        ("data/images", "modified"),
+        ("models/new.pkl", "added"),
+        ("models/old.pkl", "removed"),
+    ]
+    assert changes[0].size_delta == 60
+    assert changes[0].nfiles_delta == 64
+    assert changes[1].size_delta == 12
+    assert changes[2].size_delta == -10
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        Output("d", "aa.dir", 5, 2),  # size only
+        Output("d", "aa.dir", 4, 3),  # file count only
+        Output("d", "bb.dir", 4, 2),  # hash only
+    ],
+)
+def test_any_of_hash_size_or_file_count_changing_is_a_modification(new: Output) -> None:
+    old = Output("d", "aa.dir", 4, 2)
+    assert diff_outputs({"d": old}, {"d": new}) == [DataChange("d", "modified", old, new)]
+
+
+def test_params_yaml_flattens_nested_keys() -> None:
+    params = flatten_params(read("example-get-started/params.yaml"), "params.yaml")
+    assert params == {
+        "prepare.split": 0.2,
+        "prepare.seed": 20170428,
+        "featurize.max_features": 400,
+        "featurize.ngrams": 2,
+        "train.seed": 20170428,
+        "train.n_est": 50,
+        "train.min_split": 0.01,
+    }
+
+
+def test_params_json_and_toml_are_read_by_extension() -> None:
+    assert flatten_params('{"a": {"b": [1, 2]}}', "params.json") == {"a.b": [1, 2]}
+    assert flatten_params("[train]\nlr = 0.1\n", "params.toml") == {"train.lr": 0.1}
+
+
+def test_params_read_as_yaml_1_2_like_dvc() -> None:
+    params = flatten_params("lr: 1e-3\nshuffle: yes\nepochs: 010\nratio: .5\n", "params.yaml")
+    assert params == {"lr": 0.001, "shuffle": "yes", "epochs": 10, "ratio": 0.5}
+
+
+def test_yaml_loader_keeps_yaml_1_2_booleans_and_hex() -> None:
+    assert load_yaml("a: true\nb: False\nc: 0x1f\nd: 0o17\ne: .inf\n") == {
+        "a": True,
+        "b": False,
+        "c": 31,
+        "d": 15,
+        "e": float("inf"),
+    }
+
+
+def test_diff_params_between_lock_and_params_file() -> None:
+    base = lock_params(parse_dvc_lock(read("example-get-started/dvc.lock")))
+    head = {"params.yaml": flatten_params(read("example-get-started/params.yaml"), "params.yaml")}
+    assert diff_params(base, head) == [
+        ParamChange("params.yaml", "featurize.max_features", 3000, 400),
+        ParamChange("params.yaml", "train.min_split", 64, 0.01),
+        ParamChange("params.yaml", "train.n_est", 100, 50),
+    ]
+
+
+def test_diff_params_reports_added_and_removed_keys_and_files_with_none() -> None:
+    base: dict[str, dict[str, object]] = {
+        "params.yaml": {"lr": 0.1, "old": 1},
+        "gone.yaml": {"x": 1},
+    }
+    head = {"params.yaml": {"lr": 0.1, "new": [1, 2]}}
+    assert diff_params(base, head) == [
+        ParamChange("gone.yaml", "x", 1, None),
+        ParamChange("params.yaml", "new", None, [1, 2]),
+        ParamChange("params.yaml", "old", 1, None),
+    ]
+
+
+def test_diff_params_treats_int_and_equal_float_as_same_but_bool_as_different() -> None:
+    assert diff_params({"p": {"a": 1, "b": 1}}, {"p": {"a": 1.0, "b": True}}) == [
+        ParamChange("p", "b", 1, True)
+    ]
+
+
+def test_metrics_files_from_top_level_and_nested_dvc_yaml() -> None:
+    assert metrics_files(read("example-get-started-experiments/dvc.yaml")) == [
+        "results/evaluate/metrics.json",
+        "results/train/metrics.json",
+    ]
+    nested = read("example-get-started-experiments/results/evaluate/dvc.yaml")
+    assert metrics_files(nested, "results/evaluate/dvc.yaml") == ["results/evaluate/metrics.json"]
+
+
+def test_metrics_files_of_stages_honour_wdir_mappings_and_skip_templates() -> None:
+    assert metrics_files(read("handwritten/dvc.yaml")) == [
+        "eval/live/metrics.yaml",
+        "eval/scores.json",
+        "reports/summary.toml",
+        "splits/all.json",
+    ]
+
+
+def test_stage_level_metrics_of_a_real_pipeline() -> None:
+    assert metrics_files(read("semaphore-demo-mlops/dvc.yaml")) == ["metrics/classification.md"]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("outs: [\n", "invalid YAML"),
+        ("- just a list\n", "expected a mapping"),
+        ("md5: abc\n", "`outs:` must be a list"),
+        ("outs:\n- md5: abc\n", "outs[0] has no `path`"),
+        ("outs:\n- path: x\n  size: big\n", "`size` must be an integer"),
+    ],
+)
+def test_malformed_dvc_file_names_the_file_and_the_problem(content: str, reason: str) -> None:
+    with pytest.raises(DvcFileError) as error:
+        parse_dvc_file(content, "data/images.dvc")
+    assert str(error.value).startswith("data/images.dvc: ")
+    assert reason in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("schema: '3.0'\nstages: {}\n", "unsupported schema '3.0'"),
+        ("schema: '2.0'\nstages:\n  train: nope\n", "stages.train must be a mapping"),
+        ("schema: '2.0'\nstages:\n  t:\n    outs: x\n", "must be lists"),
+        ("schema: '2.0'\nstages:\n  t:\n    params: [a]\n", "stages.t.params"),
+    ],
+)
+def test_malformed_dvc_lock_names_the_file_and_the_problem(content: str, reason: str) -> None:
+    with pytest.raises(DvcFileError, match=f"^dvc.lock: .*{reason}"):
+        parse_dvc_lock(content)
+
+
+def test_malformed_params_file_names_the_file() -> None:
+    with pytest.raises(DvcFileError, match=r"^params.json: invalid JSON"):
+        flatten_params("{nope", "params.json")
+    with pytest.raises(DvcFileError, match=r"^params.yaml: expected a mapping"):
+        flatten_params("- 1\n", "params.yaml")
+
+
+def test_malformed_dvc_yaml_metrics_entry_names_the_file() -> None:
+    with pytest.raises(DvcFileError, match=r"^dvc.yaml: `metrics` entries must be paths"):
+        metrics_files("metrics:\n- 3\n")
