@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import redis
 from rq import Callback, Queue, Retry
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from bot import deliveries
@@ -16,6 +18,10 @@ RUNS = "runs"  # slow: evaluations and retrains, so they never delay a reply
 QUEUES = (EVENTS, RUNS)
 
 HANDLE_GITHUB_EVENT = "workers.jobs.handle_github_event"
+EVALUATE_PULL_REQUEST = "workers.jobs.evaluate_pull_request"
+RECORD_BASELINE = "workers.jobs.record_baseline"
+# An evaluation may run a model; its own timeout (evaluate.timeout) kills the command first.
+RUN_JOB_TIMEOUT = 6 * 3600
 EVENT_JOB_TIMEOUT = 300
 # Failed jobs stay in rq's failed registry as long as GitHub lets an operator redeliver.
 FAILURE_TTL = deliveries.DELIVERY_TTL
@@ -66,4 +72,46 @@ def accept_github_delivery(
         except redis.WatchError:
             # Another web process claimed the same delivery between WATCH and EXEC.
             return False
+    return True
+
+
+def run_job_id(kind: str, repo: str, number: int | None, sha: str) -> str:
+    """A stable job id per (kind, repo, PR, sha): the same work is never queued twice.
+
+    rq ids allow only [A-Za-z0-9_-], so the repository is hashed.
+    """
+    digest = hashlib.sha1(repo.lower().encode()).hexdigest()[:12]
+    return f"{kind}-{digest}-{number or 0}-{sha}"
+
+
+def enqueue_run(
+    conn: redis.Redis,
+    kind: str,
+    func: str,
+    repo: str,
+    number: int | None,
+    sha: str,
+    /,
+    **kwargs: Any,
+) -> bool:
+    """Queue a slow job on `runs`, unless the same one is already queued or running."""
+    job_id = run_job_id(kind, repo, number, sha)
+    existing = Job.fetch(job_id, connection=conn) if Job.exists(job_id, conn) else None
+    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
+        return False
+    Queue(RUNS, connection=conn).enqueue_call(
+        func, kwargs=kwargs, job_id=job_id, timeout=RUN_JOB_TIMEOUT, failure_ttl=FAILURE_TTL
+    )
+    return True
+
+
+def cancel_run(conn: redis.Redis, kind: str, repo: str, number: int | None, sha: str) -> bool:
+    """Cancel a queued run (a newer push superseded it); True if one was cancelled."""
+    job_id = run_job_id(kind, repo, number, sha)
+    if not Job.exists(job_id, conn):
+        return False
+    job = Job.fetch(job_id, connection=conn)
+    if job.get_status() != JobStatus.QUEUED:
+        return False
+    job.cancel()
     return True

@@ -30,3 +30,8 @@ def connect(url: str, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> redis
 def key(*parts: object) -> str:
     """A namespaced key: key("delivery", "abc") == "mlgate:delivery:abc"."""
     return KEY_PREFIX + ":".join(str(p) for p in parts)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (replies are bytes unless a client decodes them)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -35,7 +35,7 @@ NOTE_CHARS = 1_000
 # Room kept for the "left out" note and the "… more rows" lines once anything is cut.
 _TRUNCATION_RESERVE = 1_200
 
-ReportVerdict = Literal["passed", "failed", "overridden", "no_gates", "skipped"]
+ReportVerdict = Literal["passed", "failed", "overridden", "no_gates", "skipped", "error"]
 Conclusion = Literal["success", "failure", "skipped"]
 Metrics = Mapping[str, Mapping[str, MetricValue]]
 
@@ -56,7 +56,8 @@ class Evaluation:
     holds the means and `noise` their spread). `trend` is oldest first; only the last 20
     are drawn. `sources` holds head contents of metrics files, to put annotations on the
     right line. `skipped` (a reason) marks a run where nothing relevant changed;
-    `override` records who accepted a failing gate and why.
+    `override` records who accepted a failing gate and why; `error` says why the evaluation
+    itself failed (a command exited non-zero, a metrics file did not parse).
     """
 
     head_sha: str
@@ -75,6 +76,7 @@ class Evaluation:
     skipped: str | None = None
     override: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,11 @@ def _percent(value: float) -> str:
 
 
 def report_verdict(evaluation: Evaluation) -> ReportVerdict:
-    """The report's verdict: skipped, no_gates, passed, failed, or failed but overridden."""
+    """The report's verdict: skipped, error, no_gates, passed, failed, or failed but overridden."""
     if evaluation.skipped is not None:
         return "skipped"
+    if evaluation.error is not None:
+        return "error"
     gate_verdict = verdict(evaluation.gates)
     if gate_verdict == "failed" and evaluation.override:
         return "overridden"
@@ -210,7 +214,7 @@ def conclusion(evaluation: Evaluation) -> Conclusion:
     state = report_verdict(evaluation)
     if state == "skipped":
         return "skipped"
-    return "failure" if state == "failed" else "success"
+    return "failure" if state in ("failed", "error") else "success"
 
 
 def _verdict_line(evaluation: Evaluation) -> str:
@@ -219,6 +223,8 @@ def _verdict_line(evaluation: Evaluation) -> str:
     failed = [g for g in gates if not g.passed]
     if state == "skipped":
         return f"⏭️ **Not evaluated**: {_inline(evaluation.skipped or '')}"
+    if state == "error":
+        return f"❌ **Evaluation failed**: {_inline(evaluation.error or '')}"
     if state == "no_gates":
         return "ℹ️ **No quality gates configured**: metrics are compared, nothing is enforced."
     if state == "passed":
@@ -807,6 +813,8 @@ def _check_title(evaluation: Evaluation) -> str:
     failed = sum(1 for g in gates if not g.passed)
     if state == "skipped":
         return _clip(f"Skipped: {' '.join((evaluation.skipped or '').split())}", 120)
+    if state == "error":
+        return _clip(f"Evaluation failed: {' '.join((evaluation.error or '').split())}", 120)
     if state == "no_gates":
         return "No quality gates configured"
     if state == "passed":

@@ -1,4 +1,4 @@
-"""gunicorn settings for `mlgate serve` (any gunicorn setting may also come from GUNICORN_CMD_ARGS)."""
+"""gunicorn settings for `mlgate serve`; GUNICORN_CMD_ARGS may override any of them."""
 
 import multiprocessing
 import os

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
 from bot.redis_conn import connect
-from tests.support import FIXTURES, SECRET
+from tests.support import FIXTURES, SECRET, Bot, serve
 
 APP_ID = "1"
 # Every variable Settings reads: a test starts from none of the developer's own.
@@ -88,3 +89,12 @@ def github_env(
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+@pytest.fixture
+def bot(
+    github_env: dict[str, str], emulator: GitHubEmulator, redis_conn: redis.Redis
+) -> Iterator[Bot]:
+    """The whole product against the emulator: web over HTTP, jobs run in-process."""
+    with serve(create_app(github_env)) as url:
+        yield Bot(emulator, redis_conn, url)

@@ -20,6 +20,8 @@ from bot.queueing import EVENTS, RUNS
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from bot.emulator import GitHubEmulator
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret"
 
@@ -61,3 +63,53 @@ def serve(app: WSGIApplication) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def github_event(
+    emulator: GitHubEmulator, event: str, template: str, repo: str, sender: str, **fields: Any
+) -> dict[str, Any]:
+    """A real GitHub example payload rewritten to a repository of the emulator.
+
+    `repository`, `installation` and `sender` come from the emulator; `fields` replace
+    top-level keys (e.g. pull_request=emulator.pull_request(repo, 1)).
+    """
+    data = payload(event, template)
+    emulated = emulator.repo(repo)
+    data["repository"] = emulator.repository(repo)
+    data["installation"] = {"id": emulated.installation_id, "node_id": "MDIzOkludGVncmF0aW9u"}
+    data["sender"] = emulator.user_json(sender)
+    data.pop("organization", None)
+    data.update(fields)
+    return data
+
+
+def pull_request_event(
+    emulator: GitHubEmulator, repo: str, number: int, action: str, sender: str | None = None
+) -> dict[str, Any]:
+    pull = emulator.pull_request(repo, number)
+    template = "synchronize.payload" if action == "synchronize" else "opened.payload"
+    return github_event(
+        emulator,
+        "pull_request",
+        template,
+        repo,
+        sender or pull["user"]["login"],
+        action=action,
+        number=number,
+        pull_request=pull,
+    )
+
+
+class Bot:
+    """mlgate as deployed: the web app over real HTTP, webhooks sent by the emulator, and
+    queued jobs run in-process as a worker would."""
+
+    def __init__(self, emulator: GitHubEmulator, conn: redis.Redis, url: str) -> None:
+        self.emulator, self.conn, self.url = emulator, conn, url
+        emulator.configure_webhook(f"{url}/webhooks/github", SECRET)
+
+    def deliver(self, event: str, data: dict[str, Any]) -> int:
+        """Send a webhook like GitHub, then run every job it led to."""
+        status = self.emulator.send_webhook(event, data)
+        run_jobs(self.conn)
+        return status

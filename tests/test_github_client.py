@@ -574,6 +574,7 @@ def test_every_exchange_is_logged_once_with_its_facts(
 ) -> None:
     app.installation_token(world.installation)  # so that only the API call itself is logged
     caplog.set_level(logging.INFO, logger="bot.github")
+    caplog.clear()  # another test may have set the root logger to INFO already
 
     client.get_pull(world.repo, world.pr)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
 from bot.errors import GitHubError, GitHubRateLimited, GitHubRetriesExhausted
+from bot.evaluation import Evaluator, PullRequest, author_trusted
 from bot.handlers import router
 from bot.redis_conn import connect
 from bot.routing import Event
@@ -84,3 +86,40 @@ def redeliver_failed_deliveries() -> list[int]:
         return []
     ctx = Context(settings=settings, redis=_connection(settings))
     return redelivery.sweep(ctx.github.app_client(), ctx.redis)
+
+
+def evaluate_pull_request(pr: dict[str, Any], installation_id: int, note: str = "") -> str:
+    """Evaluate one PR head and publish the sticky comment and `mlgate/quality`."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    request = PullRequest(**pr)
+    gh = ctx.github.client(installation_id)
+    evaluator = Evaluator(
+        settings, ctx.redis, gh, token=lambda: ctx.github.installation_token(installation_id)
+    )
+    outcome = evaluator.evaluate(
+        request, trusted=lambda: author_trusted(gh, request), note=note or None
+    )
+    log.info(
+        "evaluated: %s",
+        outcome,
+        extra={"repo": request.repo, "pr": request.number, "sha": request.head_sha},
+    )
+    return outcome
+
+
+def record_baseline(
+    repo: str, sha: str, clone_url: str, installation_id: int, paths: list[str] | None
+) -> bool:
+    """Record a default-branch commit's metrics; False when the push changed nothing relevant."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    evaluator = Evaluator(
+        settings,
+        ctx.redis,
+        ctx.github.client(installation_id),
+        token=lambda: ctx.github.installation_token(installation_id),
+    )
+    metrics = evaluator.record_push_baseline(repo, sha, clone_url, time.time(), paths)
+    log.info("baseline %s", "recorded" if metrics is not None else "skipped", extra={"repo": repo})
+    return metrics is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers import installation
+from bot.handlers import checks, installation, pull_request, push
 from bot.routing import Router
 
-router = Router.combine(installation.router)
+router = Router.combine(installation.router, pull_request.router, push.router, checks.router)

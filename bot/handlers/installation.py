@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from bot.context import Context
-from bot.redis_conn import key
+from bot.redis_conn import key, text
 from bot.routing import Event, Router
 
 log = logging.getLogger(__name__)
@@ -20,11 +20,7 @@ REPOS = key("installed-repos")  # hash: full_name -> installation id
 
 def installed_repositories(conn: redis.Redis) -> dict[str, int]:
     """Every installed repository with its installation id."""
-    return {_text(k): int(v) for k, v in conn.hgetall(REPOS).items()}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return {text(k): int(v) for k, v in conn.hgetall(REPOS).items()}
 
 
 def _names(repositories: Iterable[Any]) -> list[str]:
@@ -57,7 +53,7 @@ def installation_created(event: Event, ctx: Context) -> None:
 def installation_deleted(event: Event, ctx: Context) -> None:
     installation_id = event.payload["installation"]["id"]
     members = key("installation", installation_id, "repos")
-    removed = [_text(m) for m in ctx.redis.smembers(members)]
+    removed = [text(m) for m in ctx.redis.smembers(members)]
     removed += _names(event.payload.get("repositories") or [])
     _record(ctx.redis, installation_id, [], removed)
     ctx.redis.delete(members)

@@ -1,0 +1,546 @@
+"""Evaluating a PR: read config and changes, compare metrics with the base, publish the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import shlex
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bot import dvc, gates, runner, sticky
+from bot.changes import classify
+from bot.checks import CONFIG_CHECK, QUALITY_CHECK, Checks
+from bot.config import CONFIG_PATH, RepoConfig, default_config, parse_config
+from bot.errors import DvcFileError, MetricsFileError, RepoConfigError, RunnerError
+from bot.files import RepoFiles
+from bot.github import GitHubClient
+from bot.metrics import MetricValue, Stat, aggregate, parse_metrics
+from bot.permissions import at_least, level
+from bot.redis_conn import key, text
+from bot.report import Baseline, Evaluation, render_check_run, render_comment
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Metrics = dict[str, dict[str, MetricValue]]
+TREND_LENGTH = 20
+# Baselines and PR state are kept long enough for any PR's lifetime.
+STATE_TTL = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The facts about a PR that an evaluation needs, from the API or a webhook payload."""
+
+    repo: str
+    number: int
+    head_sha: str
+    base_sha: str
+    base_ref: str
+    default_branch: str
+    head_repo: str | None
+    author: str
+    draft: bool
+    clone_url: str
+
+    @classmethod
+    def from_api(cls, pull: Mapping[str, Any], repository: Mapping[str, Any]) -> PullRequest:
+        head_repo = (pull["head"].get("repo") or {}).get("full_name")
+        return cls(
+            repo=str(repository["full_name"]),
+            number=int(pull["number"]),
+            head_sha=str(pull["head"]["sha"]),
+            base_sha=str(pull["base"]["sha"]),
+            base_ref=str(pull["base"]["ref"]),
+            default_branch=str(repository.get("default_branch") or "main"),
+            head_repo=str(head_repo) if head_repo else None,
+            author=str(pull["user"]["login"]),
+            draft=bool(pull.get("draft")),
+            clone_url=str(repository.get("clone_url") or ""),
+        )
+
+    @property
+    def from_fork(self) -> bool:
+        return self.head_repo is None or self.head_repo.lower() != self.repo.lower()
+
+    @property
+    def short_sha(self) -> str:
+        return self.head_sha[:7]
+
+
+# -------------------------------------------------------------------------- PR state
+
+
+def head_key(repo: str, number: int) -> str:
+    return key("pr", repo, number, "head")
+
+
+def record_head(conn: redis.Redis, pr: PullRequest) -> str | None:
+    """Make `pr.head_sha` the PR's current head; return the head it replaced, if any."""
+    with conn.pipeline() as pipe:
+        pipe.getset(head_key(pr.repo, pr.number), pr.head_sha)
+        pipe.expire(head_key(pr.repo, pr.number), STATE_TTL)
+        pipe.set(key("sha", pr.repo, pr.head_sha, "pr"), pr.number, ex=STATE_TTL)
+        previous, _, _ = pipe.execute()
+    old = text(previous) if previous is not None else None
+    return old if old != pr.head_sha else None
+
+
+def is_current(conn: redis.Redis, pr: PullRequest) -> bool:
+    """Whether `pr.head_sha` is still the PR's head; a superseded run must not publish."""
+    current = conn.get(head_key(pr.repo, pr.number))
+    return current is None or text(current) == pr.head_sha
+
+
+def pr_for_sha(conn: redis.Redis, repo: str, sha: str) -> int | None:
+    """The PR whose head was `sha` (check runs on fork PRs carry no pull_requests)."""
+    number = conn.get(key("sha", repo, sha, "pr"))
+    return int(number) if number is not None else None
+
+
+# -------------------------------------------------------------------------- baselines
+
+
+def record_baseline(conn: redis.Redis, repo: str, sha: str, metrics: Metrics, when: float) -> None:
+    """Store a default-branch commit's metrics: the trend's data and later PRs' base."""
+    with conn.pipeline() as pipe:
+        pipe.set(key("baseline", repo, sha), json.dumps(metrics, sort_keys=True), ex=STATE_TTL)
+        pipe.zadd(key("baselines", repo), {sha: when})
+        # Keep the sorted set bounded: only the newest commits are ever drawn.
+        pipe.zremrangebyrank(key("baselines", repo), 0, -(TREND_LENGTH * 5) - 1)
+        pipe.execute()
+
+
+def baseline(conn: redis.Redis, repo: str, sha: str) -> Metrics | None:
+    raw = conn.get(key("baseline", repo, sha))
+    return json.loads(raw) if raw is not None else None
+
+
+def trend(conn: redis.Redis, repo: str) -> list[Baseline]:
+    """The last 20 default-branch baselines, oldest first."""
+    members: list[bytes] = conn.zrange(key("baselines", repo), -TREND_LENGTH, -1)  # type: ignore[assignment]
+    shas = [text(s) for s in members]
+    raws = conn.mget([key("baseline", repo, s) for s in shas]) if shas else []
+    return [Baseline(sha, json.loads(raw)) for sha, raw in zip(shas, raws, strict=True) if raw]
+
+
+# -------------------------------------------------------------------------- reading commits
+
+
+def load_config(files: RepoFiles, ref: str) -> RepoConfig:
+    """`.github/mlgate.yml` at `ref` (the default branch), or the defaults when absent."""
+    text = files.read(CONFIG_PATH, ref)
+    return default_config() if text is None else parse_config(text.decode("utf-8", "replace"))
+
+
+def metrics_paths(files: RepoFiles, config: RepoConfig, sha: str) -> list[str]:
+    """The configured metrics files, else those dvc.yaml declares at `sha`."""
+    if config.metrics.files:
+        return list(config.metrics.files)
+    dvc_yaml = files.read("dvc.yaml", sha)
+    return dvc.metrics_files(dvc_yaml) if dvc_yaml is not None else []
+
+
+def read_metrics(read: Callable[[str], bytes | None], paths: Sequence[str]) -> Metrics:
+    """Metrics of each file that exists; a missing file is simply absent."""
+    found: Metrics = {}
+    for path in paths:
+        content = read(path)
+        if content is not None:
+            found[path] = dict(parse_metrics(content, path))
+    return found
+
+
+def data_files(paths: Sequence[str]) -> list[str]:
+    """The changed paths DVC describes data in, plus the dvc.yaml that sets stage wdirs."""
+    names = [p for p in paths if p.endswith(".dvc") or posixpath.basename(p) == "dvc.lock"]
+    wdirs = {posixpath.join(posixpath.dirname(p), "dvc.yaml") for p in names if "dvc.lock" in p}
+    return sorted(set(names) | wdirs)
+
+
+def data_and_params(
+    files: RepoFiles, changed: Sequence[str], base: str, head: str
+) -> tuple[list[dvc.DataChange], list[dvc.ParamChange]]:
+    """Outputs and parameters that differ between base and head, read from changed files."""
+    wanted = data_files(changed)
+    params = [p for p in changed if posixpath.basename(p) == "params.yaml"]
+    sides: dict[str, tuple[dict[str, bytes], dict[str, dict[str, Any]]]] = {}
+    for side, sha in (("base", base), ("head", head)):
+        contents = {p: c for p in wanted if (c := files.read(p, sha)) is not None}
+        values: dict[str, dict[str, Any]] = {}
+        for path in params:
+            content = files.read(path, sha)
+            if content is not None:
+                values[path] = dvc.flatten_params(content, path)
+        for path, content in contents.items():
+            if posixpath.basename(path) == "dvc.lock":
+                for file, lock_values in dvc.lock_params(dvc.parse_dvc_lock(content, path)).items():
+                    values.setdefault(file, lock_values)
+        sides[side] = (contents, values)
+    data = dvc.diff_outputs(dvc.outputs(sides["base"][0]), dvc.outputs(sides["head"][0]))
+    return data, dvc.diff_params(sides["base"][1], sides["head"][1])
+
+
+# -------------------------------------------------------------------------- running code
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    metrics: Metrics
+    noise: dict[str, Stat] | None
+    log_tail: str
+    failure: str | None = None
+
+
+def run_evaluation(
+    settings: Settings,
+    config: RepoConfig,
+    *,
+    repo: str,
+    pr: int | None,
+    sha: str,
+    clone_url: str,
+    token: str,
+    on_step: Callable[[str], None] = lambda step: None,
+) -> RunOutcome:
+    """Fetch exactly `sha`, run `evaluate.run` (`repeats` times), read its metrics files."""
+    assert config.evaluate.run is not None, "metrics.source: run requires evaluate.run"
+    checkout = runner.checkout_path(settings.data_dir, repo, pr, sha)
+    on_step("fetching")
+    runner.fetch(clone_url, sha, checkout, token)
+    runs: list[Metrics] = []
+    logs: list[str] = []
+    repeats = config.evaluate.repeats
+    for index in range(repeats):
+        on_step(f"evaluating {index + 1}/{repeats}" if repeats > 1 else "evaluating")
+        env = runner.run_environment(
+            params={},
+            run_id=uuid.uuid4().hex,
+            repo=repo,
+            pr=pr,
+            sha=sha,
+            allowed_secrets={},
+            home=runner.fresh_home(checkout),
+        )
+        result = runner.run(
+            config.evaluate.run,
+            checkout,
+            env=env,
+            timeout=config.evaluate.timeout,
+            secrets=[token],
+        )
+        logs.append(result.log)
+        if result.timed_out or result.exit_code != 0:
+            reason = (
+                f"timed out after {config.evaluate.timeout:.0f} s"
+                if result.timed_out
+                else f"exited with {result.exit_code}"
+            )
+            command = shlex.join(config.evaluate.run)
+            return RunOutcome({}, None, result.log, failure=f"`{command}` {reason}")
+        paths = metrics_paths_local(checkout, config)
+        runs.append(read_metrics(lambda p: _read_local(checkout, p), paths))
+    return _combine(runs, logs[-1] if logs else "")
+
+
+def metrics_paths_local(checkout: Path, config: RepoConfig) -> list[str]:
+    if config.metrics.files:
+        return list(config.metrics.files)
+    dvc_yaml = _read_local(checkout, "dvc.yaml")
+    return dvc.metrics_files(dvc_yaml) if dvc_yaml is not None else []
+
+
+def _read_local(checkout: Path, path: str) -> bytes | None:
+    target = (checkout / path).resolve()
+    # A metrics path from the repository must not read outside its checkout.
+    if not target.is_relative_to(checkout.resolve()) or not target.is_file():
+        return None
+    return target.read_bytes()
+
+
+def _combine(runs: Sequence[Metrics], log_tail: str) -> RunOutcome:
+    """One run as it is; several as means, with their spread as the noise."""
+    if len(runs) == 1:
+        return RunOutcome(runs[0], None, log_tail)
+    flat = [{f"{path}:{k}": v for path, m in run.items() for k, v in m.items()} for run in runs]
+    stats = aggregate(flat)  # type: ignore[arg-type]
+    means: Metrics = {}
+    for name, stat in stats.items():
+        path, _, metric = name.partition(":")
+        means.setdefault(path, {})[metric] = stat.mean
+    return RunOutcome(means, stats, log_tail)
+
+
+# -------------------------------------------------------------------------- the whole flow
+
+
+@dataclass
+class Evaluator:
+    """Evaluates PRs of one repository for one installation and publishes the results."""
+
+    settings: Settings
+    conn: redis.Redis
+    gh: GitHubClient
+    token: Callable[[], str]
+
+    def files(self, repo: str) -> RepoFiles:
+        return RepoFiles(self.gh, self.conn, repo)
+
+    def checks(self, repo: str) -> Checks:
+        return Checks(self.gh, self.conn, repo)
+
+    def evaluate(
+        self, pr: PullRequest, *, trusted: Callable[[], bool], note: str | None = None
+    ) -> str:
+        """Evaluate `pr` at its head and publish; returns the outcome for logs and tests.
+
+        `trusted` is asked only when the configuration would run the PR's code.
+        """
+        files, checks = self.files(pr.repo), self.checks(pr.repo)
+        checks.start(QUALITY_CHECK, pr.head_sha, "queued")
+        try:
+            config = load_config(files, self._config_ref(pr))
+        except RepoConfigError as exc:
+            checks.complete(
+                CONFIG_CHECK,
+                pr.head_sha,
+                "failure",
+                "Configuration invalid",
+                _problems(exc, f"`{CONFIG_PATH}` on `{pr.default_branch}` is invalid"),
+            )
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "neutral",
+                "Configuration invalid",
+                "configuration invalid, see mlgate/config",
+            )
+            return "config-invalid"
+        changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
+        if CONFIG_PATH in changed:
+            self._validate_pr_config(pr, files, checks)
+        if pr.draft and not config.triggers.drafts:
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "skipped",
+                "Draft pull request",
+                "Draft PRs are evaluated once marked ready for review "
+                "(or with `triggers.drafts: true`).",
+            )
+            return "skipped-draft"
+        classified = classify(changed, config.triggers, metrics_paths(files, config, pr.head_sha))
+        if not classified.relevant:
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "skipped",
+                "Nothing to evaluate",
+                f"No changed file matches the triggers ({len(changed)} files changed).",
+            )
+            return "skipped-irrelevant"
+
+        checks.start(QUALITY_CHECK, pr.head_sha, "fetching")
+        notes = [note] if note else []
+        if classified.truncated:
+            notes.append(
+                f"GitHub lists at most {len(changed)} files of a PR; "
+                "changes beyond them are not shown."
+            )
+        may_run = config.metrics.source == "git" or trusted()
+        try:
+            result = self._compare(pr, config, files, checks, changed, may_run, notes)
+        except (DvcFileError, MetricsFileError, RunnerError) as exc:
+            # A broken file or a failed fetch is the PR's result, not a reason to retry.
+            result = RunOutcome({}, None, "", failure=str(exc))
+        if isinstance(result, RunOutcome):
+            return self._publish_failure(pr, result, checks)
+        return self._publish(pr, result, checks, neutral=not may_run)
+
+    def _compare(
+        self,
+        pr: PullRequest,
+        config: RepoConfig,
+        files: RepoFiles,
+        checks: Checks,
+        changed: Sequence[str],
+        trusted: bool,
+        notes: list[str],
+    ) -> Evaluation | RunOutcome:
+        """Base and head metrics, data and parameter changes, gates: the evaluation to show."""
+        head_paths = metrics_paths(files, config, pr.head_sha)
+        data, params = data_and_params(files, changed, pr.base_sha, pr.head_sha)
+        base_paths = sorted(set(metrics_paths(files, config, pr.base_sha)) | set(head_paths))
+        old = baseline(self.conn, pr.repo, pr.base_sha) or read_metrics(
+            lambda p: files.read(p, pr.base_sha), base_paths
+        )
+        noise: dict[str, Stat] | None = None
+        log_tail = ""
+        source = config.metrics.source
+        if source == "run" and trusted:
+            outcome = run_evaluation(
+                self.settings,
+                config,
+                repo=pr.repo,
+                pr=pr.number,
+                sha=pr.head_sha,
+                clone_url=pr.clone_url,
+                token=self.token(),
+                on_step=lambda step: checks.start(QUALITY_CHECK, pr.head_sha, step),
+            )
+            if outcome.failure is not None:
+                return outcome
+            new, noise, log_tail = outcome.metrics, outcome.noise, outcome.log_tail
+        else:
+            new = read_metrics(lambda p: files.read(p, pr.head_sha), head_paths)
+            if source != "git":
+                notes.append(_waiting_note(source, pr, trusted))
+        checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
+        return Evaluation(
+            head_sha=pr.head_sha,
+            base_sha=pr.base_sha,
+            old=old,
+            new=new,
+            gates=gates.evaluate_gates(config.gates, old, new, noise),
+            data_changes=data,
+            param_changes=params,
+            trend=trend(self.conn, pr.repo),
+            noise=noise,
+            log_tail=log_tail,
+            notes=notes,
+            base_ref=pr.base_ref,
+            sources={
+                p: c.decode("utf-8", "replace") for p in new if (c := files.read(p, pr.head_sha))
+            },
+        )
+
+    def _config_ref(self, pr: PullRequest) -> str:
+        # The base sha is the default branch's head when the PR targets it: immutable, cacheable.
+        return pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch
+
+    def _validate_pr_config(self, pr: PullRequest, files: RepoFiles, checks: Checks) -> None:
+        text = files.read(CONFIG_PATH, pr.head_sha)
+        if text is None:
+            checks.complete(
+                CONFIG_CHECK,
+                pr.head_sha,
+                "success",
+                "Configuration removed",
+                f"This PR removes `{CONFIG_PATH}`; mlgate will use its defaults.",
+            )
+            return
+        try:
+            parse_config(text.decode("utf-8", "replace"))
+        except RepoConfigError as exc:
+            checks.complete(
+                CONFIG_CHECK,
+                pr.head_sha,
+                "failure",
+                "Configuration invalid",
+                _problems(exc, f"This PR's `{CONFIG_PATH}` is invalid"),
+            )
+            return
+        checks.complete(
+            CONFIG_CHECK,
+            pr.head_sha,
+            "success",
+            "Configuration valid",
+            f"This PR's `{CONFIG_PATH}` is valid; it takes effect once merged into "
+            f"`{pr.default_branch}`.",
+        )
+
+    def _publish(
+        self, pr: PullRequest, evaluation: Evaluation, checks: Checks, *, neutral: bool
+    ) -> str:
+        if not is_current(self.conn, pr):
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "cancelled",
+                "Superseded",
+                "A newer commit was pushed; its evaluation replaces this one.",
+            )
+            return "superseded"
+        output = render_check_run(evaluation)
+        conclusion = "neutral" if neutral else output.conclusion
+        sticky.upsert(self.gh, self.conn, pr.repo, pr.number, render_comment(evaluation))
+        checks.complete(
+            QUALITY_CHECK,
+            pr.head_sha,
+            conclusion,
+            output.title,
+            output.summary,
+            annotations=output.annotations,
+        )
+        return conclusion
+
+    def _publish_failure(self, pr: PullRequest, outcome: RunOutcome, checks: Checks) -> str:
+        evaluation = Evaluation(
+            head_sha=pr.head_sha,
+            base_sha=pr.base_sha,
+            log_tail=outcome.log_tail,
+            base_ref=pr.base_ref,
+            error=outcome.failure,
+        )
+        return self._publish(pr, evaluation, checks, neutral=False)
+
+    def record_push_baseline(
+        self, repo: str, sha: str, clone_url: str, when: float, paths: Sequence[str] | None
+    ) -> Metrics | None:
+        """Metrics of a default-branch commit: read (git) or evaluated (run) and stored.
+
+        `paths` (what the push changed, when known) that touch nothing relevant record nothing.
+        """
+        files = self.files(repo)
+        config = load_config(files, sha)
+        if paths is not None:
+            classified = classify(paths, config.triggers, metrics_paths(files, config, sha))
+            if not (classified.relevant or classified.config):
+                return None
+        if config.metrics.source == "run":
+            outcome = run_evaluation(
+                self.settings,
+                config,
+                repo=repo,
+                pr=None,
+                sha=sha,
+                clone_url=clone_url,
+                token=self.token(),
+            )
+            if outcome.failure is not None:
+                log.warning("baseline evaluation failed: %s", outcome.failure, extra={"repo": repo})
+                return None
+            metrics = outcome.metrics
+        else:
+            metrics = read_metrics(lambda p: files.read(p, sha), metrics_paths(files, config, sha))
+        record_baseline(self.conn, repo, sha, metrics, when)
+        return metrics
+
+
+def _problems(exc: RepoConfigError, heading: str) -> str:
+    lines = "\n".join(f"- `{p}`" for p in exc.problems)
+    return f"{heading}:\n\n{lines}\n"
+
+
+def author_trusted(gh: GitHubClient, pr: PullRequest) -> bool:
+    """A PR may run its code with the bot's credentials only from the base repository and by
+    an author with write permission (never inferred from author_association)."""
+    if pr.from_fork:
+        return False
+    return at_least(level(gh.collaborator_permission(pr.repo, pr.author)), "write")
+
+
+def _waiting_note(source: str, pr: PullRequest, trusted: bool) -> str:
+    if not trusted:
+        return (
+            f"Evaluation waits for a maintainer's `/evaluate` on {pr.short_sha}: this PR's "
+            "code does not run until then. The comparison shows its committed metrics files."
+        )
+    return f"`metrics.source: {source}` runs on Semaphore; the comparison shows committed files."
