@@ -89,6 +89,18 @@ def redeliver() -> None:
     click.echo(f"redelivered {len(ids)} deliveries" + (f": {ids}" if ids else ""))
 
 
+@main.command()
+def demo() -> None:
+    """The whole flow on a sample ML repo against the built-in GitHub emulator; no credentials."""
+    from bot import demo as demo_module
+
+    try:
+        code = demo_module.run(click.echo)
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
 @main.group()
 def config() -> None:
     """Repository configuration (.github/mlgate.yml)."""

@@ -1,0 +1,211 @@
+"""`mlgate demo`: the whole flow on a sample ML repository against the built-in GitHub emulator."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from bot import logs, sample
+from bot.app import create_app
+from bot.embedded_redis import EmbeddedRedis
+from bot.emulator import GitHubEmulator
+from bot.errors import MlgateError
+from bot.report import parse_data
+
+REPO = "acme/sample-model"
+INSTALLATION = 7
+AUTHOR = "alice"
+SECRET = "demo-webhook-secret"
+WAIT_SECONDS = 60.0
+OPENAPI = (
+    Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "github" / "openapi-subset.json"
+)
+
+Echo = Callable[[str], None]
+
+
+def _event(emulator: GitHubEmulator, action: str, number: int | None = None) -> dict[str, Any]:
+    """A webhook payload as GitHub sends it, built from the emulator's own objects."""
+    data: dict[str, Any] = {
+        "repository": emulator.repository(REPO),
+        "installation": {"id": INSTALLATION},
+        "sender": emulator.user_json(AUTHOR),
+    }
+    if number is not None:
+        data |= {"action": action, "number": number}
+        data["pull_request"] = emulator.pull_request(REPO, number)
+    return data
+
+
+@contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """The web's JSON log lines go to a file, so the terminal shows the story only."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logs.JsonFormatter())
+    saved = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        handler.close()
+
+
+@contextmanager
+def _web(settings_env: dict[str, str]) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, create_app(settings_env), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _worker(env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """The real `mlgate worker` processes, their logs kept in a file."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            env=os.environ | env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for_quality(emulator: GitHubEmulator, sha: str, log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        runs = [r for r in emulator.check_runs(REPO, sha) if r["name"] == "mlgate/quality"]
+        if runs and runs[-1]["status"] == "completed":
+            return runs[-1]
+        time.sleep(0.1)
+    raise MlgateError(
+        f"no completed mlgate/quality on {sha[:7]} after {WAIT_SECONDS:.0f} s; "
+        f"the worker's log is in {log_path}"
+    )
+
+
+def _show(echo: Echo, emulator: GitHubEmulator, number: int, check: dict[str, Any]) -> None:
+    comments = emulator.comments(REPO, number)
+    echo(f"PR #{number} has {len(comments)} mlgate comment (id {comments[-1]['id']}):")
+    echo("")
+    for line in comments[-1]["body"].splitlines():
+        echo(f"    {line}")
+    echo("")
+    output = check["output"]
+    echo(f"mlgate/quality: {check['conclusion']} — {output['title']}")
+    for annotation in check.get("annotations", []):
+        echo(
+            f"  annotation {annotation['path']}:{annotation['start_line']}: {annotation['message']}"
+        )
+
+
+def run(echo: Echo) -> int:
+    """Run the demo, narrating with `echo`; returns the process exit code."""
+    started = time.monotonic()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-demo-")))
+        stack.enter_context(_logs_to(work / "web.log"))
+        redis_server = stack.enter_context(EmbeddedRedis())
+        emulator = stack.enter_context(
+            GitHubEmulator(
+                app_id="1",
+                openapi_path=OPENAPI if OPENAPI.exists() else None,
+                root=work / "github",
+            )
+        )
+        env = {
+            "GITHUB_WEBHOOK_SECRET": SECRET,
+            "REDIS_URL": redis_server.url,
+            "GITHUB_APP_ID": "1",
+            "GITHUB_PRIVATE_KEY": emulator.app_private_key_pem,
+            "GITHUB_API_URL": emulator.url,
+            "MLGATE_DATA_DIR": str(work / "data"),
+            "MLGATE_RETRY_DELAYS": "1,2",
+        }
+        echo(f"1. Embedded Redis, the GitHub emulator at {emulator.url}, web and worker")
+        url = stack.enter_context(_web(env))
+        worker_log = work / "worker.log"
+        stack.enter_context(_worker(env, worker_log))
+        emulator.configure_webhook(f"{url}/webhooks/github", SECRET)
+
+        emulator.add_installation(INSTALLATION, "acme")
+        repo = emulator.create_repo(
+            REPO,
+            installation_id=INSTALLATION,
+            files=sample.files(sample.BASE_DATA, sample.BASE_PARAMS, source="run"),
+        )
+        emulator.set_permission(REPO, AUTHOR, "write")
+        echo(
+            f"2. {REPO}: DVC data, dvc.lock, params.yaml, evaluate.py; gates in .github/mlgate.yml"
+        )
+        # A default-branch push records the baseline every PR is compared with.
+        push = _event(emulator, "push") | {
+            "ref": "refs/heads/main",
+            "after": repo.head("main"),
+            "deleted": False,
+            "commits": [],
+        }
+        emulator.send_webhook("push", push)
+
+        def change(version: sample.DataVersion) -> dict[str, str | bytes | None]:
+            files = sample.files(version, sample.BASE_PARAMS, source="run")
+            names = ("data/images.dvc", "dvc.lock", "data/features.csv")
+            return {name: files[name] for name in names}
+
+        repo.commit("more-data", change(sample.BETTER_DATA), "Add 64 images and 60 rows")
+        pull = emulator.open_pull_request(
+            REPO, head="more-data", base="main", user=AUTHOR, title="More training data"
+        )
+        number = int(pull["number"])
+        echo(f"3. {AUTHOR} opens PR #{number}: a new data version (data/images.dvc, dvc.lock)")
+        status = emulator.send_webhook("pull_request", _event(emulator, "opened", number))
+        echo(f"   webhook answered {status}; the worker evaluates {pull['head']['sha'][:7]} ...")
+        first = _wait_for_quality(emulator, pull["head"]["sha"], worker_log)
+        _show(echo, emulator, number, first)
+
+        head = repo.commit("more-data", change(sample.WORSE_DATA), "Relabel with the new vendor")
+        echo(f"4. {AUTHOR} pushes {head[:7]}: the new labels are noisy")
+        emulator.send_webhook("pull_request", _event(emulator, "synchronize", number))
+        second = _wait_for_quality(emulator, head, worker_log)
+        _show(echo, emulator, number, second)
+
+        comments = emulator.comments(REPO, number)
+        data = parse_data(comments[-1]["body"]) or {}
+        echo(
+            f"5. One sticky comment (edited in place, {len(comments)} in all); "
+            f"mlgate/quality went {first['conclusion']} → {second['conclusion']} "
+            f"(verdict {data.get('verdict')}); {time.monotonic() - started:.1f} s in all."
+        )
+        ok = (first["conclusion"], second["conclusion"], len(comments)) == (
+            "success",
+            "failure",
+            1,
+        )
+        return 0 if ok else 1
