@@ -1,0 +1,1 @@
+"""Benchmarks run by hand, each against a baseline measured in the same run."""
