@@ -35,17 +35,15 @@ def answer(status: int, message: str, **extra: object) -> Response:
     return Response(message + "\n", status=status, mimetype="text/plain")
 
 
-def _payload(body: bytes, content_type: str) -> dict[str, Any] | None:
-    """The JSON payload; GitHub's form encoding wraps the same JSON in a `payload` field."""
+def _payload(body: bytes, content_type: str) -> tuple[dict[str, Any], bytes] | None:
+    """The JSON payload and its bytes; GitHub's form encoding puts the JSON in `payload`."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = request.form.get("payload", "").encode()
     try:
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            text = request.form.get("payload", "")
-        else:
-            text = body.decode("utf-8")
-        parsed = json.loads(text)
+        parsed = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return None
-    return parsed if isinstance(parsed, dict) else None
+    return (parsed, body) if isinstance(parsed, dict) else None
 
 
 @bp.post("/webhooks/github")
@@ -67,9 +65,10 @@ def github() -> Response:
     if not DELIVERY_ID.fullmatch(delivery_id):
         return answer(400, "malformed header: X-GitHub-Delivery must be a GUID")
     extra = {"delivery_id": delivery_id, "event": event}
-    payload = _payload(body, request.content_type or "")
-    if payload is None:
+    parsed = _payload(body, request.content_type or "")
+    if parsed is None:
         return answer(400, "malformed payload: the body is not a JSON object", **extra)
+    payload, json_body = parsed
     if event == "ping":
         return answer(200, f"pong: zen {payload.get('zen', '')!r}", **extra)
     try:
@@ -77,7 +76,7 @@ def github() -> Response:
             services().redis,
             event,
             delivery_id,
-            payload,
+            json_body,
             services().settings.retry_delays,
         )
     except redis.RedisError as exc:

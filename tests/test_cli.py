@@ -23,7 +23,7 @@ from bot.deliveries import DeliveryState
 from bot.handlers.installation import installed_repositories
 from bot.queueing import EVENTS, RUNS, accept_github_delivery
 from bot.signatures import sign
-from tests.support import FIXTURES, SECRET, payload, serve
+from tests.support import FIXTURES, SECRET, serve
 
 INSTALLATION_CREATED = FIXTURES / "github" / "installation" / "created.payload.json"
 
@@ -46,9 +46,7 @@ def test_serve_refuses_to_start_without_a_secret_and_names_the_variable(
 def test_worker_burst_runs_jobs_of_both_queues_in_worker_processes(
     redis_conn: redis.Redis, redis_url: str
 ) -> None:
-    accept_github_delivery(
-        redis_conn, "installation", "w-1", payload("installation", "created.payload"), ()
-    )
+    accept_github_delivery(redis_conn, "installation", "w-1", INSTALLATION_CREATED.read_bytes(), ())
     runs_job = Queue(RUNS, connection=redis_conn).enqueue("builtins.len", "abc")
     env = os.environ | {"GITHUB_WEBHOOK_SECRET": SECRET, "REDIS_URL": redis_url}
     result = subprocess.run(

@@ -55,7 +55,8 @@ def test_signed_event_is_accepted_and_enqueued(
     status, text = post(client, "push", body, delivery="d-1")
     assert (status, text) == (202, "accepted: delivery d-1\n")
     job = Queue(EVENTS, connection=redis_conn).jobs[0]
-    assert job.args == ("push", "d-1", payload("push"))
+    event, delivery, sent = job.args
+    assert (event, delivery, json.loads(sent)) == ("push", "d-1", payload("push"))
     assert deliveries.state(redis_conn, "github", "d-1") is DeliveryState.QUEUED
 
 

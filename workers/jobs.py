@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from types import TracebackType
@@ -29,10 +30,10 @@ def _connection(settings: Settings) -> redis.Redis:
     return job.connection if job is not None else connect(settings.redis_url)
 
 
-def handle_github_event(event_name: str, delivery_id: str, payload: dict[str, Any]) -> int:
-    """Route one GitHub delivery to its handlers; returns how many handlers ran."""
+def handle_github_event(event_name: str, delivery_id: str, body: bytes) -> int:
+    """Route one GitHub delivery (its JSON body) to its handlers; returns how many ran."""
     settings = Settings.from_env()
-    event = Event(event_name, payload, delivery_id)
+    event = Event(event_name, json.loads(body), delivery_id)
     if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
         log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
         return 0
