@@ -22,6 +22,16 @@ def delivery_key(source: str, delivery_id: str) -> str:
     return key("delivery", source, delivery_id)
 
 
+def payload_key(source: str, delivery_id: str) -> str:
+    """Where a delivery's body waits for its job (DESIGN.md: the web stores the event)."""
+    return key("payload", source, delivery_id)
+
+
+def payload(conn: redis.Redis, source: str, delivery_id: str) -> bytes | None:
+    body = conn.get(payload_key(source, delivery_id))
+    return body if isinstance(body, bytes) else None
+
+
 def accepts(state: bytes | str | None) -> bool:
     """A delivery is (re)accepted when unseen or when its job failed for good."""
     if isinstance(state, bytes):

@@ -41,8 +41,9 @@ def accept_github_delivery(
 ) -> bool:
     """Record the delivery and enqueue its job in one transaction; False for a duplicate.
 
-    The job gets the payload as the JSON bytes GitHub sent: pickling bytes is a copy, while a
-    parsed 25 KB payload costs the web a millisecond to pickle (bench/webhook_ack).
+    The payload is stored as GitHub sent it, under its own key, and the job carries only the
+    delivery id: rq compresses and pickles job arguments, which cost the web more than
+    everything else together on a 25 KB payload (bench/webhook_ack).
 
     Claiming and enqueueing are one MULTI/EXEC, so a Redis failure in between can neither
     lose the event (claimed, never enqueued) nor double it (enqueued twice).
@@ -57,11 +58,14 @@ def accept_github_delivery(
                 return False
             pipe.multi()
             pipe.set(state_key, DeliveryState.QUEUED.value, ex=deliveries.DELIVERY_TTL)
+            pipe.set(
+                deliveries.payload_key("github", delivery_id), body, ex=deliveries.DELIVERY_TTL
+            )
             # A redelivery of a failed job replaces it, so it leaves the failed registry.
             pipe.zrem(FailedJobRegistry(EVENTS, connection=conn).key, job_id)
             queue.enqueue_call(
                 HANDLE_GITHUB_EVENT,
-                args=(event, delivery_id, body),
+                args=(event, delivery_id),
                 job_id=job_id,
                 # rq's default description is repr() of every argument, payload included.
                 description=f"github {event} {delivery_id}",

@@ -15,7 +15,7 @@ from bot import deliveries, redelivery
 from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
-from bot.errors import GitHubError, GitHubRateLimited, GitHubRetriesExhausted
+from bot.errors import GitHubError, GitHubRateLimited, GitHubRetriesExhausted, MlgateError
 from bot.evaluation import Evaluator, PullRequest, author_trusted
 from bot.handlers import router
 from bot.redis_conn import connect
@@ -30,14 +30,18 @@ def _connection(settings: Settings) -> redis.Redis:
     return job.connection if job is not None else connect(settings.redis_url)
 
 
-def handle_github_event(event_name: str, delivery_id: str, body: bytes) -> int:
-    """Route one GitHub delivery (its JSON body) to its handlers; returns how many ran."""
+def handle_github_event(event_name: str, delivery_id: str) -> int:
+    """Route one stored GitHub delivery to its handlers; returns how many handlers ran."""
     settings = Settings.from_env()
+    conn = _connection(settings)
+    body = deliveries.payload(conn, "github", delivery_id)
+    if body is None:
+        raise MlgateError(f"the payload of delivery {delivery_id} has expired; redeliver it")
     event = Event(event_name, json.loads(body), delivery_id)
     if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
         log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
         return 0
-    ctx = Context(settings=settings, redis=_connection(settings))
+    ctx = Context(settings=settings, redis=conn)
     try:
         return router.dispatch(event, ctx)
     except GitHubError as exc:
@@ -55,7 +59,10 @@ def _is_permanent(exc: GitHubError) -> bool:
 
 def mark_delivery_done(job: Job, connection: redis.Redis, result: Any) -> None:
     """rq success callback: only now is the delivery done (DESIGN.md, No event lost)."""
-    deliveries.mark(connection, job.meta["source"], job.meta["delivery_id"], DeliveryState.DONE)
+    source, delivery_id = job.meta["source"], job.meta["delivery_id"]
+    deliveries.mark(connection, source, delivery_id, DeliveryState.DONE)
+    # A redelivery stores the body again; a failed delivery's body stays for inspection.
+    connection.delete(deliveries.payload_key(source, delivery_id))
 
 
 def mark_delivery_failed(
