@@ -7,14 +7,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
-
-from werkzeug.serving import make_server
 
 from bot import logs, sample
 from bot.app import create_app
@@ -22,6 +19,7 @@ from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
 from bot.errors import MlgateError
 from bot.report import parse_data
+from bot.serving import serve
 
 REPO = "acme/sample-model"
 INSTALLATION = 7
@@ -63,18 +61,6 @@ def _logs_to(path: Path) -> Iterator[None]:
         root.handlers[:], level = saved
         root.setLevel(level)
         handler.close()
-
-
-@contextmanager
-def _web(settings_env: dict[str, str]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(settings_env), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager
@@ -150,7 +136,7 @@ def run(echo: Echo) -> int:
             "MLGATE_RETRY_DELAYS": "1,2",
         }
         echo(f"1. Embedded Redis, the GitHub emulator at {emulator.url}, web and worker")
-        url = stack.enter_context(_web(env))
+        url = stack.enter_context(serve(create_app(env)))
         worker_log = work / "worker.log"
         stack.enter_context(_worker(env, worker_log))
         emulator.configure_webhook(f"{url}/webhooks/github", SECRET)

@@ -13,7 +13,8 @@ from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
 from bot.redis_conn import connect
-from tests.support import FIXTURES, SECRET, Bot, serve
+from bot.serving import serve
+from tests.support import FIXTURES, SECRET, Bot
 
 APP_ID = "1"
 # Every variable Settings reads: a test starts from none of the developer's own.

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis
 from rq import Queue, SimpleWorker
-from werkzeug.serving import make_server
 
 from bot import signatures
 from bot.queueing import EVENTS, RUNS
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
     from bot.emulator import GitHubEmulator
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -49,20 +43,6 @@ def run_jobs(conn: redis.Redis) -> None:
     """Run every queued job in-process, as rq's own tests do."""
     queues = [Queue(name, connection=conn) for name in (EVENTS, RUNS)]
     SimpleWorker(queues, connection=conn).work(burst=True)
-
-
-@contextmanager
-def serve(app: WSGIApplication) -> Iterator[str]:
-    """Serve a WSGI app over real HTTP on a loopback port, in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def github_event(

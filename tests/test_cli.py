@@ -22,8 +22,9 @@ from bot.cli import DEV_WEBHOOK_SECRET, main
 from bot.deliveries import DeliveryState
 from bot.handlers.installation import installed_repositories
 from bot.queueing import EVENTS, RUNS, accept_github_delivery
+from bot.serving import serve
 from bot.signatures import sign
-from tests.support import FIXTURES, SECRET, serve
+from tests.support import FIXTURES, SECRET
 
 INSTALLATION_CREATED = FIXTURES / "github" / "installation" / "created.payload.json"
 

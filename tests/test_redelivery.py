@@ -13,8 +13,9 @@ from bot.context import Context
 from bot.deliveries import DeliveryState
 from bot.emulator import GitHubEmulator
 from bot.handlers.installation import installed_repositories
+from bot.serving import serve
 from bot.settings import Settings
-from tests.support import SECRET, payload, run_jobs, serve
+from tests.support import SECRET, payload, run_jobs
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
