@@ -120,6 +120,81 @@ def config_validate(file: Path) -> None:
     click.echo(f"{file}: valid")
 
 
+class _ReportUsageError(click.ClickException):
+    """What the user of `mlgate report` must fix: a revision, the directory, the config."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.option("--base", required=True, help="Revision to compare with, as a PR's base: main.")
+@click.option("--head", default="HEAD", show_default=True, help="Revision to evaluate.")
+@click.option("--md", "output", flag_value="md", default=True, help="Markdown (the default).")
+@click.option("--json", "output", flag_value="json", help="`dvc metrics diff --json` output.")
+@click.option("--full", is_flag=True, help="With --json: add gates, data and parameter changes.")
+@click.option("--all", "all_metrics", is_flag=True, help="With --json: unchanged metrics too.")
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A directory of the git checkout.",
+)
+def report(base: str, head: str, output: str, full: bool, all_metrics: bool, repo: Path) -> None:
+    """The bot's comparison of HEAD with BASE, from the local git history.
+
+    Reads committed files only: uncommitted changes are not read (commit them first). The
+    changed paths are `git diff BASE...HEAD`, as on a pull request; the configuration is
+    .github/mlgate.yml at BASE (defaults when absent), as the bot reads it from the default
+    branch. Committed metrics files are compared; nothing is run.
+
+    \b
+    --md (default)  the Markdown comment the bot would post
+    --json          exactly what `dvc metrics diff BASE HEAD --json` prints
+                    (with --all: what it prints with --all):
+                    {path: {metric: {"old": v, "new": v, "diff": new - old}}}
+    --json --full   {"base": sha, "head": sha,
+                     "verdict": "passed|failed|no_gates|skipped",
+                     "metrics": <the --json object>,
+                     "gates": [{"metric", "file", "passed", "reason",
+                                "within_noise", "old", "new"}],
+                     "data": [{"path", "change": "added|removed|modified",
+                               "old"/"new": {"hash", "size", "nfiles"} or null}],
+                     "params": [{"file", "key", "old", "new"}]}
+
+    \b
+    Exit status: 0; 1 when a quality gate fails (or a committed metrics or DVC
+    file does not parse); 2 for a usage error (bad revision, not a git
+    repository, invalid configuration).
+    """
+    from bot.errors import LocalGitError, RepoConfigError
+    from bot.localgit import GitRepo, compare_revisions
+    from bot.report import render_comment, report_json, report_verdict
+
+    if output != "json" and (full or all_metrics):
+        raise click.UsageError("--full and --all apply to --json only")
+    try:
+        with GitRepo.open(repo) as git:
+            evaluation = compare_revisions(git, base, head)
+    except LocalGitError as exc:
+        raise _ReportUsageError(str(exc)) from exc
+    except RepoConfigError as exc:
+        lines = "\n".join(exc.problems)
+        raise _ReportUsageError(f"invalid configuration at {base}:\n{lines}") from exc
+    state = report_verdict(evaluation)
+    if output == "md":
+        click.echo(render_comment(evaluation))
+    elif evaluation.error is not None:
+        click.echo(f"Error: {evaluation.error}", err=True)
+    else:
+        # As DVC's `ui.write_json`: indented on a terminal, one line when piped.
+        indent = 2 if sys.stdout.isatty() else None
+        data = report_json(evaluation, all=all_metrics, full=full)
+        click.echo(json.dumps(data, indent=indent, default=str))
+    if state in ("failed", "error"):
+        sys.exit(1)
+
+
 @contextmanager
 def _redis_url() -> Iterator[str]:
     """REDIS_URL if set, else an embedded Redis for as long as the block runs."""

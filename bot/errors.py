@@ -105,3 +105,20 @@ class FetchError(RunnerError):
 
 class RunEnvironmentError(RunnerError):
     """A run parameter cannot reach a command as an environment variable; names it and why."""
+
+
+class LocalGitError(MlgateError):
+    """A git command on a local checkout failed (`mlgate report`); says which and git's words."""
+
+
+class NotAGitRepository(LocalGitError):
+    """The directory is not inside a git repository (or git is not installed)."""
+
+
+class UnknownRevision(LocalGitError):
+    """A revision names no commit; `rev` is what the user gave, `complaint` what git said."""
+
+    def __init__(self, rev: str, complaint: str) -> None:
+        self.rev = rev
+        self.complaint = complaint
+        super().__init__(f"bad revision {rev!r}: no commit has that name ({complaint})")

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import shlex
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from bot import dvc, gates, runner, sticky
+from bot import dvc, runner, sticky
 from bot.changes import classify
 from bot.checks import CONFIG_CHECK, QUALITY_CHECK, Checks
-from bot.config import CONFIG_PATH, RepoConfig, default_config, parse_config
+from bot.comparison import Metrics, RunOutcome, compare, load_config, metrics_paths, read_metrics
+from bot.config import CONFIG_PATH, RepoConfig, parse_config
 from bot.errors import DvcFileError, MetricsFileError, RepoConfigError, RunnerError
 from bot.files import RepoFiles
 from bot.github import GitHubClient
-from bot.metrics import MetricValue, Stat, aggregate, parse_metrics
+from bot.metrics import aggregate
 from bot.permissions import at_least, level
 from bot.redis_conn import key, text
 from bot.report import Baseline, Evaluation, render_check_run, render_comment
@@ -29,7 +29,6 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Metrics = dict[str, dict[str, MetricValue]]
 TREND_LENGTH = 20
 # Baselines and PR state are kept long enough for any PR's lifetime.
 STATE_TTL = 90 * 24 * 3600
@@ -131,72 +130,7 @@ def trend(conn: redis.Redis, repo: str) -> list[Baseline]:
     return [Baseline(sha, json.loads(raw)) for sha, raw in zip(shas, raws, strict=True) if raw]
 
 
-# -------------------------------------------------------------------------- reading commits
-
-
-def load_config(files: RepoFiles, ref: str) -> RepoConfig:
-    """`.github/mlgate.yml` at `ref` (the default branch), or the defaults when absent."""
-    text = files.read(CONFIG_PATH, ref)
-    return default_config() if text is None else parse_config(text.decode("utf-8", "replace"))
-
-
-def metrics_paths(files: RepoFiles, config: RepoConfig, sha: str) -> list[str]:
-    """The configured metrics files, else those dvc.yaml declares at `sha`."""
-    if config.metrics.files:
-        return list(config.metrics.files)
-    dvc_yaml = files.read("dvc.yaml", sha)
-    return dvc.metrics_files(dvc_yaml) if dvc_yaml is not None else []
-
-
-def read_metrics(read: Callable[[str], bytes | None], paths: Sequence[str]) -> Metrics:
-    """Metrics of each file that exists; a missing file is simply absent."""
-    found: Metrics = {}
-    for path in paths:
-        content = read(path)
-        if content is not None:
-            found[path] = dict(parse_metrics(content, path))
-    return found
-
-
-def data_files(paths: Sequence[str]) -> list[str]:
-    """The changed paths DVC describes data in, plus the dvc.yaml that sets stage wdirs."""
-    names = [p for p in paths if p.endswith(".dvc") or posixpath.basename(p) == "dvc.lock"]
-    wdirs = {posixpath.join(posixpath.dirname(p), "dvc.yaml") for p in names if "dvc.lock" in p}
-    return sorted(set(names) | wdirs)
-
-
-def data_and_params(
-    files: RepoFiles, changed: Sequence[str], base: str, head: str
-) -> tuple[list[dvc.DataChange], list[dvc.ParamChange]]:
-    """Outputs and parameters that differ between base and head, read from changed files."""
-    wanted = data_files(changed)
-    params = [p for p in changed if posixpath.basename(p) == "params.yaml"]
-    sides: dict[str, tuple[dict[str, bytes], dict[str, dict[str, Any]]]] = {}
-    for side, sha in (("base", base), ("head", head)):
-        contents = {p: c for p in wanted if (c := files.read(p, sha)) is not None}
-        values: dict[str, dict[str, Any]] = {}
-        for path in params:
-            content = files.read(path, sha)
-            if content is not None:
-                values[path] = dvc.flatten_params(content, path)
-        for path, content in contents.items():
-            if posixpath.basename(path) == "dvc.lock":
-                for file, lock_values in dvc.lock_params(dvc.parse_dvc_lock(content, path)).items():
-                    values.setdefault(file, lock_values)
-        sides[side] = (contents, values)
-    data = dvc.diff_outputs(dvc.outputs(sides["base"][0]), dvc.outputs(sides["head"][0]))
-    return data, dvc.diff_params(sides["base"][1], sides["head"][1])
-
-
 # -------------------------------------------------------------------------- running code
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    metrics: Metrics
-    noise: dict[str, Stat] | None
-    log_tail: str
-    failure: str | None = None
 
 
 def run_evaluation(
@@ -306,7 +240,7 @@ class Evaluator:
         files, checks = self.files(pr.repo), self.checks(pr.repo)
         checks.start(QUALITY_CHECK, pr.head_sha, "queued")
         try:
-            config = load_config(files, self._config_ref(pr))
+            config = load_config(files.read, self._config_ref(pr))
         except RepoConfigError as exc:
             checks.complete(
                 CONFIG_CHECK,
@@ -336,7 +270,9 @@ class Evaluator:
                 "(or with `triggers.drafts: true`).",
             )
             return "skipped-draft"
-        classified = classify(changed, config.triggers, metrics_paths(files, config, pr.head_sha))
+        classified = classify(
+            changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
+        )
         if not classified.relevant:
             checks.complete(
                 QUALITY_CHECK,
@@ -356,7 +292,9 @@ class Evaluator:
             )
         may_run = config.metrics.source == "git" or trusted()
         try:
-            result = self._compare(pr, config, files, checks, changed, may_run, notes)
+            result: Evaluation | RunOutcome = self._compare(
+                pr, config, files, checks, changed, may_run, notes
+            )
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
             result = RunOutcome({}, None, "", failure=str(exc))
@@ -373,53 +311,41 @@ class Evaluator:
         changed: Sequence[str],
         trusted: bool,
         notes: list[str],
-    ) -> Evaluation | RunOutcome:
-        """Base and head metrics, data and parameter changes, gates: the evaluation to show."""
-        head_paths = metrics_paths(files, config, pr.head_sha)
-        data, params = data_and_params(files, changed, pr.base_sha, pr.head_sha)
-        base_paths = sorted(set(metrics_paths(files, config, pr.base_sha)) | set(head_paths))
-        old = baseline(self.conn, pr.repo, pr.base_sha) or read_metrics(
-            lambda p: files.read(p, pr.base_sha), base_paths
-        )
-        noise: dict[str, Stat] | None = None
-        log_tail = ""
+    ) -> Evaluation:
+        """The shared comparison (`compare`), with the stored baseline, a run where configured,
+        and what only the bot has: the trend and notes."""
+        measure: Callable[[], RunOutcome] | None = None
         source = config.metrics.source
         if source == "run" and trusted:
-            outcome = run_evaluation(
-                self.settings,
-                config,
-                repo=pr.repo,
-                pr=pr.number,
-                sha=pr.head_sha,
-                clone_url=pr.clone_url,
-                token=self.token(),
-                on_step=lambda step: checks.start(QUALITY_CHECK, pr.head_sha, step),
-            )
-            if outcome.failure is not None:
-                return outcome
-            new, noise, log_tail = outcome.metrics, outcome.noise, outcome.log_tail
-        else:
-            new = read_metrics(lambda p: files.read(p, pr.head_sha), head_paths)
-            if source != "git":
-                notes.append(_waiting_note(source, pr, trusted))
-        checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
-        return Evaluation(
-            head_sha=pr.head_sha,
-            base_sha=pr.base_sha,
-            old=old,
-            new=new,
-            gates=gates.evaluate_gates(config.gates, old, new, noise),
-            data_changes=data,
-            param_changes=params,
-            trend=trend(self.conn, pr.repo),
-            noise=noise,
-            log_tail=log_tail,
-            notes=notes,
+
+            def measure() -> RunOutcome:
+                return run_evaluation(
+                    self.settings,
+                    config,
+                    repo=pr.repo,
+                    pr=pr.number,
+                    sha=pr.head_sha,
+                    clone_url=pr.clone_url,
+                    token=self.token(),
+                    on_step=lambda step: checks.start(QUALITY_CHECK, pr.head_sha, step),
+                )
+
+        elif source != "git":
+            notes.append(_waiting_note(source, pr, trusted))
+        evaluation = compare(
+            files.read,
+            config,
+            changed,
+            pr.base_sha,
+            pr.head_sha,
             base_ref=pr.base_ref,
-            sources={
-                p: c.decode("utf-8", "replace") for p in new if (c := files.read(p, pr.head_sha))
-            },
+            baseline=baseline(self.conn, pr.repo, pr.base_sha),
+            measure=measure,
         )
+        if evaluation.error is not None:
+            return evaluation  # a failed run shows its error and log, nothing else
+        checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
+        return replace(evaluation, trend=trend(self.conn, pr.repo), notes=notes)
 
     def _config_ref(self, pr: PullRequest) -> str:
         # The base sha is the default branch's head when the PR targets it: immutable, cacheable.
@@ -499,9 +425,9 @@ class Evaluator:
         `paths` (what the push changed, when known) that touch nothing relevant record nothing.
         """
         files = self.files(repo)
-        config = load_config(files, sha)
+        config = load_config(files.read, sha)
         if paths is not None:
-            classified = classify(paths, config.triggers, metrics_paths(files, config, sha))
+            classified = classify(paths, config.triggers, metrics_paths(files.read, config, sha))
             if not (classified.relevant or classified.config):
                 return None
         if config.metrics.source == "run":
@@ -519,7 +445,9 @@ class Evaluator:
                 return None
             metrics = outcome.metrics
         else:
-            metrics = read_metrics(lambda p: files.read(p, sha), metrics_paths(files, config, sha))
+            metrics = read_metrics(
+                lambda p: files.read(p, sha), metrics_paths(files.read, config, sha)
+            )
         record_baseline(self.conn, repo, sha, metrics, when)
         return metrics
 

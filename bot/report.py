@@ -605,6 +605,47 @@ def parse_data(body: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def report_json(
+    evaluation: Evaluation,
+    *,
+    all: bool = False,  # noqa: A002 - the name of `dvc metrics diff --all`
+    full: bool = False,
+) -> dict[str, Any]:
+    """`mlgate report --json`: the metrics diff exactly as `dvc metrics diff --json` gives it.
+
+    With `full`, that diff moves under `metrics`, beside `base` and `head` (shas), `verdict`,
+    `gates` (`metric`, `file`, `passed`, `reason`, `within_noise`, `old`, `new`), `data`
+    (`path`, `change`, `old`/`new` as `{hash, size, nfiles}` or null) and `params` (`file`,
+    `key`, `old`, `new`). Metric values are as DVC prints them (NaN stays NaN).
+    """
+    diff = diff_metrics(evaluation.old, evaluation.new, all=all)
+    if not full:
+        return dict(diff)
+    return {
+        "base": evaluation.base_sha,
+        "head": evaluation.head_sha,
+        "verdict": report_verdict(evaluation),
+        "metrics": diff,
+        "gates": [
+            {"metric": g.metric, "file": g.file, **_gate_json(g), "old": g.old, "new": g.new}
+            for g in evaluation.gates
+        ],
+        "data": [
+            {
+                "path": c.path,
+                "change": c.kind,
+                "old": _output_json(c.old),
+                "new": _output_json(c.new),
+            }
+            for c in evaluation.data_changes
+        ],
+        "params": [
+            {"file": p.file, "key": p.key, "old": p.old, "new": p.new}
+            for p in evaluation.param_changes
+        ],
+    }
+
+
 # ---------------------------------------------------------------------------- fitting
 
 
