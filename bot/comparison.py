@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot import dvc, gates
@@ -26,6 +26,8 @@ class RunOutcome:
     noise: dict[str, Stat] | None
     log_tail: str
     failure: str | None = None
+    # The metrics files as the run left them: annotations point at their lines.
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_config(read: ReadAt, rev: str) -> RepoConfig:
@@ -107,6 +109,7 @@ def compare(
     old = baseline or read_metrics(lambda p: read(p, base), base_paths)
     noise: dict[str, Stat] | None = None
     log_tail = ""
+    sources: Mapping[str, str] | None = None
     if measure is not None:
         outcome = measure()
         if outcome.failure is not None:
@@ -118,6 +121,7 @@ def compare(
                 error=outcome.failure,
             )
         new, noise, log_tail = outcome.metrics, outcome.noise, outcome.log_tail
+        sources = outcome.sources
     else:
         new = read_metrics(lambda p: read(p, head), head_paths)
     return Evaluation(
@@ -131,5 +135,7 @@ def compare(
         noise=noise,
         log_tail=log_tail,
         base_ref=base_ref,
-        sources={p: c.decode("utf-8", "replace") for p in new if (c := read(p, head))},
+        sources=sources
+        if sources is not None
+        else {p: c.decode("utf-8", "replace") for p in new if (c := read(p, head))},
     )

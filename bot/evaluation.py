@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -107,13 +108,16 @@ def pr_for_sha(conn: redis.Redis, repo: str, sha: str) -> int | None:
 # -------------------------------------------------------------------------- baselines
 
 
-def record_baseline(conn: redis.Redis, repo: str, sha: str, metrics: Metrics, when: float) -> None:
-    """Store a default-branch commit's metrics: the trend's data and later PRs' base."""
+def record_baseline(
+    conn: redis.Redis, repo: str, sha: str, metrics: Metrics, when: float | None
+) -> None:
+    """Store a commit's metrics as PRs' base; with `when`, a default-branch commit of the trend."""
     with conn.pipeline() as pipe:
         pipe.set(key("baseline", repo, sha), json.dumps(metrics, sort_keys=True), ex=STATE_TTL)
-        pipe.zadd(key("baselines", repo), {sha: when})
-        # Keep the sorted set bounded: only the newest commits are ever drawn.
-        pipe.zremrangebyrank(key("baselines", repo), 0, -(TREND_LENGTH * 5) - 1)
+        if when is not None:
+            pipe.zadd(key("baselines", repo), {sha: when})
+            # Keep the sorted set bounded: only the newest commits are ever drawn.
+            pipe.zremrangebyrank(key("baselines", repo), 0, -(TREND_LENGTH * 5) - 1)
         pipe.execute()
 
 
@@ -144,8 +148,13 @@ def run_evaluation(
     token: str,
     on_step: Callable[[str], None] = lambda step: None,
 ) -> RunOutcome:
-    """Fetch exactly `sha`, run `evaluate.run` (`repeats` times), read its metrics files."""
+    """Fetch exactly `sha`, run `evaluate.run` (`repeats` times), read its metrics files.
+
+    Only trusted code gets here; it sees the secrets the operator listed in
+    MLGATE_RUNNER_SECRETS, redacted from its log.
+    """
     assert config.evaluate.run is not None, "metrics.source: run requires evaluate.run"
+    allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
     checkout = runner.checkout_path(settings.data_dir, repo, pr, sha)
     on_step("fetching")
     runner.fetch(clone_url, sha, checkout, token)
@@ -160,7 +169,7 @@ def run_evaluation(
             repo=repo,
             pr=pr,
             sha=sha,
-            allowed_secrets={},
+            allowed_secrets=allowed,
             home=runner.fresh_home(checkout),
         )
         result = runner.run(
@@ -168,7 +177,7 @@ def run_evaluation(
             checkout,
             env=env,
             timeout=config.evaluate.timeout,
-            secrets=[token],
+            secrets=[token, *allowed.values()],
         )
         logs.append(result.log)
         if result.timed_out or result.exit_code != 0:
@@ -181,7 +190,11 @@ def run_evaluation(
             return RunOutcome({}, None, result.log, failure=f"`{command}` {reason}")
         paths = metrics_paths_local(checkout, config)
         runs.append(read_metrics(lambda p: _read_local(checkout, p), paths))
-    return _combine(runs, logs[-1] if logs else "")
+    outcome = _combine(runs, logs[-1] if logs else "")
+    sources = {
+        p: c.decode("utf-8", "replace") for p in outcome.metrics if (c := _read_local(checkout, p))
+    }
+    return replace(outcome, sources=sources)
 
 
 def metrics_paths_local(checkout: Path, config: RepoConfig) -> list[str]:
@@ -316,7 +329,10 @@ class Evaluator:
         and what only the bot has: the trend and notes."""
         measure: Callable[[], RunOutcome] | None = None
         source = config.metrics.source
+        stored_base = baseline(self.conn, pr.repo, pr.base_sha)
         if source == "run" and trusted:
+            if stored_base is None:
+                stored_base = self._merge_base_baseline(pr, config, checks)
 
             def measure() -> RunOutcome:
                 return run_evaluation(
@@ -339,13 +355,41 @@ class Evaluator:
             pr.base_sha,
             pr.head_sha,
             base_ref=pr.base_ref,
-            baseline=baseline(self.conn, pr.repo, pr.base_sha),
+            baseline=stored_base,
             measure=measure,
         )
         if evaluation.error is not None:
             return evaluation  # a failed run shows its error and log, nothing else
         checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
         return replace(evaluation, trend=trend(self.conn, pr.repo), notes=notes)
+
+    def _merge_base_baseline(
+        self, pr: PullRequest, config: RepoConfig, checks: Checks
+    ) -> Metrics | None:
+        """No metrics were recorded for the base: evaluate the merge-base, cached by its sha."""
+        merge_base = str(
+            self.gh.compare(pr.repo, pr.base_sha, pr.head_sha)["merge_base_commit"]["sha"]
+        )
+        cached = baseline(self.conn, pr.repo, merge_base)
+        if cached is not None:
+            return cached
+        outcome = run_evaluation(
+            self.settings,
+            config,
+            repo=pr.repo,
+            pr=None,
+            sha=merge_base,
+            clone_url=pr.clone_url,
+            token=self.token(),
+            on_step=lambda step: checks.start(QUALITY_CHECK, pr.head_sha, f"base: {step}"),
+        )
+        if outcome.failure is not None:
+            log.warning(
+                "merge-base evaluation failed: %s", outcome.failure, extra={"repo": pr.repo}
+            )
+            return None  # the committed metrics of the base stand in
+        record_baseline(self.conn, pr.repo, merge_base, outcome.metrics, when=None)
+        return outcome.metrics
 
     def _config_ref(self, pr: PullRequest) -> str:
         # The base sha is the default branch's head when the PR targets it: immutable, cacheable.

@@ -31,6 +31,8 @@ class Settings:
     repo_allowlist: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".mlgate"))
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
+    # Names (not values) of server variables trusted runs may see: MLGATE_RUNNER_SECRETS.
+    runner_secrets: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +76,7 @@ class Settings:
             ),
             data_dir=Path(env.get("MLGATE_DATA_DIR", ".mlgate")),
             retry_delays=_parse_delays(env.get("MLGATE_RETRY_DELAYS")),
+            runner_secrets=env.get("MLGATE_RUNNER_SECRETS", ""),
         )
         settings.register_secrets()
         return settings

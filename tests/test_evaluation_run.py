@@ -157,3 +157,37 @@ def test_a_draft_pr_is_not_evaluated_until_ready(
     bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
     assert quality(emulator, number)["conclusion"] == "skipped"
     assert emulator.comments(REPO, number) == []
+
+
+def test_without_a_recorded_baseline_the_merge_base_is_evaluated_and_cached(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    # The committed metrics of main are stale; only running evaluate.py gives 0.8708.
+    stale = '{\n  "accuracy": 0.5,\n  "loss": 0.9\n}\n'
+    merge_base = emulator.repo(REPO).commit("main", {"metrics.json": stale}, "stale metrics")
+    number = open_pr(emulator, better_data())
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
+    data = parse_data(emulator.comments(REPO, number)[0]["body"])
+    assert data is not None
+    assert data["metrics"]["metrics.json"]["accuracy"]["old"] == 0.8708
+    assert bot.conn.exists(f"mlgate:baseline:{REPO}:{merge_base}")
+
+
+def test_a_trusted_run_sees_only_the_secrets_the_operator_allowed_and_they_are_redacted(
+    bot: Bot, emulator: GitHubEmulator, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "registry-canary-8c1f")
+    monkeypatch.setenv("OTHER_SECRET", "other-canary-77aa")
+    monkeypatch.setenv("MLGATE_RUNNER_SECRETS", "MODEL_REGISTRY_TOKEN")
+    show = """\
+import json, os
+print("registry", os.environ.get("MODEL_REGISTRY_TOKEN"), "other", os.environ.get("OTHER_SECRET"))
+print("registry seen:", os.environ.get("MODEL_REGISTRY_TOKEN") == "registry-canary-8c1f")
+json.dump({"accuracy": 0.91, "loss": 0.35}, open("metrics.json", "w"))
+"""
+    number = open_pr(emulator, better_data() | {"evaluate.py": show})
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
+    body = emulator.comments(REPO, number)[0]["body"]
+    assert "registry seen: True" in body
+    assert "registry *** other None" in body
+    assert "registry-canary-8c1f" not in body
