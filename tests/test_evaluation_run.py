@@ -126,9 +126,7 @@ def test_a_failing_command_fails_the_check_with_its_log(
     assert "loading model" in emulator.comments(REPO, number)[0]["body"]
 
 
-def test_repeats_report_the_mean_and_spread(
-    bot: Bot, emulator: GitHubEmulator, repo: str
-) -> None:
+def test_repeats_report_the_mean_and_spread(bot: Bot, emulator: GitHubEmulator, repo: str) -> None:
     jitter = """\
 import json, pathlib
 runs = pathlib.Path(".runs")
