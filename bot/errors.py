@@ -122,3 +122,7 @@ class UnknownRevision(LocalGitError):
         self.rev = rev
         self.complaint = complaint
         super().__init__(f"bad revision {rev!r}: no commit has that name ({complaint})")
+
+
+class UntrustedCode(MlgateError):
+    """A PR's code would run, but neither its author nor a maintainer's /evaluate vouches for it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shlex
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -14,12 +15,18 @@ from typing import Any
 
 import redis
 
-from bot import dvc, runner, sticky
+from bot import audit, dvc, runner, sticky
 from bot.changes import classify
 from bot.checks import CONFIG_CHECK, QUALITY_CHECK, Checks
 from bot.comparison import Metrics, RunOutcome, compare, load_config, metrics_paths, read_metrics
 from bot.config import CONFIG_PATH, RepoConfig, parse_config
-from bot.errors import DvcFileError, MetricsFileError, RepoConfigError, RunnerError
+from bot.errors import (
+    DvcFileError,
+    MetricsFileError,
+    RepoConfigError,
+    RunnerError,
+    UntrustedCode,
+)
 from bot.files import RepoFiles
 from bot.github import GitHubClient
 from bot.metrics import aggregate
@@ -31,6 +38,8 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 TREND_LENGTH = 20
+# .github/mlgate.yml has no retrain timeout; a training run gets this long before it is killed.
+RETRAIN_TIMEOUT = 4 * 3600
 # Baselines and PR state are kept long enough for any PR's lifetime.
 STATE_TTL = 90 * 24 * 3600
 
@@ -147,24 +156,23 @@ def run_evaluation(
     clone_url: str,
     token: str,
     on_step: Callable[[str], None] = lambda step: None,
+    retrain: Retrain | None = None,
 ) -> RunOutcome:
-    """Fetch exactly `sha`, run `evaluate.run` (`repeats` times), read its metrics files.
+    """Fetch exactly `sha`, run `retrain.run` if asked, then `evaluate.run` (`repeats` times),
+    and read the metrics files it left.
 
     Only trusted code gets here; it sees the secrets the operator listed in
     MLGATE_RUNNER_SECRETS, redacted from its log.
     """
-    assert config.evaluate.run is not None, "metrics.source: run requires evaluate.run"
     allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
     checkout = runner.checkout_path(settings.data_dir, repo, pr, sha)
     on_step("fetching")
     runner.fetch(clone_url, sha, checkout, token)
-    runs: list[Metrics] = []
-    logs: list[str] = []
-    repeats = config.evaluate.repeats
-    for index in range(repeats):
-        on_step(f"evaluating {index + 1}/{repeats}" if repeats > 1 else "evaluating")
+    params = dict(retrain.parameters) if retrain is not None else {}
+
+    def execute(argv: Sequence[str], timeout: float) -> runner.RunResult:
         env = runner.run_environment(
-            params={},
+            params=params,
             run_id=uuid.uuid4().hex,
             repo=repo,
             pr=pr,
@@ -172,22 +180,29 @@ def run_evaluation(
             allowed_secrets=allowed,
             home=runner.fresh_home(checkout),
         )
-        result = runner.run(
-            config.evaluate.run,
-            checkout,
-            env=env,
-            timeout=config.evaluate.timeout,
-            secrets=[token, *allowed.values()],
+        return runner.run(
+            argv, checkout, env=env, timeout=timeout, secrets=[token, *allowed.values()]
         )
+
+    logs: list[str] = []
+    if retrain is not None:
+        if config.retrain.run is None:
+            return RunOutcome({}, None, "", failure="`retrain.run` is not configured")
+        on_step("retraining")
+        result = execute(config.retrain.run, RETRAIN_TIMEOUT)
         logs.append(result.log)
-        if result.timed_out or result.exit_code != 0:
-            reason = (
-                f"timed out after {config.evaluate.timeout:.0f} s"
-                if result.timed_out
-                else f"exited with {result.exit_code}"
-            )
-            command = shlex.join(config.evaluate.run)
-            return RunOutcome({}, None, result.log, failure=f"`{command}` {reason}")
+        if failure := _failure(config.retrain.run, result, RETRAIN_TIMEOUT):
+            return RunOutcome({}, None, result.log, failure=failure)
+    runs: list[Metrics] = []
+    evaluate = config.evaluate.run
+    repeats = config.evaluate.repeats if evaluate is not None else 1
+    for index in range(repeats):
+        if evaluate is not None:
+            on_step(f"evaluating {index + 1}/{repeats}" if repeats > 1 else "evaluating")
+            result = execute(evaluate, config.evaluate.timeout)
+            logs.append(result.log)
+            if failure := _failure(evaluate, result, config.evaluate.timeout):
+                return RunOutcome({}, None, result.log, failure=failure)
         paths = metrics_paths_local(checkout, config)
         runs.append(read_metrics(lambda p: _read_local(checkout, p), paths))
     outcome = _combine(runs, logs[-1] if logs else "")
@@ -195,6 +210,14 @@ def run_evaluation(
         p: c.decode("utf-8", "replace") for p in outcome.metrics if (c := _read_local(checkout, p))
     }
     return replace(outcome, sources=sources)
+
+
+def _failure(argv: Sequence[str], result: runner.RunResult, timeout: float) -> str | None:
+    if result.timed_out:
+        return f"`{shlex.join(argv)}` timed out after {timeout:.0f} s"
+    if result.exit_code != 0:
+        return f"`{shlex.join(argv)}` exited with {result.exit_code}"
+    return None
 
 
 def metrics_paths_local(checkout: Path, config: RepoConfig) -> list[str]:
@@ -228,6 +251,18 @@ def _combine(runs: Sequence[Metrics], log_tail: str) -> RunOutcome:
 # -------------------------------------------------------------------------- the whole flow
 
 
+@dataclass(frozen=True)
+class Retrain:
+    """A /retrain to run before the evaluation: its validated parameters and who asked."""
+
+    parameters: Mapping[str, str]
+    user: str
+
+    def describe(self) -> str:
+        given = " ".join(f"{k}={v}" for k, v in self.parameters.items())
+        return f"after /retrain by @{self.user}" + (f" with {given}" if given else "")
+
+
 @dataclass
 class Evaluator:
     """Evaluates PRs of one repository for one installation and publishes the results."""
@@ -244,11 +279,19 @@ class Evaluator:
         return Checks(self.gh, self.conn, repo)
 
     def evaluate(
-        self, pr: PullRequest, *, trusted: Callable[[], bool], note: str | None = None
+        self,
+        pr: PullRequest,
+        *,
+        trusted: Callable[[], bool],
+        note: str | None = None,
+        forced: bool = False,
+        retrain: Retrain | None = None,
     ) -> str:
         """Evaluate `pr` at its head and publish; returns the outcome for logs and tests.
 
-        `trusted` is asked only when the configuration would run the PR's code.
+        `trusted` is asked only when the configuration would run the PR's code; a maintainer's
+        /evaluate of this very sha also makes it trusted. `forced` (a command) evaluates even
+        when nothing under the triggers changed; `retrain` runs `retrain.run` first.
         """
         files, checks = self.files(pr.repo), self.checks(pr.repo)
         checks.start(QUALITY_CHECK, pr.head_sha, "queued")
@@ -286,7 +329,7 @@ class Evaluator:
         classified = classify(
             changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
         )
-        if not classified.relevant:
+        if not classified.relevant and not forced:
             checks.complete(
                 QUALITY_CHECK,
                 pr.head_sha,
@@ -298,15 +341,23 @@ class Evaluator:
 
         checks.start(QUALITY_CHECK, pr.head_sha, "fetching")
         notes = [note] if note else []
+        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+        if approval is not None:
+            notes.append(f"@{approval.user} approved running this PR's code at {pr.short_sha}.")
+        if retrain is not None:
+            notes.append(f"Metrics {retrain.describe()}.")
         if classified.truncated:
             notes.append(
                 f"GitHub lists at most {len(changed)} files of a PR; "
                 "changes beyond them are not shown."
             )
-        may_run = config.metrics.source == "git" or trusted()
+        needs_code = config.metrics.source != "git" or retrain is not None
+        may_run = not needs_code or approval is not None or trusted()
+        if retrain is not None and not may_run:
+            raise UntrustedCode(f"{pr.repo}#{pr.number} at {pr.short_sha} is not approved")
         try:
             result: Evaluation | RunOutcome = self._compare(
-                pr, config, files, checks, changed, may_run, notes
+                pr, config, files, checks, changed, may_run, notes, retrain
             )
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
@@ -324,14 +375,15 @@ class Evaluator:
         changed: Sequence[str],
         trusted: bool,
         notes: list[str],
+        retrain: Retrain | None = None,
     ) -> Evaluation:
         """The shared comparison (`compare`), with the stored baseline, a run where configured,
         and what only the bot has: the trend and notes."""
         measure: Callable[[], RunOutcome] | None = None
         source = config.metrics.source
         stored_base = baseline(self.conn, pr.repo, pr.base_sha)
-        if source == "run" and trusted:
-            if stored_base is None:
+        if (source == "run" or retrain is not None) and trusted:
+            if stored_base is None and source == "run":
                 stored_base = self._merge_base_baseline(pr, config, checks)
 
             def measure() -> RunOutcome:
@@ -344,6 +396,7 @@ class Evaluator:
                     clone_url=pr.clone_url,
                     token=self.token(),
                     on_step=lambda step: checks.start(QUALITY_CHECK, pr.head_sha, step),
+                    retrain=retrain,
                 )
 
         elif source != "git":
@@ -438,6 +491,15 @@ class Evaluator:
                 "A newer commit was pushed; its evaluation replaces this one.",
             )
             return "superseded"
+        override = audit.decision(self.conn, "override", pr.repo, pr.number, pr.head_sha)
+        if override is not None and evaluation.error is None:
+            evaluation = replace(evaluation, override=f"@{override.user}: {override.detail}")
+        # Kept so that /override can show its decision without running the evaluation again.
+        self.conn.set(
+            key("evaluation", pr.repo, pr.number, pr.head_sha),
+            pickle.dumps((evaluation, neutral)),
+            ex=STATE_TTL,
+        )
         output = render_check_run(evaluation)
         conclusion = "neutral" if neutral else output.conclusion
         sticky.upsert(self.gh, self.conn, pr.repo, pr.number, render_comment(evaluation))
@@ -450,6 +512,15 @@ class Evaluator:
             annotations=output.annotations,
         )
         return conclusion
+
+    def republish(self, pr: PullRequest) -> str | None:
+        """Show a new decision (an override) on the last evaluation of `pr`'s head, if any."""
+        raw = self.conn.get(key("evaluation", pr.repo, pr.number, pr.head_sha))
+        if not isinstance(raw, bytes):
+            return None
+        # Our own object, from our own Redis: the same trust as rq's pickled jobs.
+        evaluation, neutral = pickle.loads(raw)  # noqa: S301
+        return self._publish(pr, evaluation, self.checks(pr.repo), neutral=neutral)
 
     def _publish_failure(self, pr: PullRequest, outcome: RunOutcome, checks: Checks) -> str:
         evaluation = Evaluation(

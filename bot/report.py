@@ -860,8 +860,9 @@ def _check_title(evaluation: Evaluation) -> str:
         return "No quality gates configured"
     if state == "passed":
         return f"Quality gate passed: {len(gates)} of {len(gates)} gates hold"
-    title = f"Quality gate failed: {failed} of {len(gates)} gates"
-    return title + " (overridden)" if state == "overridden" else title
+    if state == "overridden":
+        return _clip(f"Overridden by {' '.join((evaluation.override or '').split())}", 120)
+    return f"Quality gate failed: {failed} of {len(gates)} gates"
 
 
 def _annotations(evaluation: Evaluation) -> tuple[Annotation, ...]:
