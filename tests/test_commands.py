@@ -1,0 +1,570 @@
+"""Pull-request commands: which lines are commands, their arguments, `/retrain` values, replies."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.commands import (
+    COMMANDS,
+    MAX_NESTING,
+    OVERRIDE_REASON_LIMIT,
+    RETRAIN_ARGUMENTS_LIMIT,
+    Command,
+    RetrainRequest,
+    help_text,
+    parse,
+    parse_retrain,
+    problems_reply,
+    refusal,
+    unknown_command_reply,
+)
+from bot.config import Parameter, describe_accepted
+
+SPECS = (
+    Parameter("model", "string", choices=("xgboost", "random_forest"), default="xgboost"),
+    Parameter("epochs", "int", min=1, max=500, required=True),
+    Parameter("note", "string"),
+)
+
+
+def names(body: str) -> list[str]:
+    return [command.name for command in parse(body)]
+
+
+def problems_of(result: RetrainRequest | list[str]) -> list[str]:
+    assert isinstance(result, list), result
+    return result
+
+
+# --- which lines are commands ---------------------------------------------------------------
+
+
+def test_a_command_line_gives_its_name_words_and_the_line_as_written() -> None:
+    [command] = parse("Looks good.\n  /retrain model=xgboost epochs=50  \nthanks")
+    assert command == Command(
+        name="retrain",
+        args=("model=xgboost", "epochs=50"),
+        line="  /retrain model=xgboost epochs=50  ",
+        lineno=2,
+        text="model=xgboost epochs=50",
+    )
+    assert command.known
+
+
+def test_leading_spaces_and_tabs_are_allowed() -> None:
+    assert names(" /evaluate\n\t/deploy\n   \t /help") == ["evaluate", "deploy", "help"]
+
+
+def test_names_are_case_insensitive() -> None:
+    assert names("/Retrain\n/EVALUATE\n/HeLp") == ["retrain", "evaluate", "help"]
+
+
+def test_several_commands_are_all_returned_in_order() -> None:
+    body = "/evaluate\nsome words\n/retrain epochs=5\n\n/override flaky metric\n/evaluate"
+    commands = parse(body)
+    assert [(c.name, c.lineno) for c in commands] == [
+        ("evaluate", 1),
+        ("retrain", 3),
+        ("override", 5),
+        ("evaluate", 6),
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/",
+        "/ some text",
+        "/usr/bin/python is the interpreter",
+        "/evaluate.",
+        "/evaluate, please",
+        "/evaluate/now",
+        "/9lives",
+        "/_private",
+        "//evaluate",
+        "text /evaluate",
+        "`/evaluate`",
+        "-/evaluate",
+        "\\/evaluate",
+        "\u00a0/evaluate",
+        "/evaluate\u00a0now",
+    ],
+)
+def test_a_slash_not_followed_by_a_name_and_a_space_is_not_a_command(line: str) -> None:
+    assert parse(line) == []
+
+
+def test_a_name_may_hold_digits_dashes_and_underscores() -> None:
+    assert names("/ok-to-test\n/re_train2") == ["ok-to-test", "re_train2"]
+
+
+def test_an_unknown_command_is_returned_without_problems_or_arguments() -> None:
+    [command] = parse("/retrian epochs=5 'unbalanced")
+    assert (command.name, command.args, command.problems) == ("retrian", (), ())
+    assert command.text == "epochs=5 'unbalanced"
+    assert not command.known
+
+
+def test_crlf_and_lone_cr_end_lines() -> None:
+    body = "/evaluate\r\n```\r\n/retrain\r\n```\r\n/deploy\r/help"
+    assert names(body) == ["evaluate", "deploy", "help"]
+    assert parse(body)[0].line == "/evaluate"
+
+
+def test_only_markdown_line_endings_split_lines() -> None:
+    # U+2028 and \x85 are not line endings to GitHub, so this is one line, and not a command.
+    assert parse("/evaluate\u2028/deploy") == []
+    assert parse("text\x85/deploy") == []
+
+
+# --- fenced code blocks ----------------------------------------------------------------------
+
+
+def test_lines_in_a_backtick_fence_with_an_info_string_are_not_commands() -> None:
+    assert names("```python\n/retrain epochs=5\n```\n/evaluate") == ["evaluate"]
+
+
+def test_lines_in_a_tilde_fence_are_not_commands() -> None:
+    assert names("~~~ text\n/deploy\n~~~\n/evaluate") == ["evaluate"]
+
+
+def test_an_unclosed_fence_runs_to_the_end_of_the_comment() -> None:
+    assert names("/evaluate\n```\n/deploy\n\n/retrain") == ["evaluate"]
+
+
+def test_a_shorter_fence_inside_a_longer_one_does_not_close_it() -> None:
+    body = "````markdown\n```\n/deploy\n```\n/retrain\n````\n/evaluate"
+    assert names(body) == ["evaluate"]
+
+
+def test_a_fence_of_the_other_character_does_not_close_it() -> None:
+    assert names("```\n~~~\n/deploy\n~~~\n```\n/evaluate") == ["evaluate"]
+
+
+def test_a_closing_fence_may_be_longer_but_carries_no_info_string() -> None:
+    assert names("```\n```python\n/deploy\n`````\n/evaluate") == ["evaluate"]
+
+
+def test_a_backtick_fence_whose_info_string_has_a_backtick_is_inline_code() -> None:
+    assert names("``` a`b\n/evaluate") == ["evaluate"]
+
+
+def test_a_fence_indented_three_spaces_opens_but_four_spaces_is_indented_text() -> None:
+    assert names("   ```\n/deploy\n   ```\n/evaluate") == ["evaluate"]
+    assert names("text\n\n    ```\n/evaluate") == ["evaluate"]
+
+
+def test_a_fence_inside_a_list_item_holds_its_indented_lines() -> None:
+    body = "- run this:\n  ```\n  /deploy\n  ```\n  /evaluate"
+    assert names(body) == ["evaluate"]
+
+
+def test_a_fence_inside_a_list_item_ends_with_the_item() -> None:
+    assert names("- ```\n  /deploy\n/evaluate") == ["evaluate"]
+
+
+def test_a_fence_inside_a_quote_ends_with_the_quote() -> None:
+    assert names("> ```\n> /deploy\n/evaluate") == ["evaluate"]
+
+
+# --- quotes, comments, indentation -------------------------------------------------------------
+
+
+def test_quoted_lines_are_not_commands() -> None:
+    assert names("> /deploy\n>/retrain\n\n/evaluate") == ["evaluate"]
+
+
+def test_nested_quotes_and_quotes_in_lists_are_not_commands() -> None:
+    body = "> > /deploy\n> >\n> > > /retrain\n\n- > /deploy\n  > /retrain\n\n/evaluate"
+    assert names(body) == ["evaluate"]
+
+
+def test_a_line_right_after_a_quoted_paragraph_is_quoted_too() -> None:
+    # GitHub renders it inside the quote (a lazy continuation line); a blank line ends the quote.
+    assert names("> could you retrain?\n/retrain epochs=5\n\n/evaluate") == ["evaluate"]
+    assert names("- > quoted in a list\n  /retrain\n\n  /evaluate") == ["evaluate"]
+
+
+def test_a_line_after_a_quoted_fence_or_heading_is_not_lazy() -> None:
+    assert names("> ```\n> code\n> ```\n/evaluate") == ["evaluate"]
+    assert names("> # Heading\n/evaluate") == ["evaluate"]
+    assert names("> quoted\n> ===\n/evaluate") == ["evaluate"]  # a setext heading
+
+
+def test_github_quote_reply_then_a_command() -> None:
+    body = "> Can you check the new data?\n> /evaluate\n\nSure:\n/evaluate"
+    assert [c.lineno for c in parse(body)] == [5]
+
+
+def test_lines_in_an_html_comment_are_hidden_and_not_commands() -> None:
+    body = "<!--\n/deploy\n-->\n/evaluate\n<!-- one line -->\n/help\n  <!-- a\n/retrain -->\n/help"
+    assert names(body) == ["evaluate", "help", "help"]
+
+
+def test_indented_lines_are_commands() -> None:
+    # Only fences make code: an indented `/evaluate` is more likely a typo than an example.
+    assert names("    /evaluate\n\n\t/deploy") == ["evaluate", "deploy"]
+
+
+def test_a_command_inside_a_list_item_counts_when_the_line_starts_with_it() -> None:
+    assert names("- first\n  /evaluate\n- /deploy") == ["evaluate"]
+
+
+def test_nesting_deeper_than_the_limit_is_plain_text_and_still_quoted() -> None:
+    deep = "> " * (MAX_NESTING + 10)
+    assert names(f"{deep}text\n/deploy\n\n/evaluate") == ["evaluate"]
+
+
+# --- arguments of each command -----------------------------------------------------------------
+
+
+def test_words_are_split_like_a_shell_does() -> None:
+    [command] = parse("""/retrain note="two words" 'model'=xgboost epochs=5\\ 0 a=""")
+    assert command.args == ("note=two words", "model=xgboost", "epochs=5 0", "a=")
+    assert command.problems == ()
+
+
+def test_an_unbalanced_quote_is_a_problem_on_the_command() -> None:
+    [command] = parse('/retrain note="two words')
+    assert command.args == ()
+    assert command.problems == ('a quote is not closed; close it, e.g. name="two words"',)
+
+
+def test_a_trailing_backslash_is_a_problem_on_the_command() -> None:
+    [command] = parse("/retrain epochs=5 \\")
+    assert command.problems == ("the line ends with a \\ that escapes nothing; remove it",)
+
+
+def test_retrain_arguments_over_the_limit_are_a_problem() -> None:
+    [command] = parse("/retrain note=" + "x" * RETRAIN_ARGUMENTS_LIMIT)
+    assert command.args == ()
+    assert "at most 10000 are allowed" in command.problems[0]
+
+
+@pytest.mark.parametrize("name", ["evaluate", "deploy"])
+def test_evaluate_and_deploy_take_no_arguments(name: str) -> None:
+    [command] = parse(f"/{name} to staging please")
+    assert command.problems == (
+        f'/{name} takes no arguments, but "to staging please" follows it;'
+        f" write /{name} alone on its line",
+    )
+    assert parse(f"/{name}   ")[0].problems == ()
+
+
+def test_help_ignores_what_follows_it() -> None:
+    [command] = parse("/help me with 'retrain")
+    assert (command.args, command.problems) == ((), ())
+
+
+def test_override_reason_is_the_rest_of_the_line_stripped() -> None:
+    [command] = parse("/override   accuracy dropped 0.2%, that's noise; see #12  ")
+    assert command.text == "accuracy dropped 0.2%, that's noise; see #12"
+    assert command.problems == ()
+
+
+@pytest.mark.parametrize("line", ["/override", "/override   ", "/override\t"])
+def test_override_needs_a_reason(line: str) -> None:
+    [command] = parse(line)
+    assert command.problems[0].startswith("/override needs a reason on the same line")
+
+
+def test_override_reason_may_have_1000_characters_not_more() -> None:
+    assert parse("/override " + "x" * OVERRIDE_REASON_LIMIT)[0].problems == ()
+    [command] = parse("/override " + "x" * (OVERRIDE_REASON_LIMIT + 1))
+    assert command.problems == ("the reason is 1001 characters long; at most 1000 are allowed",)
+
+
+# --- /retrain parameters -----------------------------------------------------------------------
+
+
+def test_retrain_fills_in_defaults_as_canonical_strings() -> None:
+    assert parse_retrain(["epochs=050"], SPECS) == RetrainRequest(
+        {"model": "xgboost", "epochs": "50"}
+    )
+
+
+def test_retrain_values_with_spaces_arrive_whole() -> None:
+    [command] = parse('/retrain epochs=5 note="try a=b, again"')
+    request = parse_retrain(command.args, SPECS)
+    assert isinstance(request, RetrainRequest)
+    assert request.parameters["note"] == "try a=b, again"
+
+
+def test_the_retrain_button_gets_the_defaults_or_the_missing_required() -> None:
+    assert parse_retrain((), SPECS[:1]) == RetrainRequest({"model": "xgboost"})
+    assert parse_retrain((), SPECS) == [
+        "missing required parameter epochs; expected epochs=<value> with an integer from 1 to 500"
+    ]
+
+
+def test_a_bare_word_is_a_problem_naming_it() -> None:
+    assert parse_retrain(["epochs=5", "fast"], SPECS) == [
+        '"fast" is not name=value; write each parameter as name=value, e.g. model=<value>'
+    ]
+
+
+def test_a_bare_word_that_is_a_choice_suggests_its_parameter() -> None:
+    assert parse_retrain(["random_forest"], SPECS) == [
+        '"random_forest" is not name=value; write each parameter as name=value'
+        " (did you mean model=random_forest?)"
+    ]
+
+
+def test_an_argument_without_a_name_is_a_problem() -> None:
+    assert parse_retrain(["=5"], SPECS) == ['"=5" has no parameter name before the =']
+
+
+def test_a_parameter_given_twice_is_a_problem() -> None:
+    assert parse_retrain(["epochs=5", "model=xgboost", "epochs=6"], SPECS) == [
+        'epochs is given 2 times ("epochs=5", "epochs=6"); give it once'
+    ]
+
+
+def test_values_are_validated_against_retrain_parameters() -> None:
+    assert parse_retrain(["epochs=0", "model=svm", "lr=0.1"], SPECS) == [
+        "epochs=0: below the minimum; expected an integer from 1 to 500",
+        "model=svm: not one of the choices; expected one of xgboost, random_forest",
+        'unknown parameter "lr"; /retrain accepts model, epochs, note',
+    ]
+
+
+def test_a_misspelt_parameter_gets_a_did_you_mean() -> None:
+    [problem] = problems_of(parse_retrain(["epochs=5", "modle=xgboost"], SPECS))
+    assert problem.endswith('(did you mean "model"?)')
+
+
+def test_retrain_without_declared_parameters_refuses_any() -> None:
+    assert parse_retrain((), ()) == RetrainRequest({})
+    [problem] = problems_of(parse_retrain(["epochs=5"], ()))
+    assert "declares none" in problem
+
+
+# --- replies -----------------------------------------------------------------------------------
+
+
+def test_help_lists_every_command_what_it_does_and_who_may_use_it() -> None:
+    text = help_text()
+    for spec in COMMANDS.values():
+        assert f"| `{spec.usage}` | {spec.description} | {spec.who} |" in text
+    assert "| `/evaluate` |" in text and "`/retrain [key=value ...]`" in text
+    assert "`/override <reason>`" in text
+    who = {name: spec.who for name, spec in COMMANDS.items()}
+    assert who == {
+        "evaluate": "users with write permission or more",
+        "retrain": "users with write permission or more",
+        "override": "users with write permission or more",
+        "deploy": "approvers named in deploy.approvers",
+        "help": "anyone",
+    }
+
+
+def test_help_lists_the_accepted_retrain_parameters() -> None:
+    text = help_text(SPECS)
+    assert "- `model`: one of xgboost, random\\_forest; default `xgboost`" in text
+    assert f"- `epochs`: {describe_accepted(SPECS[1])}; required" in text
+    assert "- `note`: any text; optional" in text
+
+
+def test_help_says_when_retrain_takes_no_parameters() -> None:
+    assert "`/retrain` accepts no parameters" in help_text()
+
+
+def test_help_shows_configured_choices_literally() -> None:
+    spec = Parameter("mode", "string", choices=("*fast*", "a|b", "<b>"), default="a|b")
+    line = next(line for line in help_text([spec]).splitlines() if "`mode`" in line)
+    assert line == "- `mode`: one of \\*fast\\*, a\\|b, \\<b\\>; default `a|b`"
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("retrian", "retrain"),
+        ("evalute", "evaluate"),
+        ("Deplyo", "deploy"),
+        ("overide", "override"),
+    ],
+)
+def test_an_unknown_command_gets_a_did_you_mean_and_the_help(typed: str, meant: str) -> None:
+    reply = unknown_command_reply(typed, SPECS)
+    assert reply.startswith(f"Unknown command `/{typed}`: did you mean `/{meant}`?\n\n")
+    assert reply.endswith(help_text(SPECS))
+
+
+def test_an_unknown_command_far_from_any_gets_only_the_help() -> None:
+    assert unknown_command_reply("shrug").startswith("Unknown command `/shrug`.\n\n### mlgate")
+
+
+def test_a_very_long_unknown_name_is_shortened() -> None:
+    reply = unknown_command_reply("a" * 10_000)
+    assert reply.startswith("Unknown command `/" + "a" * 50 + "…`.")
+
+
+def test_a_refusal_quotes_the_line_and_says_who_may_run_it() -> None:
+    [command] = parse("  /retrain model=xgboost")
+    assert refusal(command, "rita", "write", has="read") == (
+        "> `/retrain model=xgboost`\n\n"
+        "@rita, `/retrain` needs write permission or more on this repository; you have read."
+        " Nothing was run."
+    )
+
+
+def test_a_deploy_refusal_names_the_approvers() -> None:
+    [command] = parse("/deploy")
+    reply = refusal(command, "@rita", COMMANDS["deploy"].who)
+    assert reply.endswith(
+        "@rita, `/deploy` may only be run by approvers named in deploy.approvers. Nothing was run."
+    )
+
+
+def test_a_quoted_line_cannot_mention_anyone_or_break_the_markdown() -> None:
+    # In a code span, @team is not a mention; the span is longer than any backtick run inside.
+    [command] = parse("/override ping @team with `code` and ``more``")
+    quote = refusal(command, "rita", "write").splitlines()[0]
+    assert quote == "> ``` /override ping @team with `code` and ``more`` ```"
+
+
+def test_a_long_line_is_shortened_in_the_quote() -> None:
+    [command] = parse("/override " + "x" * 2000)
+    quote = refusal(command, "rita", "write").splitlines()[0]
+    assert quote.endswith("x…`") and len(quote) < 320
+
+
+def test_problems_reply_lists_the_problems_in_a_code_block() -> None:
+    [command] = parse("/retrain epochs=abc note=```")
+    problems = ["epochs=abc: not an integer", 'note: "```" @team']
+    assert problems_reply(command, problems) == (
+        "> ```` /retrain epochs=abc note=``` ````\n\n"
+        "`/retrain` was not run:\n\n"
+        '````text\nepochs=abc: not an integer\nnote: "```" @team\n````\n\n'
+        "Write `/help` for the commands and what they accept."
+    )
+
+
+# --- properties --------------------------------------------------------------------------------
+
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_FRAGMENTS = [
+    "/retrain a=1",
+    "/evaluate",
+    "/Deploy x",
+    "/override why",
+    "/retrain '",
+    "```",
+    "```py",
+    "~~~",
+    "````",
+    "> ",
+    ">",
+    "- ",
+    "1. ",
+    "   ",
+    "    ",
+    "\t",
+    "<!--",
+    "-->",
+    "---",
+    "===",
+    "# ",
+    "text",
+    "\n",
+    "\r\n",
+    "\r",
+    "\n\n",
+]
+_MARKDOWNISH = st.lists(st.sampled_from(_FRAGMENTS), max_size=60).map("".join)
+_LONG_LINES = st.builds(
+    lambda piece, times: piece * times, st.text(max_size=8), st.integers(0, 3000)
+)
+_ANY_BODY = st.one_of(st.text(), _MARKDOWNISH, _LONG_LINES, st.lists(_MARKDOWNISH).map("\n".join))
+
+
+def _lines(body: str) -> list[str]:
+    return re.split(r"\r\n|\r|\n", body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANY_BODY)
+def test_parse_never_raises_and_returns_well_formed_commands(body: str) -> None:
+    lines = _lines(body)
+    for command in parse(body):
+        assert _NAME.fullmatch(command.name)
+        assert lines[command.lineno - 1] == command.line
+        assert command.line.lstrip(" \t")[1:].lower().startswith(command.name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ANY_BODY)
+def test_nothing_inside_a_fence_is_a_command(body: str) -> None:
+    # A tilde fence longer than any run of tildes in the body cannot be closed by it.
+    longest = max((len(run) for run in re.findall("~+", body)), default=0)
+    fence = "~" * max(3, longest + 1)
+    comment = f"/evaluate\n{fence}\n{body}\n{fence}\n/help"
+    assert parse(comment) == [
+        Command("evaluate", line="/evaluate", lineno=1),
+        Command("help", line="/help", lineno=len(_lines(comment))),
+    ]
+
+
+_VALUE = st.text(st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), _VALUE, max_size=5))
+def test_shell_quoted_values_arrive_unchanged(pairs: dict[str, str]) -> None:
+    line = "/retrain " + shlex.join(f"{key}={value}" for key, value in pairs.items())
+    [command] = parse(line)
+    assert command.problems == ()
+    assert command.args == tuple(f"{key}={value}" for key, value in pairs.items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=6))
+def test_parse_retrain_never_raises(args: list[str]) -> None:
+    result = parse_retrain(args, SPECS)
+    assert isinstance(result, RetrainRequest) or all(isinstance(p, str) for p in result)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_VALUE.filter(lambda reason: reason.strip() != ""))
+def test_any_one_line_reason_is_kept_as_written(reason: str) -> None:
+    [command] = parse(f"/override {reason}")
+    assert command.text == reason.strip()
+    assert command.problems == ()
+
+
+def test_a_one_megabyte_comment_of_every_kind_of_line_parses() -> None:
+    block = "\n".join(
+        [
+            "Some prose, then a command:",
+            "/retrain model=xgboost epochs=50 note='two words'",
+            "```python",
+            "/deploy",
+            "```",
+            "> quoted /x",
+            "> /deploy",
+            "lazy",
+            "",
+            "- item",
+            "  - > nested quote",
+            "    /deploy",
+            "",
+            "<!--",
+            "/deploy",
+            "-->",
+            "    /evaluate",
+            "- - - " * 20 + "x",
+            "> " * 30,
+            "",
+            "",
+        ]
+    )
+    body = block * (1_000_000 // len(block) + 1) + "x" * 100_000 + "\n" + "\n" * 50_000
+    assert len(body) > 1_000_000
+    commands = parse(body)
+    assert {command.name for command in commands} == {"retrain", "evaluate"}
+    assert len(commands) == 2 * (1_000_000 // len(block) + 1)
