@@ -218,7 +218,7 @@ def running(keep_dir: bool = False) -> Iterator[Stack]:
         emulator.configure_webhook(f"{web_url}/webhooks/github", SECRET)
         try:
             yield Stack(emulator, conn, env, web_url, worker, work)
-        except BaseException:
+        except Exception:
             # The logs are deleted with the directory; their ends usually say what went wrong.
             _print_tail(worker_log)
             _print_tail(work / "web.log")
