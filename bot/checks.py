@@ -19,6 +19,7 @@ CHECK_ID_TTL = 90 * 24 * 3600
 # GitHub allows 3 actions; label and identifier at most 20 characters, description 40.
 QUALITY_ACTIONS = (
     {"label": "Re-evaluate", "identifier": "evaluate", "description": "Run the evaluation again"},
+    {"label": "Retrain", "identifier": "retrain", "description": "Retrain with default parameters"},
 )
 
 

@@ -230,7 +230,7 @@ def refusal(command: Command, who: str, required: str, has: str | None = None) -
     known = f"; you have {has}" if has else ""
     login = who.lstrip("@")
     return (
-        f"{_quote_line(command.line)}\n\n"
+        f"{quote_line(command.line)}\n\n"
         f"@{login}, `/{command.name}` {needs}{known}. Nothing was run."
     )
 
@@ -240,7 +240,7 @@ def problems_reply(command: Command, problems: Sequence[str]) -> str:
     listing = "\n".join(problems)
     fence = "`" * max(3, _longest_run(listing, "`") + 1)
     return (
-        f"{_quote_line(command.line)}\n\n"
+        f"{quote_line(command.line)}\n\n"
         f"`/{command.name}` was not run:\n\n{fence}text\n{listing}\n{fence}\n\n"
         "Write `/help` for the commands and what they accept."
     )
@@ -313,9 +313,11 @@ def _brief(text: str, limit: int = 60) -> str:
     return '"' + (text if len(text) <= limit else text[:limit] + "…") + '"'
 
 
-def _quote_line(line: str) -> str:
-    # A code span inside the quote: the line is shown as written, and an @mention in it does not
-    # notify anyone a second time.
+def quote_line(line: str) -> str:
+    """A command line quoted back in a reply, as written.
+
+    A code span inside the quote: an @mention in it does not notify anyone a second time.
+    """
     text = line.strip()
     if len(text) > _QUOTE_LIMIT:
         text = text[:_QUOTE_LIMIT] + "…"

@@ -205,7 +205,9 @@ def run_evaluation(
                 return RunOutcome({}, None, result.log, failure=failure)
         paths = metrics_paths_local(checkout, config)
         runs.append(read_metrics(lambda p: _read_local(checkout, p), paths))
-    outcome = _combine(runs, logs[-1] if logs else "")
+    # The retrain's log and the last evaluation's: repeats print the same thing again.
+    tail = logs[:1] + logs[-1:] if retrain is not None and len(logs) > 1 else logs[-1:]
+    outcome = _combine(runs, "\n".join(tail))
     sources = {
         p: c.decode("utf-8", "replace") for p in outcome.metrics if (c := _read_local(checkout, p))
     }
@@ -293,8 +295,8 @@ class Evaluator:
         /evaluate of this very sha also makes it trusted. `forced` (a command) evaluates even
         when nothing under the triggers changed; `retrain` runs `retrain.run` first.
         """
+        # Whoever queued this run showed `mlgate/quality` as queued already.
         files, checks = self.files(pr.repo), self.checks(pr.repo)
-        checks.start(QUALITY_CHECK, pr.head_sha, "queued")
         try:
             config = load_config(files.read, self._config_ref(pr))
         except RepoConfigError as exc:
@@ -339,7 +341,6 @@ class Evaluator:
             )
             return "skipped-irrelevant"
 
-        checks.start(QUALITY_CHECK, pr.head_sha, "fetching")
         notes = [note] if note else []
         approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
         if approval is not None:
@@ -413,7 +414,9 @@ class Evaluator:
         )
         if evaluation.error is not None:
             return evaluation  # a failed run shows its error and log, nothing else
-        checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
+        if measure is not None:
+            # Steps are worth an API call only where they take long: reading files does not.
+            checks.start(QUALITY_CHECK, pr.head_sha, "comparing")
         return replace(evaluation, trend=trend(self.conn, pr.repo), notes=notes)
 
     def _merge_base_baseline(
@@ -511,7 +514,7 @@ class Evaluator:
             output.summary,
             annotations=output.annotations,
         )
-        return conclusion
+        return "error" if evaluation.error is not None else conclusion
 
     def republish(self, pr: PullRequest) -> str | None:
         """Show a new decision (an override) on the last evaluation of `pr`'s head, if any."""

@@ -93,3 +93,27 @@ class Bot:
         status = self.emulator.send_webhook(event, data)
         run_jobs(self.conn)
         return status
+
+
+def comment_event(
+    emulator: GitHubEmulator, repo: str, number: int, body: str, user: str
+) -> dict[str, Any]:
+    """`issue_comment` `created` for a new comment by `user` on PR `number`."""
+    comment = emulator.add_comment(repo, number, body, user)
+    pull = emulator.pull_request(repo, number)
+    issue = payload("issue_comment", "created.payload")["issue"] | {
+        "number": number,
+        "title": pull["title"],
+        "user": pull["user"],
+        "pull_request": {"url": pull["url"], "html_url": pull["html_url"]},
+    }
+    return github_event(
+        emulator,
+        "issue_comment",
+        "created.payload",
+        repo,
+        user,
+        action="created",
+        issue=issue,
+        comment=comment,
+    )

@@ -35,7 +35,9 @@ def quality_runs(emulator: GitHubEmulator, number: int) -> list[dict[str, Any]]:
     return [r for r in emulator.check_runs(REPO, sha) if r["name"] == "mlgate/quality"]
 
 
-def button_event(emulator: GitHubEmulator, number: int, clicker: str) -> dict[str, Any]:
+def button_event(
+    emulator: GitHubEmulator, number: int, clicker: str, identifier: str = "evaluate"
+) -> dict[str, Any]:
     check = quality_runs(emulator, number)[-1]
     pull = emulator.pull_request(REPO, number)
     check_run = {
@@ -53,7 +55,7 @@ def button_event(emulator: GitHubEmulator, number: int, clicker: str) -> dict[st
         REPO,
         clicker,
         check_run=check_run,
-        requested_action={"identifier": "evaluate"},
+        requested_action={"identifier": identifier},
     )
 
 
@@ -65,7 +67,7 @@ def test_a_writer_clicking_re_evaluate_runs_a_new_evaluation(
     runs = quality_runs(emulator, pr)
     assert len(runs) == 2  # a completed check run is not reopened: re-runs are new ones
     assert runs[-1]["conclusion"] == "success"
-    assert "Re-evaluated at the request of @alice." in emulator.comments(REPO, pr)[0]["body"]
+    assert "Evaluated at the request of @alice." in emulator.comments(REPO, pr)[0]["body"]
 
 
 @pytest.mark.parametrize("clicker", ["rita", "tom", "stranger"])
@@ -77,7 +79,17 @@ def test_a_user_without_write_cannot_re_evaluate(
     bot.deliver("check_run", button_event(emulator, pr, clicker))
     assert len(quality_runs(emulator, pr)) == 1
     reply = emulator.comments(REPO, pr)[-1]["body"]
-    assert reply == f"@{clicker} Re-evaluate needs write permission on {REPO}; nothing was run."
+    assert reply.startswith("> `Re-evaluate (button)`")
+    assert f"@{clicker}, `/evaluate` needs write permission or more on this repository" in reply
+    assert reply.endswith("Nothing was run.")
+
+
+def test_retrain_button_without_retrain_configured_says_what_is_missing(
+    bot: Bot, emulator: GitHubEmulator, pr: int
+) -> None:
+    bot.deliver("check_run", button_event(emulator, pr, "alice", "retrain"))
+    assert len(quality_runs(emulator, pr)) == 1
+    assert "`/retrain` needs `retrain.run`" in emulator.comments(REPO, pr)[-1]["body"]
 
 
 def test_rerunning_the_check_suite_evaluates_again(

@@ -71,7 +71,7 @@ def test_improving_data_change_gets_one_comment_and_a_passing_gate(
 
     check = quality(emulator, head)
     assert (check["status"], check["conclusion"]) == ("completed", "success")
-    assert [a["identifier"] for a in check["actions"]] == ["evaluate"]
+    assert [a["identifier"] for a in check["actions"]] == ["evaluate", "retrain"]
 
 
 def test_a_regressing_push_edits_the_same_comment_and_fails_the_gate(

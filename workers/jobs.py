@@ -15,10 +15,17 @@ from bot import deliveries, redelivery
 from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
-from bot.errors import GitHubError, GitHubRateLimited, GitHubRetriesExhausted, MlgateError
-from bot.evaluation import Evaluator, PullRequest, author_trusted
+from bot.errors import (
+    GitHubError,
+    GitHubRateLimited,
+    GitHubRetriesExhausted,
+    MlgateError,
+    UntrustedCode,
+)
+from bot.evaluation import Evaluator, PullRequest, Retrain, author_trusted
 from bot.handlers import router
-from bot.redis_conn import connect
+from bot.queueing import RUN_JOB_TIMEOUT
+from bot.redis_conn import connect, key
 from bot.routing import Event
 from bot.settings import Settings
 
@@ -96,8 +103,20 @@ def redeliver_failed_deliveries() -> list[int]:
     return redelivery.sweep(ctx.github.app_client(), ctx.redis)
 
 
-def evaluate_pull_request(pr: dict[str, Any], installation_id: int, note: str = "") -> str:
-    """Evaluate one PR head and publish the sticky comment and `mlgate/quality`."""
+def evaluate_pull_request(
+    pr: dict[str, Any],
+    installation_id: int,
+    note: str = "",
+    forced: bool = False,
+    retrain: dict[str, str] | None = None,
+    requested_by: str = "",
+    comment_id: int | None = None,
+) -> str:
+    """Evaluate one PR head (after a retrain, if asked) and publish comment and check.
+
+    One run per PR at a time: a second command's run waits here for the first (a Redis lock).
+    `comment_id` is the command's comment, which gets 🚀 or 😕 when the run ends.
+    """
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
     request = PullRequest(**pr)
@@ -105,9 +124,32 @@ def evaluate_pull_request(pr: dict[str, Any], installation_id: int, note: str = 
     evaluator = Evaluator(
         settings, ctx.redis, gh, token=lambda: ctx.github.installation_token(installation_id)
     )
-    outcome = evaluator.evaluate(
-        request, trusted=lambda: author_trusted(gh, request), note=note or None
+    lock = ctx.redis.lock(
+        key("pr-run", request.repo, request.number),
+        timeout=RUN_JOB_TIMEOUT,
+        blocking_timeout=RUN_JOB_TIMEOUT,
     )
+    outcome = "error"
+    try:
+        with lock:
+            outcome = evaluator.evaluate(
+                request,
+                trusted=lambda: author_trusted(gh, request),
+                note=note or None,
+                forced=forced,
+                retrain=Retrain(retrain, requested_by) if retrain is not None else None,
+            )
+    except UntrustedCode as exc:
+        gh.create_comment(
+            request.repo,
+            request.number,
+            f"@{requested_by} the retrain was not run: {exc}; comment `/evaluate` to approve "
+            "this commit's code first.",
+        )
+    finally:
+        if comment_id is not None:
+            succeeded = outcome not in ("error", "config-invalid", "superseded")
+            gh.add_reaction(request.repo, comment_id, "rocket" if succeeded else "confused")
     log.info(
         "evaluated: %s",
         outcome,

@@ -13,6 +13,10 @@ from bot import logs
 from bot.queueing import EVENTS, RUNS
 from bot.redis_conn import connect
 
+# Imported here, before rq forks a work horse per job, so that no job pays for the import
+# (about 0.3 s each: bench/evaluation_flow).
+from workers import jobs  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.handlers import checks, installation, pull_request, push
+from bot.handlers import checks, commands, installation, pull_request, push
 from bot.routing import Router
 
-router = Router.combine(installation.router, pull_request.router, push.router, checks.router)
+router = Router.combine(
+    installation.router, pull_request.router, push.router, checks.router, commands.router
+)

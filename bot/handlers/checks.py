@@ -8,8 +8,8 @@ from typing import Any
 from bot.checks import QUALITY_CHECK
 from bot.context import Context
 from bot.evaluation import PullRequest, pr_for_sha, record_head
+from bot.handlers.commands import press_button
 from bot.handlers.pull_request import queue_evaluation
-from bot.permissions import at_least, level
 from bot.routing import Event, Router
 
 log = logging.getLogger(__name__)
@@ -44,23 +44,16 @@ def _reevaluate(event: Event, ctx: Context, sha: str, pulls: list[dict[str, Any]
 
 @router.register("check_run", action="requested_action")
 def requested_action(event: Event, ctx: Context) -> None:
+    """ "Re-evaluate" and "Retrain" act as `/evaluate` and `/retrain` by the one who clicked."""
     check_run = event.payload["check_run"]
     identifier = event.payload["requested_action"]["identifier"]
-    if check_run.get("name") != QUALITY_CHECK or identifier != "evaluate":
+    if check_run.get("name") != QUALITY_CHECK or identifier not in ("evaluate", "retrain"):
         return
-    repo, clicker = event.repo, event.payload["sender"]["login"]
+    repo = event.repo
     assert repo is not None
-    gh = ctx.client(event)
-    if not at_least(level(gh.collaborator_permission(repo, clicker)), "write"):
-        number = _pull_number(ctx, repo, check_run["head_sha"], check_run["pull_requests"])
-        if number is not None:
-            gh.create_comment(
-                repo,
-                number,
-                f"@{clicker} Re-evaluate needs write permission on {repo}; nothing was run.",
-            )
-        return
-    _reevaluate(event, ctx, check_run["head_sha"], check_run["pull_requests"])
+    number = _pull_number(ctx, repo, check_run["head_sha"], check_run["pull_requests"])
+    if number is not None:
+        press_button(event, ctx, number, check_run["head_sha"], identifier)
 
 
 @router.register("check_run", action="rerequested")
