@@ -260,3 +260,18 @@ def test_the_retrain_button_retrains_with_the_default_parameters(
     body = report(emulator, pr)["body"]
     assert "Metrics after /retrain by @alice with model=xgboost epochs=30." in body
     assert "trained xgboost for 30 epochs" in body
+
+
+@pytest.mark.parametrize(("user", "allowed"), [("ada", True), ("alice", False), ("rita", False)])
+def test_deploy_approvers_by_permission_are_checked(
+    bot: Bot, emulator: GitHubEmulator, pr: int, user: str, allowed: bool
+) -> None:
+    deploy = "deploy:\n  promotion: Deploy to production\n  approvers: {permission: maintain}\n"
+    emulator.repo(REPO).commit("main", {".github/mlgate.yml": CONFIG + deploy})
+    emulator.repo(REPO).commit("feature", {"README.md": "sync with main\n"})
+    say(bot, pr, "/deploy", user)
+    [reply] = replies(emulator, pr)
+    if allowed:
+        assert f"@{user} may approve deploys" in reply
+    else:
+        assert f"@{user}, `/deploy` may only be run by approvers named in deploy.approvers" in reply
