@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from bot import audit, dvc, runner, sticky
+from bot import audit, runner, sticky
 from bot.changes import classify
 from bot.checks import CONFIG_CHECK, QUALITY_CHECK, Checks
 from bot.comparison import Metrics, RunOutcome, compare, load_config, metrics_paths, read_metrics
@@ -29,7 +29,7 @@ from bot.errors import (
 )
 from bot.files import RepoFiles
 from bot.github import GitHubClient
-from bot.metrics import aggregate
+from bot.metrics import Stat, aggregate
 from bot.permissions import at_least, level
 from bot.redis_conn import key, text
 from bot.report import Baseline, Evaluation, render_check_run, render_comment
@@ -203,7 +203,7 @@ def run_evaluation(
             logs.append(result.log)
             if failure := _failure(evaluate, result, config.evaluate.timeout):
                 return RunOutcome({}, None, result.log, failure=failure)
-        paths = metrics_paths_local(checkout, config)
+        paths = metrics_paths(lambda path, _rev: _read_local(checkout, path), config, sha)
         runs.append(read_metrics(lambda p: _read_local(checkout, p), paths))
     # The retrain's log and the last evaluation's: repeats print the same thing again.
     tail = logs[:1] + logs[-1:] if retrain is not None and len(logs) > 1 else logs[-1:]
@@ -222,13 +222,6 @@ def _failure(argv: Sequence[str], result: runner.RunResult, timeout: float) -> s
     return None
 
 
-def metrics_paths_local(checkout: Path, config: RepoConfig) -> list[str]:
-    if config.metrics.files:
-        return list(config.metrics.files)
-    dvc_yaml = _read_local(checkout, "dvc.yaml")
-    return dvc.metrics_files(dvc_yaml) if dvc_yaml is not None else []
-
-
 def _read_local(checkout: Path, path: str) -> bytes | None:
     target = (checkout / path).resolve()
     # A metrics path from the repository must not read outside its checkout.
@@ -241,13 +234,13 @@ def _combine(runs: Sequence[Metrics], log_tail: str) -> RunOutcome:
     """One run as it is; several as means, with their spread as the noise."""
     if len(runs) == 1:
         return RunOutcome(runs[0], None, log_tail)
-    flat = [{f"{path}:{k}": v for path, m in run.items() for k, v in m.items()} for run in runs]
-    stats = aggregate(flat)  # type: ignore[arg-type]
     means: Metrics = {}
-    for name, stat in stats.items():
-        path, _, metric = name.partition(":")
-        means.setdefault(path, {})[metric] = stat.mean
-    return RunOutcome(means, stats, log_tail)
+    noise: dict[str, Stat] = {}  # keyed `path:metric`, as evaluate_gates reads it
+    for path in sorted({p for run in runs for p in run}):
+        stats = aggregate([run.get(path, {}) for run in runs])  # type: ignore[misc]
+        means[path] = {metric: stat.mean for metric, stat in stats.items()}
+        noise |= {f"{path}:{metric}": stat for metric, stat in stats.items()}
+    return RunOutcome(means, noise, log_tail)
 
 
 # -------------------------------------------------------------------------- the whole flow
@@ -357,15 +350,11 @@ class Evaluator:
         if retrain is not None and not may_run:
             raise UntrustedCode(f"{pr.repo}#{pr.number} at {pr.short_sha} is not approved")
         try:
-            result: Evaluation | RunOutcome = self._compare(
-                pr, config, files, checks, changed, may_run, notes, retrain
-            )
+            result = self._compare(pr, config, files, checks, changed, may_run, notes, retrain)
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
-            result = RunOutcome({}, None, "", failure=str(exc))
-        if isinstance(result, RunOutcome):
-            return self._publish_failure(pr, result, checks)
-        return self._publish(pr, result, checks, neutral=not may_run)
+            result = Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=str(exc))
+        return self._publish(pr, result, checks, neutral=not may_run and result.error is None)
 
     def _compare(
         self,
@@ -524,16 +513,6 @@ class Evaluator:
         # Our own object, from our own Redis: the same trust as rq's pickled jobs.
         evaluation, neutral = pickle.loads(raw)  # noqa: S301
         return self._publish(pr, evaluation, self.checks(pr.repo), neutral=neutral)
-
-    def _publish_failure(self, pr: PullRequest, outcome: RunOutcome, checks: Checks) -> str:
-        evaluation = Evaluation(
-            head_sha=pr.head_sha,
-            base_sha=pr.base_sha,
-            log_tail=outcome.log_tail,
-            base_ref=pr.base_ref,
-            error=outcome.failure,
-        )
-        return self._publish(pr, evaluation, checks, neutral=False)
 
     def record_push_baseline(
         self, repo: str, sha: str, clone_url: str, when: float, paths: Sequence[str] | None
