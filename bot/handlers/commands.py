@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from bot import audit, commands, queueing
+from bot import audit, commands
 from bot.checks import QUALITY_CHECK, Checks
 from bot.comparison import load_config
 from bot.config import RepoConfig
@@ -15,7 +15,7 @@ from bot.errors import RepoConfigError
 from bot.evaluation import Evaluator, PullRequest, author_trusted, record_head
 from bot.files import RepoFiles
 from bot.github import GitHubClient
-from bot.handlers.pull_request import EVALUATE
+from bot.handlers.pull_request import EVALUATE, queue_evaluation
 from bot.permissions import at_least, level
 from bot.redis_conn import key, text
 from bot.routing import Event, Router
@@ -68,20 +68,13 @@ class Conversation:
 
     def queue_run(self, note: str, **job: object) -> None:
         """A run for this command only: two commands in a row queue one behind the other."""
-        Checks(self.gh, self.ctx.redis, self.pr.repo).start(
-            QUALITY_CHECK, self.pr.head_sha, "queued"
-        )
         origin = f"comment{self.comment_id}" if self.comment_id else f"button{uuid.uuid4().hex}"
-        queueing.enqueue_run(
-            self.ctx.redis,
-            f"{EVALUATE}-{origin}",
-            queueing.EVALUATE_PULL_REQUEST,
-            self.pr.repo,
-            self.pr.number,
-            self.pr.head_sha,
-            pr=asdict(self.pr),
-            installation_id=self.event.installation_id,
-            note=note,
+        queue_evaluation(
+            self.ctx,
+            self.event,
+            self.pr,
+            note,
+            kind=f"{EVALUATE}-{origin}",
             forced=True,
             comment_id=self.comment_id,
             **job,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from typing import Any
 
 from bot import queueing
 from bot.checks import QUALITY_CHECK, Checks
@@ -17,14 +18,20 @@ router = Router()
 EVALUATE = "evaluate"
 
 
-def queue_evaluation(ctx: Context, event: Event, pr: PullRequest, note: str = "") -> None:
-    """Show `mlgate/quality` queued at once, then leave the work to a `runs` worker."""
+def queue_evaluation(
+    ctx: Context, event: Event, pr: PullRequest, note: str = "", kind: str = EVALUATE, **job: Any
+) -> None:
+    """Show `mlgate/quality` queued at once, then leave the work to a `runs` worker.
+
+    Runs of one `kind` for one head are queued once; a command passes a kind of its own, so
+    that two commands in a row queue one behind the other.
+    """
     assert event.installation_id is not None
     checks = Checks(ctx.client(event), ctx.redis, pr.repo)
     checks.start(QUALITY_CHECK, pr.head_sha, "queued")
     queueing.enqueue_run(
         ctx.redis,
-        EVALUATE,
+        kind,
         queueing.EVALUATE_PULL_REQUEST,
         pr.repo,
         pr.number,
@@ -32,6 +39,7 @@ def queue_evaluation(ctx: Context, event: Event, pr: PullRequest, note: str = ""
         pr=asdict(pr),
         installation_id=event.installation_id,
         note=note,
+        **job,
     )
 
 
