@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -44,23 +43,6 @@ def _event(emulator: GitHubEmulator, action: str, number: int | None = None) -> 
         data |= {"action": action, "number": number}
         data["pull_request"] = emulator.pull_request(REPO, number)
     return data
-
-
-@contextmanager
-def _logs_to(path: Path) -> Iterator[None]:
-    """The web's JSON log lines go to a file, so the terminal shows the story only."""
-    root = logging.getLogger()
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logs.JsonFormatter())
-    saved = root.handlers[:], root.level
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
-        handler.close()
 
 
 @contextmanager
@@ -117,7 +99,7 @@ def run(echo: Echo) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-demo-")))
-        stack.enter_context(_logs_to(work / "web.log"))
+        stack.enter_context(logs.to_file(work / "web.log"))
         redis_server = stack.enter_context(EmbeddedRedis())
         emulator = stack.enter_context(
             GitHubEmulator(

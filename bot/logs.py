@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 REDACTED = "***"
 # Shapes of GitHub tokens (ghs_ installation, ghp_ personal, gho_ OAuth, ...) and JWTs,
@@ -55,6 +57,24 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
+
+
+@contextmanager
+def to_file(path: Path) -> Iterator[None]:
+    """While the block runs, every log line goes (as JSON) to `path` instead of the terminal:
+    `mlgate demo` and the benchmarks show their story, not the web's log."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    saved = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        handler.close()
 
 
 def configure(level: str = "INFO") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import signal
@@ -106,23 +105,6 @@ def _tree_cpu(root: int) -> float | None:
     return total / _CLOCK_TICKS
 
 
-@contextmanager
-def _logs_to(path: Path) -> Iterator[None]:
-    """The web's (and the emulator's) log lines go to a file, so the terminal shows results."""
-    root = logging.getLogger()
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logs.JsonFormatter())
-    saved = root.handlers[:], root.level
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.handlers[:], level = saved
-        root.setLevel(level)
-        handler.close()
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -189,7 +171,7 @@ def running(keep_dir: bool = False) -> Iterator[Stack]:
             if keep_dir
             else stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-bench-flow-"))
         )
-        stack.enter_context(_logs_to(work / "web.log"))
+        stack.enter_context(logs.to_file(work / "web.log"))
         redis_server = stack.enter_context(EmbeddedRedis())
         emulator = stack.enter_context(
             GitHubEmulator(
