@@ -8,6 +8,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import health, logs, webhooks
+from bot.answers import answer
 from bot.redis_conn import connect
 from bot.services import Services
 from bot.settings import Settings
@@ -29,6 +30,6 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> Response:
-        return webhooks.answer(413, f"payload too large: over {webhooks.BODY_LIMIT} bytes")
+        return answer(413, f"payload too large: over {webhooks.BODY_LIMIT} bytes")
 
     return app

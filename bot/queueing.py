@@ -18,6 +18,7 @@ RUNS = "runs"  # slow: evaluations and retrains, so they never delay a reply
 QUEUES = (EVENTS, RUNS)
 
 HANDLE_GITHUB_EVENT = "workers.jobs.handle_github_event"
+HANDLE_SEMAPHORE_EVENT = "workers.jobs.handle_semaphore_event"
 EVALUATE_PULL_REQUEST = "workers.jobs.evaluate_pull_request"
 RECORD_BASELINE = "workers.jobs.record_baseline"
 # An evaluation may run a model; its own timeout (evaluate.timeout) kills the command first.
@@ -32,24 +33,31 @@ def retry_policy(delays: tuple[int, ...]) -> Retry | None:
     return Retry(max=len(delays), interval=list(delays)) if delays else None
 
 
-def accept_github_delivery(
+def accept_delivery(
     conn: redis.Redis,
-    event: str,
+    source: str,
     delivery_id: str,
     body: bytes,
     retry_delays: tuple[int, ...],
+    *,
+    job: str,
+    args: tuple[str, ...],
 ) -> bool:
-    """Record the delivery and enqueue its job in one transaction; False for a duplicate.
+    """Record a webhook delivery of `source` and enqueue `job(*args)` in one transaction.
 
-    The payload is stored as GitHub sent it, under its own key, and the job carries only the
-    delivery id: rq compresses and pickles job arguments, which cost the web more than
+    False for a duplicate: a delivery id seen before whose job is queued, running or done.
+    Every source (GitHub, Semaphore) goes through here, so de-duplication, storage and the
+    done/failed bookkeeping of `workers.jobs.mark_delivery_*` are the same for all.
+
+    The payload is stored as the sender sent it, under its own key, and the job carries only
+    the delivery id: rq compresses and pickles job arguments, which cost the web more than
     everything else together on a 25 KB payload (bench/webhook_ack).
 
     Claiming and enqueueing are one MULTI/EXEC, so a Redis failure in between can neither
     lose the event (claimed, never enqueued) nor double it (enqueued twice).
     """
-    state_key = deliveries.delivery_key("github", delivery_id)
-    job_id = f"github-{delivery_id}"
+    state_key = deliveries.delivery_key(source, delivery_id)
+    job_id = f"{source}-{delivery_id}"
     queue = Queue(EVENTS, connection=conn)
     with conn.pipeline() as pipe:
         try:
@@ -58,21 +66,19 @@ def accept_github_delivery(
                 return False
             pipe.multi()
             pipe.set(state_key, DeliveryState.QUEUED.value, ex=deliveries.DELIVERY_TTL)
-            pipe.set(
-                deliveries.payload_key("github", delivery_id), body, ex=deliveries.DELIVERY_TTL
-            )
+            pipe.set(deliveries.payload_key(source, delivery_id), body, ex=deliveries.DELIVERY_TTL)
             # A redelivery of a failed job replaces it, so it leaves the failed registry.
             pipe.zrem(FailedJobRegistry(EVENTS, connection=conn).key, job_id)
             queue.enqueue_call(
-                HANDLE_GITHUB_EVENT,
-                args=(event, delivery_id),
+                job,
+                args=args,
                 job_id=job_id,
                 # rq's default description is repr() of every argument, payload included.
-                description=f"github {event} {delivery_id}",
+                description=" ".join((source, *args)),
                 timeout=EVENT_JOB_TIMEOUT,
                 failure_ttl=FAILURE_TTL,
                 retry=retry_policy(retry_delays),
-                meta={"source": "github", "delivery_id": delivery_id},
+                meta={"source": source, "delivery_id": delivery_id},
                 on_success=Callback("workers.jobs.mark_delivery_done"),
                 on_failure=Callback("workers.jobs.mark_delivery_failed"),
                 pipeline=pipe,
@@ -82,6 +88,25 @@ def accept_github_delivery(
             # Another web process claimed the same delivery between WATCH and EXEC.
             return False
     return True
+
+
+def accept_github_delivery(
+    conn: redis.Redis,
+    event: str,
+    delivery_id: str,
+    body: bytes,
+    retry_delays: tuple[int, ...],
+) -> bool:
+    """Accept a GitHub delivery: its job routes the stored body as `event`."""
+    return accept_delivery(
+        conn,
+        "github",
+        delivery_id,
+        body,
+        retry_delays,
+        job=HANDLE_GITHUB_EVENT,
+        args=(event, delivery_id),
+    )
 
 
 def run_job_id(kind: str, repo: str, number: int | None, sha: str) -> str:

@@ -59,6 +59,38 @@ def handle_github_event(event_name: str, delivery_id: str) -> int:
         raise
 
 
+def handle_semaphore_event(delivery_id: str) -> int:
+    """Route one stored Semaphore notification as event `semaphore`; returns handlers run.
+
+    The same router, allowlist and done/failed bookkeeping as GitHub deliveries; Semaphore
+    names the repository in `repository.slug` where GitHub has `repository.full_name`.
+    """
+    settings = Settings.from_env()
+    conn = _connection(settings)
+    body = deliveries.payload(conn, "semaphore", delivery_id)
+    if body is None:
+        raise MlgateError(
+            f"the payload of Semaphore webhook {delivery_id} has expired; rerun the pipeline"
+        )
+    event = Event("semaphore", json.loads(body), delivery_id)
+    repository = event.payload.get("repository")
+    slug = repository.get("slug") if isinstance(repository, dict) else None
+    if isinstance(slug, str) and not repo_allowed(slug, settings.repo_allowlist):
+        log.info(
+            "repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra() | {"repo": slug}
+        )
+        return 0
+    ctx = Context(settings=settings, redis=conn)
+    try:
+        return router.dispatch(event, ctx)
+    except GitHubError as exc:
+        job = get_current_job()
+        if job is not None and _is_permanent(exc):
+            # As for GitHub deliveries: a request GitHub refused would be refused again.
+            job.retries_left = 0
+        raise
+
+
 def _is_permanent(exc: GitHubError) -> bool:
     transient = isinstance(exc, GitHubRetriesExhausted | GitHubRateLimited)
     return not transient and 400 <= exc.status < 500
