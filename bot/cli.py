@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 import requests
@@ -20,6 +22,9 @@ from bot import logs, signatures
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError, SettingsError
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
 
 DEFAULT_PORT = "8000"
 # Used by `mlgate dev` when no secret is configured, so `mlgate replay` works out of the box.
@@ -303,6 +308,95 @@ def replay(payload: Path, event: str, url: str, delivery: str | None) -> None:
     click.echo(f"{response.status_code} {response.text.strip()}")
     if response.status_code >= 400:
         sys.exit(1)
+
+
+@main.group()
+def token() -> None:
+    """Metrics upload tokens (POST /api/v1/metrics), one or more per repository.
+
+    Tokens live in the Redis of REDIS_URL, as SHA-256 hashes only.
+    """
+
+
+@contextmanager
+def _token_store() -> Iterator[redis.Redis]:
+    """A client for REDIS_URL; a Redis failure becomes a one-line error."""
+    import redis
+
+    from bot.redis_conn import connect
+
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        raise click.ClickException(
+            "REDIS_URL is not set: point it at the Redis the mlgate web app uses"
+        )
+    conn = connect(url)
+    try:
+        yield conn
+    except redis.RedisError as exc:
+        # Never the URL itself: it may carry a password.
+        raise click.ClickException(
+            f"cannot reach Redis at REDIS_URL: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        conn.close()
+
+
+def _repo_argument(repo: str) -> str:
+    from bot.tokens import canonical_repo
+
+    canonical = canonical_repo(repo)
+    if canonical is None:
+        raise click.BadParameter(f"{repo!r}: expected owner/name, such as octo-org/models")
+    return canonical
+
+
+@token.command("create")
+@click.argument("repo")
+def token_create(repo: str) -> None:
+    """Create a token for REPO (owner/name) and print it; it is shown this once only."""
+    from bot import tokens
+
+    name = _repo_argument(repo)
+    with _token_store() as conn:
+        created = tokens.create(conn, name, time.time())
+    token_id = tokens.hash_token(created)[: tokens.TOKEN_ID_LENGTH]
+    click.echo(created)
+    click.echo(
+        f"Created a metrics upload token for {name} (id {token_id}). "
+        "It is not stored and is shown only this once: keep it as the CI secret MLGATE_TOKEN.",
+        err=True,
+    )
+
+
+@token.command("revoke")
+@click.argument("repo")
+@click.option("--id", "token_id", help="Revoke only this token (an id `mlgate token list` shows).")
+def token_revoke(repo: str, token_id: str | None) -> None:
+    """Revoke REPO's tokens (all of them unless --id): uploads with them get 401."""
+    from bot import tokens
+
+    name = _repo_argument(repo)
+    with _token_store() as conn:
+        revoked = tokens.revoke(conn, name, token_id)
+    if not revoked:
+        which = f"token {token_id}" if token_id else "metrics upload token"
+        raise click.ClickException(f"{name} has no {which}")
+    click.echo(f"revoked {revoked} token{'s' if revoked != 1 else ''} of {name}")
+
+
+@token.command("list")
+@click.argument("repo", required=False)
+def token_list(repo: str | None) -> None:
+    """List tokens by repository, id and creation time (never the tokens themselves)."""
+    from bot import tokens
+
+    name = _repo_argument(repo) if repo is not None else None
+    with _token_store() as conn:
+        found = tokens.list_tokens(conn, name)
+    for info in found:
+        created = datetime.fromtimestamp(info.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(f"{info.repo}\t{info.id}\tcreated {created}")
 
 
 if __name__ == "__main__":
