@@ -126,3 +126,33 @@ class UnknownRevision(LocalGitError):
 
 class UntrustedCode(MlgateError):
     """A PR's code would run, but neither its author nor a maintainer's /evaluate vouches for it."""
+
+
+class SemaphoreError(MlgateError):
+    """Semaphore answered a request with an error the client does not retry, or never answered."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.message = message
+        if status:
+            super().__init__(f"Semaphore answered {status} to {method} {path}: {message}")
+        else:
+            super().__init__(f"Semaphore gave no answer to {method} {path}: {message}")
+
+
+class SemaphoreUnauthorized(SemaphoreError):
+    """401: SEMAPHORE_API_TOKEN is wrong, reset or revoked."""
+
+
+class SemaphoreNotFound(SemaphoreError):
+    """404: the id is unknown, or (usually) the service account is not a member of the project."""
+
+
+class SemaphoreRefused(SemaphoreError):
+    """409: Semaphore refused a promotion for now (e.g. too many pending); try again later."""
+
+
+class SemaphoreRetriesExhausted(SemaphoreError):
+    """Semaphore kept answering 5xx, or could not be reached, after the bounded retries."""

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from bot.emulator.emulator import EmulatorError, GitHubEmulator
 from bot.emulator.models import EmulatedRepo, RecordedRequest
+from bot.emulator.semaphore import SemaphoreEmulator as SemaphoreEmulator
 
 __all__ = ["EmulatedRepo", "EmulatorError", "GitHubEmulator", "RecordedRequest"]
