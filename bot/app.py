@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from flask import Flask, Response
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot import health, logs, webhooks
+from bot import api, health, logs, webhooks
 from bot.answers import answer
 from bot.redis_conn import connect
 from bot.services import Services
@@ -27,6 +27,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.extensions["mlgate"] = Services(settings=settings, redis=connect(settings.redis_url))
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> Response:
