@@ -79,7 +79,12 @@ def receive(source: Source, secrets: Sequence[str]) -> Response:
     started = time.perf_counter()
     if request.content_length is not None and request.content_length > BODY_LIMIT:
         return answer(413, f"payload too large: over {BODY_LIMIT} bytes", source=source.name)
+    # A chunked body has no Content-Length, and Werkzeug stops reading it at the limit without
+    # saying whether more followed (it would fail as a bad signature); one byte more tells.
+    request.max_content_length = BODY_LIMIT + 1
     body = request.get_data(cache=True)
+    if len(body) > BODY_LIMIT:
+        return answer(413, f"payload too large: over {BODY_LIMIT} bytes", source=source.name)
     signature = request.headers.get(source.signature_header)
     if not signature:
         return answer(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
@@ -22,6 +23,7 @@ from bot.embedded_redis import EmbeddedRedis
 from bot.handlers import router
 from bot.queueing import EVENTS
 from bot.routing import Event
+from bot.serving import serve
 from bot.webhooks import BODY_LIMIT
 from tests.support import FIXTURES, SECRET, run_jobs, webhook_headers
 
@@ -285,6 +287,29 @@ def test_a_webhook_id_that_is_not_a_uuid_is_400(client: FlaskClient) -> None:
 def test_body_over_25_mib_is_413(client: FlaskClient, redis_conn: redis.Redis) -> None:
     status, text = post(client, b" " * (BODY_LIMIT + 1))
     assert (status, text) == (413, f"payload too large: over {BODY_LIMIT} bytes\n")
+    assert queued(redis_conn) == 0
+
+
+def test_a_chunked_body_over_25_mib_is_413_not_a_bad_signature(
+    app: Flask, redis_conn: redis.Redis
+) -> None:
+    # No Content-Length (chunked over real HTTP): the limit applies while the body is read.
+    def chunks() -> Iterator[bytes]:
+        for _ in range(BODY_LIMIT // 65536 + 1):
+            yield b" " * 65536
+
+    with serve(app) as url:
+        response = requests.post(
+            f"{url}/webhooks/semaphore",
+            data=chunks(),
+            headers={"X-Semaphore-Signature-256": "0" * 64, "X-Semaphore-Webhook-Id": "c-1"},
+            timeout=60,
+        )
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert (response.status_code, response.text) == (
+        413,
+        f"payload too large: over {BODY_LIMIT} bytes\n",
+    )
     assert queued(redis_conn) == 0
 
 
