@@ -33,9 +33,12 @@ class Event:
 
     @property
     def repo(self) -> str | None:
+        """`owner/name`: GitHub's `repository.full_name`, Semaphore's `repository.slug`."""
         repository = self.payload.get("repository")
-        if isinstance(repository, dict) and isinstance(repository.get("full_name"), str):
-            return str(repository["full_name"])
+        if isinstance(repository, dict):
+            for field_name in ("full_name", "slug"):
+                if isinstance(repository.get(field_name), str):
+                    return str(repository[field_name])
         return None
 
     def log_extra(self) -> dict[str, object]:

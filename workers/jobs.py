@@ -39,11 +39,21 @@ def _connection(settings: Settings) -> redis.Redis:
 
 def handle_github_event(event_name: str, delivery_id: str) -> int:
     """Route one stored GitHub delivery to its handlers; returns how many handlers ran."""
+    return _dispatch("github", event_name, delivery_id, "redeliver it")
+
+
+def handle_semaphore_event(delivery_id: str) -> int:
+    """Route one stored Semaphore notification as event `semaphore`; returns handlers run."""
+    return _dispatch("semaphore", "semaphore", delivery_id, "rerun the pipeline")
+
+
+def _dispatch(source: str, event_name: str, delivery_id: str, remedy: str) -> int:
+    """The stored body of a delivery through the allowlist and the router."""
     settings = Settings.from_env()
     conn = _connection(settings)
-    body = deliveries.payload(conn, "github", delivery_id)
+    body = deliveries.payload(conn, source, delivery_id)
     if body is None:
-        raise MlgateError(f"the payload of delivery {delivery_id} has expired; redeliver it")
+        raise MlgateError(f"the {source} payload of {delivery_id} has expired; {remedy}")
     event = Event(event_name, json.loads(body), delivery_id)
     if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
         log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
@@ -55,38 +65,6 @@ def handle_github_event(event_name: str, delivery_id: str) -> int:
         job = get_current_job()
         if job is not None and _is_permanent(exc):
             # GitHub refused the request itself (4xx): retrying would be refused again.
-            job.retries_left = 0
-        raise
-
-
-def handle_semaphore_event(delivery_id: str) -> int:
-    """Route one stored Semaphore notification as event `semaphore`; returns handlers run.
-
-    The same router, allowlist and done/failed bookkeeping as GitHub deliveries; Semaphore
-    names the repository in `repository.slug` where GitHub has `repository.full_name`.
-    """
-    settings = Settings.from_env()
-    conn = _connection(settings)
-    body = deliveries.payload(conn, "semaphore", delivery_id)
-    if body is None:
-        raise MlgateError(
-            f"the payload of Semaphore webhook {delivery_id} has expired; rerun the pipeline"
-        )
-    event = Event("semaphore", json.loads(body), delivery_id)
-    repository = event.payload.get("repository")
-    slug = repository.get("slug") if isinstance(repository, dict) else None
-    if isinstance(slug, str) and not repo_allowed(slug, settings.repo_allowlist):
-        log.info(
-            "repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra() | {"repo": slug}
-        )
-        return 0
-    ctx = Context(settings=settings, redis=conn)
-    try:
-        return router.dispatch(event, ctx)
-    except GitHubError as exc:
-        job = get_current_job()
-        if job is not None and _is_permanent(exc):
-            # As for GitHub deliveries: a request GitHub refused would be refused again.
             job.retries_left = 0
         raise
 
