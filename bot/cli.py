@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 DEFAULT_PORT = "8000"
 # Used by `mlgate dev` when no secret is configured, so `mlgate replay` works out of the box.
 DEV_WEBHOOK_SECRET = "mlgate-dev-secret"
-GUNICORN_CONF = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+# Inside the package, so that an installed mlgate (a wheel, a container) serves the same way.
+GUNICORN_CONF = "python:bot.gunicorn_conf"
 
 
 def _settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -50,9 +51,7 @@ def serve(bind: str | None) -> None:
     """Run the web app under gunicorn."""
     _settings()  # refuse to start, with the variable to set, before gunicorn forks
     bind = bind or f"0.0.0.0:{os.environ.get('PORT', DEFAULT_PORT)}"
-    argv = [sys.executable, "-m", "gunicorn", "--bind", bind]
-    if GUNICORN_CONF.exists():
-        argv += ["--config", str(GUNICORN_CONF)]
+    argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF, "--bind", bind]
     argv.append("bot:create_app()")
     os.execv(sys.executable, argv)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
 import platform
-import runpy
 import secrets
 import sys
 import tempfile
@@ -159,8 +159,8 @@ def _redis_cpu(conn: redis.Redis) -> float:
 
 
 def _gunicorn_settings() -> dict[str, Any]:
-    """What deploy/gunicorn.conf.py decides in this environment (both servers share it)."""
-    conf = runpy.run_path(str(GUNICORN_CONF))
+    """What bot/gunicorn_conf.py decides in this environment (both servers share it)."""
+    conf = vars(importlib.reload(importlib.import_module(GUNICORN_CONF.removeprefix("python:"))))
     return {k: conf[k] for k in ("workers", "worker_class", "threads", "keepalive", "accesslog")}
 
 
@@ -285,7 +285,7 @@ def main(
     """Requests/s and p50/p99 latency of POST /webhooks/github with signed real payloads.
 
     mlgate (`mlgate serve`) and a bare Flask endpoint answering 202 run side by side under the
-    same deploy/gunicorn.conf.py, and are measured in alternating order, round after round.
+    same bot/gunicorn_conf.py, and are measured in alternating order, round after round.
     """
     if concurrency < 1 or duration <= 0 or rounds < 1:
         raise click.UsageError("--concurrency, --duration and --rounds must be positive")
@@ -330,7 +330,7 @@ def main(
         stack.callback(_terminate, servers.values())
         requests = {n: templates(secret, f"{HOST}:{s.port}") for n, s in servers.items()}
         _say(
-            f"gunicorn ({GUNICORN_CONF.name}): {gunicorn['workers']} workers x "
+            f"gunicorn ({GUNICORN_CONF}): {gunicorn['workers']} workers x "
             f"{gunicorn['threads']} threads ({gunicorn['worker_class']}); "
             + ", ".join(f"{n} on :{s.port}" for n, s in servers.items())
         )

@@ -44,7 +44,7 @@ def bare_argv(port: int) -> list[str]:
     """The baseline under the very same gunicorn.conf.py that `mlgate serve` uses."""
     return [
         sys.executable, "-m", "gunicorn",
-        "--config", str(GUNICORN_CONF),
+        "--config", GUNICORN_CONF,
         "--bind", f"{HOST}:{port}",
         "bench.webhook_ack.bare:create_app()",
     ]  # fmt: skip
