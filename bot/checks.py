@@ -54,17 +54,25 @@ class Checks:
         value = f"{check_id}:{'completed' if completed else 'running'}"
         self.conn.set(self._id_key(name, sha), value, ex=CHECK_ID_TTL)
 
-    def start(self, name: str, sha: str, step: str) -> None:
-        """The check in progress, its summary naming the current step."""
-        self._upsert(
-            name,
-            sha,
-            {
-                "status": "in_progress",
-                "output": {"title": f"mlgate: {step}", "summary": f"Current step: {step}."},
-                "actions": self._actions(name),
-            },
-        )
+    def start(
+        self,
+        name: str,
+        sha: str,
+        step: str,
+        *,
+        summary: str | None = None,
+        details_url: str | None = None,
+    ) -> None:
+        """The check in progress, its summary naming the current step (or saying `summary`);
+        `details_url` links where the work happens (a Semaphore workflow)."""
+        fields: dict[str, Any] = {
+            "status": "in_progress",
+            "output": {"title": f"mlgate: {step}", "summary": summary or f"Current step: {step}."},
+            "actions": self._actions(name),
+        }
+        if details_url:
+            fields["details_url"] = details_url
+        self._upsert(name, sha, fields)
 
     def complete(
         self,

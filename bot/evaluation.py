@@ -7,13 +7,15 @@ import logging
 import os
 import pickle
 import shlex
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import redis
+import requests
 
 from bot import audit, runner, sticky
 from bot.changes import classify
@@ -25,6 +27,8 @@ from bot.errors import (
     MetricsFileError,
     RepoConfigError,
     RunnerError,
+    SemaphoreError,
+    SettingsError,
     UntrustedCode,
 )
 from bot.files import RepoFiles
@@ -33,7 +37,19 @@ from bot.metrics import Stat, aggregate
 from bot.permissions import at_least, level
 from bot.redis_conn import key, text
 from bot.report import Baseline, Evaluation, render_check_run, render_comment
+from bot.semaphore import SemaphoreClient, pull_request_reference
+from bot.semaphore_runs import (
+    UPLOAD_COMMAND,
+    PipelineDone,
+    SemaphoreRun,
+    describe_failure,
+    failed_from_pipeline,
+    fallback_workflow_url,
+    record_run,
+    workflow_parameters,
+)
 from bot.settings import Settings
+from bot.uploads import uploaded_metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +58,10 @@ TREND_LENGTH = 20
 RETRAIN_TIMEOUT = 4 * 3600
 # Baselines and PR state are kept long enough for any PR's lifetime.
 STATE_TTL = 90 * 24 * 3600
+# Outcomes of `Evaluator.evaluate` for a run left to Semaphore: started, or not possible here.
+SEMAPHORE_STARTED = "semaphore-started"
+SEMAPHORE_UNCONFIGURED = "semaphore-unconfigured"
+RETRAIN = "retrain"  # the kind of a Semaphore run that retrains; "evaluate" only evaluates
 
 
 @dataclass(frozen=True)
@@ -266,6 +286,8 @@ class Evaluator:
     conn: redis.Redis
     gh: GitHubClient
     token: Callable[[], str]
+    # Stored with a Semaphore run, so that its pipeline-done notification finds the client.
+    installation_id: int | None = None
 
     def files(self, repo: str) -> RepoFiles:
         return RepoFiles(self.gh, self.conn, repo)
@@ -281,12 +303,17 @@ class Evaluator:
         note: str | None = None,
         forced: bool = False,
         retrain: Retrain | None = None,
+        comment_id: int | None = None,
+        requested_by: str = "",
     ) -> str:
         """Evaluate `pr` at its head and publish; returns the outcome for logs and tests.
 
         `trusted` is asked only when the configuration would run the PR's code; a maintainer's
         /evaluate of this very sha also makes it trusted. `forced` (a command) evaluates even
-        when nothing under the triggers changed; `retrain` runs `retrain.run` first.
+        when nothing under the triggers changed; `retrain` runs `retrain.run` first. Where
+        Semaphore runs it (`metrics.source` / `retrain.runner: semaphore`), a workflow is
+        started and `SEMAPHORE_STARTED` returned: its pipeline-done notification publishes,
+        and reacts on `comment_id` (the command of `requested_by`).
         """
         # Whoever queued this run showed `mlgate/quality` as queued already.
         files, checks = self.files(pr.repo), self.checks(pr.repo)
@@ -349,6 +376,18 @@ class Evaluator:
         may_run = not needs_code or approval is not None or trusted()
         if retrain is not None and not may_run:
             raise UntrustedCode(f"{pr.repo}#{pr.number} at {pr.short_sha} is not approved")
+        kind = _semaphore_kind(config, retrain)
+        if kind is not None and may_run:
+            return self._start_semaphore(
+                pr,
+                config,
+                checks,
+                kind,
+                retrain,
+                note=note or "",
+                comment_id=comment_id,
+                requested_by=retrain.user if retrain is not None else requested_by,
+            )
         try:
             result = self._compare(pr, config, files, checks, changed, may_run, notes, retrain)
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
@@ -472,7 +511,13 @@ class Evaluator:
         )
 
     def _publish(
-        self, pr: PullRequest, evaluation: Evaluation, checks: Checks, *, neutral: bool
+        self,
+        pr: PullRequest,
+        evaluation: Evaluation,
+        checks: Checks,
+        *,
+        neutral: bool,
+        details_url: str | None = None,
     ) -> str:
         if not is_current(self.conn, pr):
             checks.complete(
@@ -502,8 +547,221 @@ class Evaluator:
             output.title,
             output.summary,
             annotations=output.annotations,
+            details_url=details_url,
         )
         return "error" if evaluation.error is not None else conclusion
+
+    # ---------------------------------------------------------------------- Semaphore runs
+
+    def _start_semaphore(
+        self,
+        pr: PullRequest,
+        config: RepoConfig,
+        checks: Checks,
+        kind: str,
+        retrain: Retrain | None,
+        *,
+        note: str,
+        comment_id: int | None,
+        requested_by: str,
+    ) -> str:
+        """Start the evaluation (or retrain) pipeline on Semaphore and leave the check waiting.
+
+        The job ends here; `publish_pipeline` finishes when Semaphore says the pipeline is done.
+        """
+        pipeline_file = (
+            config.retrain.pipeline_file if kind == RETRAIN else config.semaphore.pipeline_file
+        )
+        project_id = config.semaphore.project_id
+        if project_id is None or pipeline_file is None:
+            # Config validation requires both for these settings; this guards a default config.
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "neutral",
+                "Semaphore pipeline not configured",
+                f"`{CONFIG_PATH}` names no `semaphore.project_id` or pipeline file to run.",
+            )
+            return SEMAPHORE_UNCONFIGURED
+        run_id = uuid.uuid4().hex
+        parameters = workflow_parameters(
+            retrain.parameters if retrain is not None else {},
+            run_id=run_id,
+            repo=pr.repo,
+            pr=pr.number,
+            sha=pr.head_sha,
+        )
+        with requests.Session() as session:
+            try:
+                client = SemaphoreClient(
+                    self.settings.semaphore_api_url,
+                    self.settings.semaphore_api_token,
+                    session=session,
+                )
+            except SettingsError as exc:
+                checks.complete(
+                    QUALITY_CHECK,
+                    pr.head_sha,
+                    "neutral",
+                    "Semaphore is not configured",
+                    f"This repository runs `{pipeline_file}` on Semaphore, but mlgate cannot "
+                    f"start it: {exc}. Nothing was run.",
+                )
+                return SEMAPHORE_UNCONFIGURED
+            try:
+                started = client.run_workflow(
+                    project_id,
+                    pull_request_reference(pr.number),
+                    pr.head_sha,
+                    pipeline_file,
+                    parameters,
+                )
+            except SemaphoreError as exc:
+                checks.complete(
+                    QUALITY_CHECK,
+                    pr.head_sha,
+                    "failure",
+                    "Semaphore did not start the pipeline",
+                    f"Starting `{pipeline_file}` for {pr.short_sha} failed: {exc}",
+                )
+                return "error"
+            url = client.workflow_url(started.workflow_id)
+        record_run(
+            self.conn,
+            SemaphoreRun(
+                run_id=run_id,
+                kind=kind,
+                repo=pr.repo,
+                number=pr.number,
+                head_sha=pr.head_sha,
+                base_sha=pr.base_sha,
+                workflow_id=started.workflow_id,
+                pipeline_id=started.pipeline_id,
+                installation_id=self.installation_id,
+                started_at=time.time(),
+                pull=asdict(pr),
+                parameters=dict(retrain.parameters) if retrain is not None else {},
+                requested_by=requested_by,
+                comment_id=comment_id,
+                note=note,
+                workflow_url=url,
+            ),
+        )
+        checks.start(
+            QUALITY_CHECK,
+            pr.head_sha,
+            "waiting for Semaphore",
+            summary=f"Waiting for the Semaphore pipeline `{pipeline_file}` (workflow "
+            f"`{started.workflow_id}`, run `{run_id}`) of {pr.short_sha}; the result is "
+            "published when the pipeline is done.",
+            details_url=url,
+        )
+        log.info(
+            "semaphore workflow started",
+            extra={"repo": pr.repo, "pr": pr.number, "sha": pr.head_sha, "run_id": run_id},
+        )
+        return SEMAPHORE_STARTED
+
+    def publish_pipeline(
+        self, pr: PullRequest, done: PipelineDone, run: SemaphoreRun | None
+    ) -> str:
+        """Publish a done pipeline of `pr`'s head: the run mlgate started, else (`run` None) a
+        pipeline Semaphore ran by itself. Passed: the metrics uploaded for it against the base;
+        failed or stopped: its failed blocks and jobs."""
+        files, checks = self.files(pr.repo), self.checks(pr.repo)
+        try:
+            config = load_config(files.read, self._config_ref(pr))
+        except RepoConfigError:
+            checks.complete(
+                QUALITY_CHECK,
+                pr.head_sha,
+                "neutral",
+                "Configuration invalid",
+                "configuration invalid, see mlgate/config",
+            )
+            return "config-invalid"
+        notes = [run.note] if run is not None and run.note else []
+        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+        if approval is not None:
+            notes.append(f"@{approval.user} approved running this PR's code at {pr.short_sha}.")
+        if run is not None and run.kind == RETRAIN:
+            notes.append(f"Metrics {Retrain(run.parameters, run.requested_by).describe()}.")
+        url = run.workflow_url if run is not None else None
+        url = url or self._workflow_url(done)
+        if not done.passed:
+            failure = describe_failure(done.result, self._failed(done))
+            link = [f"Semaphore workflow: {url}"] if url else []
+            evaluation = Evaluation(
+                pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=failure, notes=notes + link
+            )
+            return self._publish(pr, evaluation, checks, neutral=False, details_url=url)
+        run_id = run.run_id if run is not None else None
+        uploaded = uploaded_metrics(self.conn, pr.repo, pr.head_sha, run_id)
+        what = f"run `{run_id}`" if run_id else f"any run of {pr.short_sha}"
+        upload = UPLOAD_COMMAND.format(repo=pr.repo)
+
+        def measure() -> RunOutcome:
+            if not uploaded:
+                return RunOutcome(
+                    {},
+                    None,
+                    f"A job of the pipeline uploads its metrics file with:\n{upload}",
+                    failure=f"no metrics were uploaded for {what} of the Semaphore pipeline",
+                )
+            return RunOutcome(uploaded, None, "")
+
+        changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
+        try:
+            evaluation = compare(
+                files.read,
+                config,
+                changed,
+                pr.base_sha,
+                pr.head_sha,
+                base_ref=pr.base_ref,
+                baseline=baseline(self.conn, pr.repo, pr.base_sha),
+                measure=measure,
+            )
+        except (DvcFileError, MetricsFileError) as exc:
+            evaluation = Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=str(exc))
+        if not uploaded:
+            notes.append(
+                f"Nothing was uploaded to mlgate for {pr.short_sha}: the pipeline's job runs "
+                f"{upload} (README.md, Connecting Semaphore)."
+            )
+        elif evaluation.error is None:
+            evaluation = replace(evaluation, trend=trend(self.conn, pr.repo))
+        evaluation = replace(evaluation, notes=notes)
+        return self._publish(pr, evaluation, checks, neutral=False, details_url=url)
+
+    def _semaphore(self, session: requests.Session) -> SemaphoreClient | None:
+        try:
+            return SemaphoreClient(
+                self.settings.semaphore_api_url, self.settings.semaphore_api_token, session=session
+            )
+        except SettingsError:
+            return None
+
+    def _workflow_url(self, done: PipelineDone) -> str | None:
+        with requests.Session() as session:
+            client = self._semaphore(session)
+            if client is not None:
+                return client.workflow_url(done.workflow_id)
+        return fallback_workflow_url(done.organization, done.workflow_id)
+
+    def _failed(self, done: PipelineDone) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Failed blocks and jobs, as the API describes them; the notification's own list when
+        the API is not configured or does not answer (the result is known either way)."""
+        with requests.Session() as session:
+            client = self._semaphore(session)
+            if client is None:
+                return done.failed
+            try:
+                pipeline = client.describe_pipeline(done.pipeline_id, detailed=True)
+            except SemaphoreError as exc:
+                log.warning("describing pipeline failed: %s", exc, extra={"run": done.pipeline_id})
+                return done.failed
+        return failed_from_pipeline(pipeline) or done.failed
 
     def republish(self, pr: PullRequest) -> str | None:
         """Show a new decision (an override) on the last evaluation of `pr`'s head, if any."""
@@ -560,6 +818,13 @@ def author_trusted(gh: GitHubClient, pr: PullRequest) -> bool:
     if pr.from_fork:
         return False
     return at_least(level(gh.collaborator_permission(pr.repo, pr.author)), "write")
+
+
+def _semaphore_kind(config: RepoConfig, retrain: Retrain | None) -> str | None:
+    """`retrain` or `evaluate` when that run happens on Semaphore, else None."""
+    if retrain is not None:
+        return RETRAIN if config.retrain.runner == "semaphore" else None
+    return "evaluate" if config.metrics.source == "semaphore" else None
 
 
 def _waiting_note(source: str, pr: PullRequest, trusted: bool) -> str:

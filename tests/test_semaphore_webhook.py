@@ -183,14 +183,14 @@ def test_the_worker_dispatches_the_stored_payload_as_a_semaphore_event(
     assert queued(redis_conn) == 0
 
 
-def test_with_no_semaphore_handler_the_router_logs_it_and_the_delivery_is_done(
+def test_a_pipeline_of_a_repository_mlgate_is_not_installed_on_is_logged_and_done(
     client: FlaskClient, redis_conn: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.routing")
+    caplog.set_level(logging.INFO, logger="bot.handlers.semaphore")
     webhook_id = str(uuid.uuid4())
     assert post(client, PIPELINE_DONE.read_bytes(), webhook_id)[0] == 202
     run_jobs(redis_conn)
-    assert "no handler for semaphore.None" in caplog.text
+    assert "semaphore: pipeline of a repository mlgate is not installed on" in caplog.text
     assert deliveries.state(redis_conn, "semaphore", webhook_id) is DeliveryState.DONE
 
 

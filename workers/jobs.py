@@ -22,7 +22,14 @@ from bot.errors import (
     MlgateError,
     UntrustedCode,
 )
-from bot.evaluation import Evaluator, PullRequest, Retrain, author_trusted
+from bot.evaluation import (
+    SEMAPHORE_STARTED,
+    SEMAPHORE_UNCONFIGURED,
+    Evaluator,
+    PullRequest,
+    Retrain,
+    author_trusted,
+)
 from bot.handlers import router
 from bot.queueing import RUN_JOB_TIMEOUT
 from bot.redis_conn import connect, key
@@ -125,14 +132,19 @@ def evaluate_pull_request(
     """Evaluate one PR head (after a retrain, if asked) and publish comment and check.
 
     One run per PR at a time: a second command's run waits here for the first (a Redis lock).
-    `comment_id` is the command's comment, which gets 🚀 or 😕 when the run ends.
+    `comment_id` is the command's comment, which gets 🚀 or 😕 when the run ends; a run
+    started on Semaphore ends with its pipeline, whose notification reacts.
     """
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
     request = PullRequest(**pr)
     gh = ctx.github.client(installation_id)
     evaluator = Evaluator(
-        settings, ctx.redis, gh, token=lambda: ctx.github.installation_token(installation_id)
+        settings,
+        ctx.redis,
+        gh,
+        token=lambda: ctx.github.installation_token(installation_id),
+        installation_id=installation_id,
     )
     lock = ctx.redis.lock(
         key("pr-run", request.repo, request.number),
@@ -148,6 +160,8 @@ def evaluate_pull_request(
                 note=note or None,
                 forced=forced,
                 retrain=Retrain(retrain, requested_by) if retrain is not None else None,
+                comment_id=comment_id,
+                requested_by=requested_by,
             )
     except UntrustedCode as exc:
         gh.create_comment(
@@ -157,8 +171,9 @@ def evaluate_pull_request(
             "this commit's code first.",
         )
     finally:
-        if comment_id is not None:
-            succeeded = outcome not in ("error", "config-invalid", "superseded")
+        if comment_id is not None and outcome != SEMAPHORE_STARTED:
+            failed = ("error", "config-invalid", "superseded", SEMAPHORE_UNCONFIGURED)
+            succeeded = outcome not in failed
             gh.add_reaction(request.repo, comment_id, "rocket" if succeeded else "confused")
     log.info(
         "evaluated: %s",

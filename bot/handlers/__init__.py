@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from bot.handlers import checks, commands, installation, pull_request, push
+from bot.handlers import checks, commands, installation, pull_request, push, semaphore
 from bot.routing import Router
 
 router = Router.combine(
-    installation.router, pull_request.router, push.router, checks.router, commands.router
+    installation.router,
+    pull_request.router,
+    push.router,
+    checks.router,
+    commands.router,
+    semaphore.router,
 )

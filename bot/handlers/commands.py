@@ -163,7 +163,7 @@ def _evaluate(talk: Conversation, command: commands.Command, config: RepoConfig)
     entry = talk.audit("approve-evaluate")
     audit.set_decision(talk.ctx.redis, "approval", talk.pr.repo, entry)
     record_head(talk.ctx.redis, talk.pr)
-    talk.queue_run(f"Evaluated at the request of @{talk.user}.")
+    talk.queue_run(f"Evaluated at the request of @{talk.user}.", requested_by=talk.user)
 
 
 def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
@@ -172,7 +172,7 @@ def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) 
         talk.reply(commands.problems_reply(command, request))
         talk.react(FAILED)
         return
-    if config.retrain.run is None:
+    if config.retrain.run is None and config.retrain.runner != "semaphore":
         talk.reply(
             f"{commands.quote_line(command.line)}\n\n`/retrain` needs `retrain.run` in "
             "`.github/mlgate.yml`; nothing was run."

@@ -1,0 +1,122 @@
+"""Semaphore pipeline-done notifications: publish the evaluation or retrain a pipeline ran."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.comparison import load_config
+from bot.context import Context
+from bot.errors import RepoConfigError
+from bot.evaluation import Evaluator, PullRequest
+from bot.files import RepoFiles
+from bot.github import GitHubClient
+from bot.handlers.installation import installed_repositories
+from bot.routing import Event, Router
+from bot.semaphore_runs import (
+    PipelineDone,
+    SemaphoreRun,
+    claim,
+    find_run,
+    parse_pipeline_done,
+    release,
+    same_file,
+)
+
+log = logging.getLogger(__name__)
+router = Router()
+
+# GitHub's reaction names for 🚀 and 😕 (DESIGN.md, Reactions), as commands.py uses them.
+DONE, FAILED = "rocket", "confused"
+# Outcomes of a publication that mean the command's run did not succeed.
+NOT_SUCCEEDED = ("error", "config-invalid", "superseded")
+
+
+@router.register("semaphore")
+def pipeline_done(event: Event, ctx: Context) -> None:
+    done = parse_pipeline_done(event.payload)
+    extra = event.log_extra()
+    if done is None:
+        log.info("semaphore notification ignored: not a done pipeline", extra=extra)
+        return
+    run, known = find_run(ctx.redis, done.pipeline_id, done.workflow_id)
+    if run is None and known:
+        # Same workflow, another pipeline: a promotion (a deploy) or a partial rerun.
+        log.info("semaphore: another pipeline of a workflow mlgate started", extra=extra)
+        return
+    if run is not None:
+        installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
+        pr: PullRequest | None = PullRequest(**run.pull)
+        gh = ctx.github.client(installation)
+    elif event.repo is not None and done.pr_number is not None and done.head_sha is not None:
+        found = _installed(ctx, event.repo)
+        if found is None:
+            log.info("semaphore: pipeline of a repository mlgate is not installed on", extra=extra)
+            return
+        repo, installation = found
+        gh = ctx.github.client(installation)
+        pr = _passive(ctx, gh, repo, done.pr_number, done.head_sha, done)
+    else:
+        log.info("semaphore: not a pull-request pipeline mlgate knows", extra=extra)
+        return
+    if pr is None:
+        log.info("semaphore: not the repository's evaluation pipeline", extra=extra)
+        return
+    if not claim(ctx.redis, done.pipeline_id):
+        log.info("semaphore: pipeline already published", extra=extra)
+        return
+    evaluator = Evaluator(
+        ctx.settings,
+        ctx.redis,
+        gh,
+        token=lambda: ctx.github.installation_token(installation),
+        installation_id=installation,
+    )
+    try:
+        outcome = evaluator.publish_pipeline(pr, done, run)
+    except BaseException:
+        release(ctx.redis, done.pipeline_id)  # the job's retry publishes
+        raise
+    _react(gh, run, outcome)
+    log.info(
+        "semaphore pipeline published: %s",
+        outcome,
+        extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
+    )
+
+
+def _installed(ctx: Context, slug: str) -> tuple[str, int] | None:
+    """GitHub's name of the repository Semaphore calls `slug`, and its installation, as the
+    installation events recorded them: no API call for the pipelines of other repositories."""
+    wanted = slug.lower()  # GitHub names are case-insensitive; Semaphore keeps its own case
+    for name, installation in installed_repositories(ctx.redis).items():
+        if name.lower() == wanted:
+            return name, installation
+    return None
+
+
+def _passive(
+    ctx: Context, gh: GitHubClient, repo: str, number: int, head_sha: str, done: PipelineDone
+) -> PullRequest | None:
+    """The PR of a pipeline Semaphore ran by itself, if it is the repository's evaluation
+    pipeline (`semaphore.pipeline_file` of its project); None for any other pipeline."""
+    pull = gh.get_pull(repo, number)
+    pr = PullRequest.from_api(pull, pull["base"]["repo"])
+    ref = pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch
+    try:
+        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, ref)
+    except RepoConfigError:
+        return None  # the PR's own evaluation says so, on mlgate/config
+    wanted = config.semaphore
+    if wanted.pipeline_file is None or not same_file(wanted.pipeline_file, done.pipeline_file):
+        return None
+    if wanted.project_id is not None and done.project_id and wanted.project_id != done.project_id:
+        return None
+    # The pipeline ran for its head, which may no longer be the PR's: publishing checks that.
+    return replace(pr, head_sha=head_sha)
+
+
+def _react(gh: GitHubClient, run: SemaphoreRun | None, outcome: str) -> None:
+    if run is not None and run.comment_id is not None:
+        content = FAILED if outcome in NOT_SUCCEEDED else DONE
+        gh.add_reaction(run.repo, run.comment_id, content)
