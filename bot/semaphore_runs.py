@@ -75,12 +75,18 @@ def done_key(pipeline_id: str) -> str:
     return key("semaphore", "done", pipeline_id)
 
 
+def active_key() -> str:
+    """Runs by start time, for the poll that publishes or expires them (semaphore_poll.py)."""
+    return key("semaphore", "active")
+
+
 def record_run(conn: redis.Redis, run: SemaphoreRun) -> None:
     """Store the run and index it by pipeline id and workflow id, in one transaction."""
     with conn.pipeline(transaction=True) as pipe:
         pipe.set(run_key(run.run_id), run.to_json(), ex=RUN_TTL)
         pipe.set(pipeline_key(run.pipeline_id), run.run_id, ex=RUN_TTL)
         pipe.set(workflow_key(run.workflow_id), run.run_id, ex=RUN_TTL)
+        pipe.zadd(active_key(), {run.run_id: run.started_at})
         pipe.execute()
 
 

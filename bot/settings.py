@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import logs
+from bot.config import DURATION_EXPECTED, parse_duration
 from bot.errors import SettingsError
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # Seconds before each retry of a failed job: bounded exponential backoff.
 DEFAULT_RETRY_DELAYS = (10, 60, 300)
+# How long a Semaphore run may wait for its pipeline before mlgate gives up on it: longer
+# than a training run normally takes, short enough that a lost notification shows the same day.
+DEFAULT_SEMAPHORE_RUN_TIMEOUT = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Settings:
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
     # Names (not values) of server variables trusted runs may see: MLGATE_RUNNER_SECRETS.
     runner_secrets: str = ""
+    semaphore_run_timeout: float = DEFAULT_SEMAPHORE_RUN_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +82,7 @@ class Settings:
             data_dir=Path(env.get("MLGATE_DATA_DIR", ".mlgate")),
             retry_delays=_parse_delays(env.get("MLGATE_RETRY_DELAYS")),
             runner_secrets=env.get("MLGATE_RUNNER_SECRETS", ""),
+            semaphore_run_timeout=_parse_timeout(env.get("MLGATE_SEMAPHORE_RUN_TIMEOUT")),
         )
         settings.register_secrets()
         return settings
@@ -105,3 +111,14 @@ def _parse_delays(value: str | None) -> tuple[int, ...]:
             "such as 10,60,300"
         )
     return delays
+
+
+def _parse_timeout(value: str | None) -> float:
+    if value is None or not value.strip():
+        return DEFAULT_SEMAPHORE_RUN_TIMEOUT
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise SettingsError(
+            f"MLGATE_SEMAPHORE_RUN_TIMEOUT={value!r}: expected {DURATION_EXPECTED}, such as 6h"
+        ) from None

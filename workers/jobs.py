@@ -9,9 +9,10 @@ from types import TracebackType
 from typing import Any
 
 import redis
+import requests
 from rq.job import Job, get_current_job
 
-from bot import deliveries, redelivery
+from bot import deliveries, redelivery, semaphore_poll
 from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
@@ -20,6 +21,7 @@ from bot.errors import (
     GitHubRateLimited,
     GitHubRetriesExhausted,
     MlgateError,
+    SettingsError,
     UntrustedCode,
 )
 from bot.evaluation import (
@@ -34,6 +36,7 @@ from bot.handlers import router
 from bot.queueing import RUN_JOB_TIMEOUT
 from bot.redis_conn import connect, key
 from bot.routing import Event
+from bot.semaphore import SemaphoreClient
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,3 +201,19 @@ def record_baseline(
     metrics = evaluator.record_push_baseline(repo, sha, clone_url, time.time(), paths)
     log.info("baseline %s", "recorded" if metrics is not None else "skipped", extra={"repo": repo})
     return metrics is not None
+
+
+def poll_semaphore_runs(now: float | None = None) -> dict[str, int]:
+    """Periodic: publish Semaphore runs whose notification never came, expire stale ones."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    with requests.Session() as session:
+        try:
+            client: SemaphoreClient | None = SemaphoreClient(
+                settings.semaphore_api_url, settings.semaphore_api_token, session=session
+            )
+        except SettingsError:
+            client = None  # runs still expire; nothing can be asked
+        counts = semaphore_poll.sweep(ctx, client, now)
+    log.info("semaphore runs swept", extra=dict(counts))
+    return dict(counts)

@@ -11,12 +11,17 @@ from workers import jobs
 # GitHub's own example redelivers every few hours; five minutes keeps delays short while
 # listing deliveries stays well within the rate limit.
 REDELIVER_INTERVAL = 300
+# Each run is asked about at most once a minute (bot/semaphore_poll.py, POLL_INTERVAL).
+SEMAPHORE_POLL_INTERVAL = 60
 
 
 def build(redis_url: str) -> CronScheduler:
     scheduler = CronScheduler(connection=connect(redis_url, socket_timeout=None))
     scheduler.register(
         jobs.redeliver_failed_deliveries, queue_name=EVENTS, interval=REDELIVER_INTERVAL
+    )
+    scheduler.register(
+        jobs.poll_semaphore_runs, queue_name=EVENTS, interval=SEMAPHORE_POLL_INTERVAL
     )
     return scheduler
 

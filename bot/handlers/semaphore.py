@@ -45,10 +45,9 @@ def pipeline_done(event: Event, ctx: Context) -> None:
         log.info("semaphore: another pipeline of a workflow mlgate started", extra=extra)
         return
     if run is not None:
-        installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
-        pr: PullRequest | None = PullRequest(**run.pull)
-        gh = ctx.github.client(installation)
-    elif event.repo is not None and done.pr_number is not None and done.head_sha is not None:
+        publish_run(ctx, run, done, extra)
+        return
+    if event.repo is not None and done.pr_number is not None and done.head_sha is not None:
         found = _installed(ctx, event.repo)
         if found is None:
             log.info("semaphore: pipeline of a repository mlgate is not installed on", extra=extra)
@@ -62,9 +61,32 @@ def pipeline_done(event: Event, ctx: Context) -> None:
     if pr is None:
         log.info("semaphore: not the repository's evaluation pipeline", extra=extra)
         return
+    publish(ctx, gh, installation, pr, done, None, extra)
+
+
+def publish_run(
+    ctx: Context, run: SemaphoreRun, done: PipelineDone, extra: dict[str, object]
+) -> str | None:
+    """Publish a done pipeline of a run mlgate started; the notification and the poll
+    (semaphore_poll.py) both come here."""
+    installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
+    gh = ctx.github.client(installation)
+    return publish(ctx, gh, installation, PullRequest(**run.pull), done, run, extra)
+
+
+def publish(
+    ctx: Context,
+    gh: GitHubClient,
+    installation: int,
+    pr: PullRequest,
+    done: PipelineDone,
+    run: SemaphoreRun | None,
+    extra: dict[str, object],
+) -> str | None:
+    """Publish a done pipeline once: the outcome, or None when it was published already."""
     if not claim(ctx.redis, done.pipeline_id):
         log.info("semaphore: pipeline already published", extra=extra)
-        return
+        return None
     evaluator = Evaluator(
         ctx.settings,
         ctx.redis,
@@ -83,6 +105,7 @@ def pipeline_done(event: Event, ctx: Context) -> None:
         outcome,
         extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
     )
+    return outcome
 
 
 def _installed(ctx: Context, slug: str) -> tuple[str, int] | None:
