@@ -17,7 +17,7 @@ from typing import Any
 import redis
 import requests
 
-from bot import audit, runner, sticky
+from bot import audit, deploy, runner, sticky
 from bot.changes import classify
 from bot.checks import CONFIG_CHECK, QUALITY_CHECK, Checks
 from bot.comparison import Metrics, RunOutcome, compare, load_config, metrics_paths, read_metrics
@@ -549,7 +549,18 @@ class Evaluator:
             annotations=output.annotations,
             details_url=details_url,
         )
+        self._deploy_state(pr, conclusion)
         return "error" if evaluation.error is not None else conclusion
+
+    def _deploy_state(self, pr: PullRequest, conclusion: str) -> None:
+        """mlgate/deploy follows mlgate/quality of the same sha (DESIGN.md, Deploy states)."""
+        deploy.record_gate(self.conn, pr.repo, pr.head_sha, conclusion == "success")
+        try:
+            config = load_config(self.files(pr.repo).read, self._config_ref(pr))
+        except RepoConfigError:
+            return  # the PR's mlgate/config says so
+        if config.deploy.enabled:
+            deploy.publish_check(self.gh, self.conn, pr.repo, pr.number, pr.head_sha, config.deploy)
 
     # ---------------------------------------------------------------------- Semaphore runs
 

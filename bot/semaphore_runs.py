@@ -150,6 +150,8 @@ class PipelineDone:
     pr_number: int | None
     head_sha: str | None
     failed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The commit Semaphore built: for branch pipelines the pushed commit.
+    commit_sha: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -179,6 +181,7 @@ def parse_pipeline_done(payload: Mapping[str, Any]) -> PipelineDone | None:
     pull = _mapping(revision.get("pull_request"))
     number = str(pull.get("number") or "")
     head = pull.get("head_sha")
+    commit = revision.get("commit_sha")
     repository = _mapping(payload.get("repository"))
     return PipelineDone(
         pipeline_id=pipeline_id,
@@ -194,6 +197,7 @@ def parse_pipeline_done(payload: Mapping[str, Any]) -> PipelineDone | None:
         pr_number=int(number) if number.isdigit() else None,
         head_sha=head.lower() if isinstance(head, str) and head else None,
         failed=_failed_blocks(payload.get("blocks")),
+        commit_sha=commit.lower() if isinstance(commit, str) and commit else None,
     )
 
 

@@ -187,6 +187,9 @@ ROUTES = (
     Route("/repos/<owner>/<repo>/deployments/<int:deployment_id>/statuses", "POST",
           "repos/create-deployment-status", "DeploymentStatus", "installation",
           (("deployments",), "write")),
+    Route("/orgs/<org>/teams/<team_slug>/memberships/<username>", "GET",
+          "teams/get-membership-for-user-in-org", "Team", "installation",
+          (("members",), "read")),
 )  # fmt: skip
 
 _LEVELS = {"read": 1, "write": 2, "admin": 3}
@@ -221,6 +224,7 @@ class Api:
             "issues/update-comment": self.update_comment,
             "reactions/create-for-issue-comment": self.create_reaction,
             "repos/get-collaborator-permission-level": self.get_permission,
+            "teams/get-membership-for-user-in-org": self.get_team_membership,
             "pulls/get": self.get_pull,
             "pulls/list-files": self.list_pull_files,
             "repos/get-content": self.get_content,
@@ -708,6 +712,15 @@ class Api:
         # GitHub keeps the legacy base roles in `permission`: maintain shows as write,
         # triage as read; `role_name` carries the real role.
         return Reply(200, {"permission": LEGACY_PERMISSION[role], "role_name": role, "user": user})
+
+    def get_team_membership(self, call: Call) -> Reply:
+        org, slug, login = call.params["org"], call.params["team_slug"], call.params["username"]
+        state = self.emu.team_membership(org, slug, login)
+        if state is None:
+            # GitHub answers 404 for a user who is not a member, as for an unknown team.
+            raise ApiError(404, "Not Found")
+        url = self.emu._api(f"/orgs/{org}/teams/{slug}/memberships/{login}")
+        return Reply(200, {"url": url, "role": "member", "state": state})
 
     def _pull(self, repo: EmulatedRepo, number: int) -> PullRequest:
         with self.emu._lock:

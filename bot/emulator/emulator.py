@@ -58,6 +58,7 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
     "contents": "read",
     "deployments": "write",
     "issues": "write",
+    "members": "read",  # organization permission: team memberships of deploy approvers
     "metadata": "read",
     "pull_requests": "write",
     "statuses": "write",
@@ -127,6 +128,8 @@ class GitHubEmulator:
         self._tokens: dict[str, Token] = {}
         self._repos: dict[str, EmulatedRepo] = {}
         self._permissions: dict[tuple[str, str], str] = {}
+        # (org, team slug) -> {login: membership state}
+        self._team_members: dict[tuple[str, str], dict[str, str]] = {}
         self._pulls: dict[tuple[str, int], PullRequest] = {}
         self._next_number: dict[str, int] = {}
         self._comments: dict[int, Comment] = {}
@@ -255,6 +258,19 @@ class GitHubEmulator:
             self.repo(full_name)
             self._ensure_user(login)
             self._permissions[(full_name, login)] = permission
+
+    def add_team_member(self, org: str, team_slug: str, login: str, state: str = "active") -> None:
+        """Make `login` a member of the organization's team (`state` active or pending)."""
+        if state not in ("active", "pending"):
+            raise ValueError(f"state must be active or pending, not {state!r}")
+        with self._lock:
+            self._ensure_user(login)
+            self._team_members.setdefault((org.lower(), team_slug.lower()), {})[login] = state
+
+    def team_membership(self, org: str, team_slug: str, login: str) -> str | None:
+        """The membership state of `login` in the team, None if not a member."""
+        with self._lock:
+            return self._team_members.get((org.lower(), team_slug.lower()), {}).get(login)
 
     def permission(self, full_name: str, login: str) -> str:
         """The role of `login` on the repository; the owning user is admin."""

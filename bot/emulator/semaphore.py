@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -165,6 +165,8 @@ class EmulatedPromotion:
     override: bool
     parameters: dict[str, str]
     triggered_at: float
+    # The pipeline the promotion started, in the same workflow (it notifies when done).
+    promoted_pipeline_id: str = ""
 
 
 @dataclass
@@ -443,6 +445,19 @@ class SemaphoreEmulator:
 
     # -- API actions (called by _Api under no lock) -------------------------------------------
 
+    def run_workflow(
+        self,
+        project_id: str,
+        reference: str,
+        commit_sha: str | None = None,
+        pipeline_file: str = ".semaphore/semaphore.yml",
+        parameters: Mapping[str, str] | None = None,
+    ) -> EmulatedWorkflow:
+        """A workflow Semaphore starts by itself (a push to a branch), not through the API."""
+        return self._run_workflow(
+            project_id, reference, commit_sha, pipeline_file, dict(parameters or {})
+        )
+
     def _run_workflow(
         self,
         project_id: str,
@@ -509,9 +524,35 @@ class SemaphoreEmulator:
             if request_token in self._promotion_tokens:
                 return
             self._promotion_tokens.add(request_token)
+            source = self._pipelines[pipeline_id]
+            promoted = replace(
+                source,
+                id=str(uuid.uuid4()),
+                name=name,
+                yaml_file_name=f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.yml",
+                parameters=dict(parameters),
+                created_at=time.time(),
+                blocks=[
+                    EmulatedBlock(
+                        str(uuid.uuid4()), "Deploy", [EmulatedJob(str(uuid.uuid4()), "deploy", 0)]
+                    )
+                ],
+                state="running",
+                result=None,
+                result_reason=None,
+                done_at=None,
+                stopping_at=None,
+            )
+            self._pipelines[promoted.id] = promoted
             self._promotions.append(
                 EmulatedPromotion(
-                    pipeline_id, name, request_token, override, dict(parameters), time.time()
+                    pipeline_id,
+                    name,
+                    request_token,
+                    override,
+                    dict(parameters),
+                    time.time(),
+                    promoted.id,
                 )
             )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.checks import QUALITY_CHECK
+from bot import deploy
+from bot.checks import DEPLOY_CHECK, QUALITY_CHECK
 from bot.context import Context
 from bot.evaluation import PullRequest, pr_for_sha, record_head
 from bot.handlers.commands import press_button
@@ -44,10 +45,12 @@ def _reevaluate(event: Event, ctx: Context, sha: str, pulls: list[dict[str, Any]
 
 @router.register("check_run", action="requested_action")
 def requested_action(event: Event, ctx: Context) -> None:
-    """ "Re-evaluate" and "Retrain" act as `/evaluate` and `/retrain` by the one who clicked."""
+    """ "Re-evaluate", "Retrain" and "Approve deploy" act as `/evaluate`, `/retrain` and
+    `/deploy` by the one who clicked."""
     check_run = event.payload["check_run"]
     identifier = event.payload["requested_action"]["identifier"]
-    if check_run.get("name") != QUALITY_CHECK or identifier not in ("evaluate", "retrain"):
+    buttons = {QUALITY_CHECK: ("evaluate", "retrain"), DEPLOY_CHECK: (deploy.APPROVE,)}
+    if identifier not in buttons.get(check_run.get("name"), ()):
         return
     repo = event.repo
     assert repo is not None

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from bot import audit, commands
+from bot import audit, commands, deploy
 from bot.checks import QUALITY_CHECK, Checks
 from bot.comparison import load_config
 from bot.config import RepoConfig
@@ -39,6 +39,7 @@ class Conversation:
     pr: PullRequest
     user: str
     comment_id: int | None  # None for a check-run button: nothing to react on
+    clicked_sha: str | None = None  # the head an "Approve deploy" button was shown on
 
     def reply(self, body: str) -> None:
         self.gh.create_comment(self.pr.repo, self.pr.number, body)
@@ -102,6 +103,11 @@ def comment_created(event: Event, ctx: Context) -> None:
 def press_button(event: Event, ctx: Context, number: int, head_sha: str, identifier: str) -> None:
     """A check-run button is its command without arguments: the same checks, the same run."""
     talk, config = _conversation(event, ctx, number, event.payload["sender"]["login"], None)
+    if identifier == deploy.APPROVE:
+        # Approving an old head is refused and said so (DESIGN.md, Deploy states).
+        talk.clicked_sha = head_sha
+        _run(talk, commands.Command("deploy", line="Approve deploy (button)"), config)
+        return
     if talk.pr.head_sha != head_sha:
         log.info("button on an old head ignored", extra=event.log_extra())
         return
@@ -215,27 +221,51 @@ def _override(talk: Conversation, command: commands.Command, config: RepoConfig)
 
 
 def _deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
-    """Checked against `deploy.approvers`; what a deploy does comes with mlgate/deploy."""
-    approvers = config.deploy.approvers
-    if not config.deploy.enabled:
+    """Approve deploying the head (DESIGN.md, Deploy states): checked against
+    `deploy.approvers`; a valid approval deploys at once (`on: approval`) or on merge."""
+    settings = config.deploy
+    if not settings.enabled:
         talk.reply(
             f"{commands.quote_line(command.line)}\n\nThis repository configures no deployment "
             "(`deploy:` in `.github/mlgate.yml`); nothing was deployed."
         )
         talk.react(FAILED)
         return
-    has = talk.permission()
-    allowed = talk.user.lower() in {u.lower().lstrip("@") for u in approvers.users} or (
-        approvers.permission is not None and at_least(has, approvers.permission)
-    )
-    if not allowed:
-        talk.refuse(command, commands.COMMANDS["deploy"].who, has)
-        return
-    talk.reply(
-        f"{commands.quote_line(command.line)}\n\n@{talk.user} may approve deploys, but this mlgate "
-        "cannot deploy yet (the mlgate/deploy check is not available); nothing was deployed."
-    )
-    talk.react(FAILED)
+    conn, repo, number = talk.ctx.redis, talk.pr.repo, talk.pr.number
+    sha = talk.clicked_sha or talk.pr.head_sha
+    approval = audit.decision(conn, deploy.APPROVAL, repo, number, sha)
+    fresh = approval is None
+    if approval is None:
+        # The PR as GitHub has it now: an approval is of one open head, nothing older.
+        pull = talk.gh.get_pull(repo, number)
+        why = deploy.refusal(talk.gh, conn, pull, repo, sha, settings, talk.user, talk.permission)
+        if why is not None:
+            deploy.refuse(conn, repo, number, sha, talk.user, why)
+            deploy.publish_check(talk.gh, conn, repo, number, sha, settings)
+            talk.reply(
+                f"{commands.quote_line(command.line)}\n\n@{talk.user}, deploying "
+                f"{sha[:7]} was not approved: {why}."
+            )
+            talk.react(FAILED)
+            return
+        talk.react(ACCEPTED)
+        approval = deploy.approve(conn, repo, number, sha, talk.user)
+    outcome = "on-merge"
+    if settings.on == deploy.ON_APPROVAL:
+        # Also on a second click: a deploy that failed half-way is retried, never doubled.
+        request = deploy.DeployRequest(
+            repo, number, sha, sha, deploy.ON_APPROVAL, approval.user, talk.event.installation_id
+        )
+        outcome = deploy.start(talk.ctx.settings, conn, talk.gh, request, settings)
+    deploy.publish_check(talk.gh, conn, repo, number, sha, settings)
+    if fresh:
+        then = {
+            "on-merge": "it deploys when this pull request is merged",
+            "pending": "it deploys when the Semaphore pipeline of this commit is done",
+            "promoted": f"Semaphore promotion `{settings.promotion}` started",
+        }.get(outcome, f"deploy: {outcome}")
+        talk.reply(f"@{talk.user} approved deploying {sha[:7]}: {then}.")
+        talk.react(DONE)
 
 
 HANDLERS = {

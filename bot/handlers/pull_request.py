@@ -6,10 +6,13 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from bot import queueing
+from bot import audit, deploy, queueing
 from bot.checks import QUALITY_CHECK, Checks
+from bot.comparison import load_config
 from bot.context import Context
+from bot.errors import RepoConfigError
 from bot.evaluation import PullRequest, record_head
+from bot.files import RepoFiles
 from bot.routing import Event, Router
 
 log = logging.getLogger(__name__)
@@ -60,3 +63,35 @@ def pull_request_changed(event: Event, ctx: Context) -> None:
         )
         log.info("superseded a queued evaluation", extra=event.log_extra())
     queue_evaluation(ctx, event, pr)
+
+
+@router.register("pull_request", action="closed")
+def pull_request_closed(event: Event, ctx: Context) -> None:
+    """A merged PR whose head was approved for `deploy.on: merge` deploys its merge commit."""
+    pull = event.payload["pull_request"]
+    if not pull.get("merged") or not pull.get("merge_commit_sha"):
+        return
+    pr = PullRequest.from_api(pull, event.payload["repository"])
+    approval = audit.decision(ctx.redis, deploy.APPROVAL, pr.repo, pr.number, pr.head_sha)
+    if approval is None:
+        return  # merged without an approval of its last head: nothing to deploy
+    gh = ctx.client(event)
+    try:
+        # The default branch's configuration, as every decision of mlgate reads it.
+        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, pr.default_branch)
+    except RepoConfigError:
+        log.warning("merged PR not deployed: configuration invalid", extra=event.log_extra())
+        return
+    if not config.deploy.enabled or config.deploy.on != deploy.ON_MERGE:
+        return
+    request = deploy.DeployRequest(
+        pr.repo,
+        pr.number,
+        pr.head_sha,
+        str(pull["merge_commit_sha"]),
+        deploy.ON_MERGE,
+        approval.user,
+        event.installation_id,
+    )
+    outcome = deploy.start(ctx.settings, ctx.redis, gh, request, config.deploy)
+    log.info("merged PR deploy: %s", outcome, extra=event.log_extra())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from bot import deploy
 from bot.comparison import load_config
 from bot.context import Context
 from bot.errors import RepoConfigError
@@ -38,6 +39,8 @@ def pipeline_done(event: Event, ctx: Context) -> None:
     extra = event.log_extra()
     if done is None:
         log.info("semaphore notification ignored: not a done pipeline", extra=extra)
+        return
+    if _deploy_notification(ctx, done, extra):
         return
     run, known = find_run(ctx.redis, done.pipeline_id, done.workflow_id)
     if run is None and known:
@@ -106,6 +109,33 @@ def publish(
         extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
     )
     return outcome
+
+
+def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, object]) -> bool:
+    """A promoted pipeline ends its GitHub Deployment (True: nothing else to do); any other
+    pipeline is remembered for its commit, and starts a deploy that waited for it."""
+    promoted = deploy.promoted_pipeline(ctx.redis, done)
+    if promoted is not None:
+        if claim(ctx.redis, done.pipeline_id):
+            installation = promoted["installation_id"]
+            installation = installation or ctx.github.installation_for_repo(promoted["repo"])
+            try:
+                deploy.finish(ctx.github.client(installation), promoted, done)
+            except BaseException:
+                release(ctx.redis, done.pipeline_id)
+                raise
+            log.info("semaphore: deployment finished: %s", done.result, extra=extra)
+        return True
+    commit = deploy.record_pipeline(ctx.redis, done)
+    waiting = deploy.take_pending(ctx.redis, done.repo, commit) if done.repo and commit else None
+    if waiting is not None:
+        pipeline = deploy.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
+        assert pipeline is not None  # recorded just above
+        installation = waiting.installation_id or ctx.github.installation_for_repo(waiting.repo)
+        gh = ctx.github.client(installation)
+        outcome = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
+        log.info("semaphore: a waiting deploy: %s", outcome, extra=extra)
+    return False
 
 
 def _installed(ctx: Context, slug: str) -> tuple[str, int] | None:
