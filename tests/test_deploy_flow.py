@@ -275,3 +275,33 @@ def test_deploy_before_the_gate_passed_is_refused(
     assert "the quality gate has not passed" in bot_replies(emulator, number)[-1]
     assert deploy_check(emulator, sha)["conclusion"] == "neutral"
     assert semaphore.promotions == []
+
+
+def test_a_push_voids_the_approval_and_the_merge_deploys_nothing(
+    bot: Bot, emulator: GitHubEmulator, semaphore: SemaphoreEmulator
+) -> None:
+    number = open_pr(bot, emulator)
+    click(bot, number, "mia")
+    emulator.repo(REPO).commit("feature", {"README.md": "more\n"})
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "synchronize"))
+    assert deploy_check(emulator, head(emulator, number))["conclusion"] == "action_required"
+
+    merge_sha = emulator.close_pull_request(REPO, number, merged=True)
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "closed"))
+    workflow = semaphore.run_workflow(PROJECT, "refs/heads/main", merge_sha)
+    notify(bot, semaphore, workflow.initial_pipeline_id)
+    assert semaphore.promotions == []
+    assert emulator.deployments(REPO) == []
+
+
+@pytest.mark.parametrize("state", ["pending", None])
+def test_a_writer_outside_the_team_or_not_yet_in_it_is_refused(
+    bot: Bot, emulator: GitHubEmulator, semaphore: SemaphoreEmulator, state: str | None
+) -> None:
+    number = open_pr(bot, emulator)
+    emulator.set_permission(REPO, "wes", "write")
+    if state is not None:
+        emulator.add_team_member("octo", "ml-leads", "wes", state=state)
+    click(bot, number, "wes")
+    assert "@wes is not an approver" in bot_replies(emulator, number)[-1]
+    assert deploy_check(emulator, head(emulator, number))["conclusion"] == "action_required"
