@@ -5,18 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shlex
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
 import requests
 
-from bot import audit
+from bot import audit, queueing, runner
 from bot.checks import DEPLOY_CHECK, Checks
 from bot.config import DeployConfig
-from bot.errors import GitHubError
+from bot.errors import GitHubError, RunnerError
 from bot.github import GitHubClient
 from bot.permissions import at_least
 from bot.redis_conn import key, text
@@ -40,6 +43,8 @@ DEPLOY_ACTIONS = (
 # The audit decision kind that records a valid approval of one head sha.
 APPROVAL = "deploy-approval"
 ON_APPROVAL, ON_MERGE = "approval", "merge"
+# .github/mlgate.yml has no deploy timeout; a deploy command gets this long before it is killed.
+DEPLOY_TIMEOUT = 3600
 
 
 # -------------------------------------------------------------------------- the check
@@ -191,6 +196,7 @@ class DeployRequest:
     approver: str
     installation_id: int | None
     promotion: str | None = None  # deploy.promotion when approved, for a deploy that waits
+    clone_url: str = ""  # for deploy.run, which runs the commit on a worker
 
     @property
     def token(self) -> str:
@@ -273,7 +279,8 @@ def start(
         return "duplicate"
     try:
         if deploy.promotion is None:
-            return _unsupported(gh, request)
+            assert deploy.run is not None, "the configuration has promotion or run"
+            return _queue_local(conn, request, deploy.run)
         pipeline = pipeline_for(conn, request.repo, request.sha)
         if pipeline is None:
             waiting = replace(request, promotion=deploy.promotion)
@@ -287,15 +294,76 @@ def start(
         raise
 
 
-def _unsupported(gh: GitHubClient, request: DeployRequest) -> str:
-    deployment = _deployment(gh, request, "deploy.run")
+def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str]) -> str:
+    """`deploy.run` runs the commit on a `runs` worker: a deploy may take long."""
+    queueing.enqueue_run(
+        conn,
+        "deploy",
+        queueing.DEPLOY_WITH_RUNNER,
+        request.repo,
+        request.number,
+        request.sha,
+        request=asdict(request),
+        argv=list(argv),
+    )
+    return "queued"
+
+
+def run_locally(
+    settings: Settings,
+    conn: redis.Redis,
+    gh: GitHubClient,
+    request: DeployRequest,
+    argv: Sequence[str],
+    token: str,
+) -> str:
+    """Run `deploy.run` on exactly `request.sha` with the hardened runner; the GitHub
+    Deployment goes in_progress, then success or failure by its exit code."""
+    how = f"deploy.run `{shlex.join(argv)}`"
+    deployment = int(_deployment(gh, request, how)["id"])
+    gh.create_deployment_status(request.repo, deployment, "in_progress", description=how[:140])
+    allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
+    checkout = runner.checkout_path(settings.data_dir, request.repo, None, request.sha)
+    try:
+        runner.fetch(request.clone_url, request.sha, checkout, token)
+    except RunnerError as exc:
+        gh.create_deployment_status(
+            request.repo, deployment, "error", description=f"fetch failed: {exc}"[:140]
+        )
+        return "failed"
+    env = runner.run_environment(
+        params={"APPROVED_BY": request.approver},
+        run_id=uuid.uuid4().hex,
+        repo=request.repo,
+        pr=request.number,
+        sha=request.sha,
+        allowed_secrets=allowed,
+        home=runner.fresh_home(checkout),
+    )
+    result = runner.run(
+        argv, checkout, env=env, timeout=DEPLOY_TIMEOUT, secrets=[token, *allowed.values()]
+    )
+    passed = result.exit_code == 0 and not result.timed_out
+    ending = "timed out" if result.timed_out else f"exited with {result.exit_code}"
     gh.create_deployment_status(
         request.repo,
-        int(deployment["id"]),
-        "error",
-        description="deploy.run is not supported yet: use deploy.promotion",
+        deployment,
+        "success" if passed else "failure",
+        description=f"{how} {ending}"[:140],
     )
-    return "unsupported"
+    audit.record(
+        conn,
+        request.repo,
+        audit.Entry(
+            "deploy" if passed else "deploy-failed",
+            request.approver,
+            request.number,
+            request.head_sha,
+            f"{how} on {request.sha[:7]} {ending}",
+        ),
+    )
+    log.info("deploy.run %s", ending, extra={"repo": request.repo, "pr": request.number})
+    return "deployed" if passed else "failed"
 
 
 def _deployment(gh: GitHubClient, request: DeployRequest, how: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ HANDLE_GITHUB_EVENT = "workers.jobs.handle_github_event"
 HANDLE_SEMAPHORE_EVENT = "workers.jobs.handle_semaphore_event"
 EVALUATE_PULL_REQUEST = "workers.jobs.evaluate_pull_request"
 RECORD_BASELINE = "workers.jobs.record_baseline"
+DEPLOY_WITH_RUNNER = "workers.jobs.deploy_with_runner"
 # An evaluation may run a model; its own timeout (evaluate.timeout) kills the command first.
 RUN_JOB_TIMEOUT = 6 * 3600
 EVENT_JOB_TIMEOUT = 300

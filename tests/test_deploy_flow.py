@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -305,3 +306,44 @@ def test_a_writer_outside_the_team_or_not_yet_in_it_is_refused(
     click(bot, number, "wes")
     assert "@wes is not an approver" in bot_replies(emulator, number)[-1]
     assert deploy_check(emulator, head(emulator, number))["conclusion"] == "action_required"
+
+
+def test_deploy_run_deploys_the_approved_commit_on_a_worker(
+    bot: Bot, emulator: GitHubEmulator, tmp_path: Path
+) -> None:
+    marker = tmp_path / "deployed"
+    deploy_py = (
+        "import os, pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text("
+        "os.environ['MLGATE_SHA'] + ' by ' + os.environ['MLGATE_PARAM_APPROVED_BY'])\n"
+    )
+    number = open_pr(bot, emulator, on="approval")
+    run_config = config("approval").replace(
+        f"  promotion: {PROMOTION}\n", "  run: python3 deploy.py\n"
+    )
+    emulator.repo(REPO).commit("main", {".github/mlgate.yml": run_config})
+    emulator.repo(REPO).commit("feature", {"deploy.py": deploy_py})
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "synchronize"))
+    sha = head(emulator, number)
+
+    say(bot, number, "/deploy", "ada")
+    assert marker.read_text() == f"{sha} by ada"
+    [deployment] = emulator.deployments(REPO)
+    assert deployment["sha"] == sha
+    assert statuses(emulator, deployment) == ["in_progress", "success"]
+    assert "the deploy command runs on a worker" in bot_replies(emulator, number)[-1]
+
+
+def test_a_failing_deploy_run_marks_the_deployment_failed(
+    bot: Bot, emulator: GitHubEmulator
+) -> None:
+    number = open_pr(bot, emulator, on="approval")
+    run_config = config("approval").replace(
+        f"  promotion: {PROMOTION}\n", "  run: python3 deploy.py\n"
+    )
+    emulator.repo(REPO).commit("main", {".github/mlgate.yml": run_config})
+    emulator.repo(REPO).commit("feature", {"deploy.py": "raise SystemExit(4)\n"})
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "synchronize"))
+    say(bot, number, "/deploy", "ada")
+    [deployment] = emulator.deployments(REPO)
+    assert statuses(emulator, deployment) == ["in_progress", "failure"]

@@ -12,7 +12,7 @@ import redis
 import requests
 from rq.job import Job, get_current_job
 
-from bot import deliveries, redelivery, semaphore_poll
+from bot import deliveries, deploy, redelivery, semaphore_poll
 from bot.allowlist import repo_allowed
 from bot.context import Context
 from bot.deliveries import DeliveryState
@@ -217,3 +217,15 @@ def poll_semaphore_runs(now: float | None = None) -> dict[str, int]:
         counts = semaphore_poll.sweep(ctx, client, now)
     log.info("semaphore runs swept", extra=dict(counts))
     return dict(counts)
+
+
+def deploy_with_runner(request: dict[str, Any], argv: list[str]) -> str:
+    """Run `deploy.run` for an approved deploy on this worker (bot/deploy.run_locally)."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    deploy_request = deploy.DeployRequest(**request)
+    installation_id = deploy_request.installation_id
+    assert installation_id is not None, "a deploy starts from an installation's event"
+    gh = ctx.github.client(installation_id)
+    token = ctx.github.installation_token(installation_id)
+    return deploy.run_locally(settings, ctx.redis, gh, deploy_request, argv, token)

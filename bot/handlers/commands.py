@@ -217,6 +217,15 @@ def _override(talk: Conversation, command: commands.Command, config: RepoConfig)
             f"Overridden by @{talk.user}",
             f"@{talk.user} accepted this commit's quality gate: {command.text}",
         )
+        if config.deploy.enabled:  # the gate is open now: the deploy button may appear
+            deploy.publish_check(
+                talk.gh,
+                talk.ctx.redis,
+                talk.pr.repo,
+                talk.pr.number,
+                talk.pr.head_sha,
+                config.deploy,
+            )
     talk.react(DONE)
 
 
@@ -254,7 +263,14 @@ def _deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -
     if settings.on == deploy.ON_APPROVAL:
         # Also on a second click: a deploy that failed half-way is retried, never doubled.
         request = deploy.DeployRequest(
-            repo, number, sha, sha, deploy.ON_APPROVAL, approval.user, talk.event.installation_id
+            repo,
+            number,
+            sha,
+            sha,
+            deploy.ON_APPROVAL,
+            approval.user,
+            talk.event.installation_id,
+            clone_url=talk.pr.clone_url,
         )
         outcome = deploy.start(talk.ctx.settings, conn, talk.gh, request, settings)
     deploy.publish_check(talk.gh, conn, repo, number, sha, settings)
@@ -263,6 +279,7 @@ def _deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -
             "on-merge": "it deploys when this pull request is merged",
             "pending": "it deploys when the Semaphore pipeline of this commit is done",
             "promoted": f"Semaphore promotion `{settings.promotion}` started",
+            "queued": "the deploy command runs on a worker",
         }.get(outcome, f"deploy: {outcome}")
         talk.reply(f"@{talk.user} approved deploying {sha[:7]}: {then}.")
         talk.react(DONE)

@@ -92,6 +92,7 @@ def pull_request_closed(event: Event, ctx: Context) -> None:
         deploy.ON_MERGE,
         approval.user,
         event.installation_id,
+        clone_url=pr.clone_url,
     )
     outcome = deploy.start(ctx.settings, ctx.redis, gh, request, config.deploy)
     log.info("merged PR deploy: %s", outcome, extra=event.log_extra())
