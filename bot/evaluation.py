@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 TREND_LENGTH = 20
 # .github/mlgate.yml has no retrain timeout; a training run gets this long before it is killed.
 RETRAIN_TIMEOUT = 4 * 3600
+# Audit entries read for a comment: the repository's newest, of which this PR's are shown.
+AUDIT_SCAN = 500
 # Baselines and PR state are kept long enough for any PR's lifetime.
 STATE_TTL = 90 * 24 * 3600
 # Outcomes of `Evaluator.evaluate` for a run left to Semaphore: started, or not possible here.
@@ -539,7 +541,9 @@ class Evaluator:
         )
         output = render_check_run(evaluation)
         conclusion = "neutral" if neutral else output.conclusion
-        sticky.upsert(self.gh, self.conn, pr.repo, pr.number, render_comment(evaluation))
+        history = [e for e in audit.entries(self.conn, pr.repo, AUDIT_SCAN) if e.pr == pr.number]
+        shown = replace(evaluation, notes=[*evaluation.notes, *map(_audit_note, history[-10:])])
+        sticky.upsert(self.gh, self.conn, pr.repo, pr.number, render_comment(shown))
         checks.complete(
             QUALITY_CHECK,
             pr.head_sha,
@@ -816,6 +820,12 @@ class Evaluator:
             )
         record_baseline(self.conn, repo, sha, metrics, when)
         return metrics
+
+
+def _audit_note(entry: audit.Entry) -> str:
+    """One line of the PR's audit trail, as the sticky comment lists it."""
+    detail = f": {entry.detail}" if entry.detail else ""
+    return f"Audit: {entry.kind} by @{entry.user} on {entry.sha[:7]}{detail}"
 
 
 def _problems(exc: RepoConfigError, heading: str) -> str:

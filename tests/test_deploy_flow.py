@@ -347,3 +347,15 @@ def test_a_failing_deploy_run_marks_the_deployment_failed(
     say(bot, number, "/deploy", "ada")
     [deployment] = emulator.deployments(REPO)
     assert statuses(emulator, deployment) == ["in_progress", "failure"]
+
+
+def test_approvals_and_refusals_show_in_the_sticky_comment(
+    bot: Bot, emulator: GitHubEmulator
+) -> None:
+    number = open_pr(bot, emulator, on="merge")
+    sha = head(emulator, number)
+    say(bot, number, "/deploy", "rita")
+    say(bot, number, "/deploy", "ada")
+    body = next(c["body"] for c in emulator.comments(REPO, number) if "mlgate:report" in c["body"])
+    assert f"Audit: deploy-refused by @rita on {sha[:7]}" in body
+    assert f"Audit: approve-deploy by @ada on {sha[:7]}" in body

@@ -230,6 +230,12 @@ def _override(talk: Conversation, command: commands.Command, config: RepoConfig)
 
 
 def _deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
+    """`/deploy` or the Approve deploy button; the comment then shows the decision."""
+    _decide_deploy(talk, command, config)
+    Evaluator(talk.ctx.settings, talk.ctx.redis, talk.gh, token=lambda: "").republish(talk.pr)
+
+
+def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
     """Approve deploying the head (DESIGN.md, Deploy states): checked against
     `deploy.approvers`; a valid approval deploys at once (`on: approval`) or on merge."""
     settings = config.deploy
