@@ -11,7 +11,7 @@ from bot.checks import QUALITY_CHECK, Checks
 from bot.comparison import load_config
 from bot.context import Context
 from bot.errors import RepoConfigError
-from bot.evaluation import PullRequest, record_head
+from bot.evaluation import Evaluator, PullRequest, record_head
 from bot.files import RepoFiles
 from bot.routing import Event, Router
 
@@ -96,3 +96,5 @@ def pull_request_closed(event: Event, ctx: Context) -> None:
     )
     outcome = deploy.start(ctx.settings, ctx.redis, gh, request, config.deploy)
     log.info("merged PR deploy: %s", outcome, extra=event.log_extra())
+    # The comment's audit trail shows the deploy the merge started.
+    Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
