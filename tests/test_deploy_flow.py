@@ -167,6 +167,10 @@ def test_approved_on_the_pr_deploys_the_merge_commits_pipeline_once_merged(
     [deployment] = emulator.deployments(REPO)
     assert deployment["sha"] == merge_sha
     assert statuses(emulator, deployment) == ["in_progress"]
+    report = next(
+        c["body"] for c in emulator.comments(REPO, number) if "mlgate:report" in c["body"]
+    )
+    assert "Audit: deploy by @mia" in report
 
     notify(bot, semaphore, promotion.promoted_pipeline_id)
     assert statuses(emulator, deployment) == ["in_progress", "success"]

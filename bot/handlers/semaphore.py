@@ -135,6 +135,11 @@ def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, obje
         gh = ctx.github.client(installation)
         outcome = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
         log.info("semaphore: a waiting deploy: %s", outcome, extra=extra)
+        # The PR's comment lists the deploy in its audit trail.
+        pull = gh.get_pull(waiting.repo, waiting.number)
+        pr = PullRequest.from_api(pull, pull["base"]["repo"])
+        if pr.head_sha == waiting.head_sha:
+            Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
     return False
 
 
