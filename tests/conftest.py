@@ -12,9 +12,10 @@ import redis
 from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
+from bot.emulator.semaphore import SemaphoreEmulator
 from bot.redis_conn import connect
 from bot.serving import serve
-from tests.support import FIXTURES, SECRET, Bot
+from tests.support import FIXTURES, SECRET, SEMAPHORE_PROJECT, SEMAPHORE_REPO, SEMAPHORE_SECRET, Bot
 
 APP_ID = "1"
 # Every variable Settings reads: a test starts from none of the developer's own.
@@ -101,3 +102,22 @@ def bot(
     """The whole product against the emulator: web over HTTP, jobs run in-process."""
     with serve(create_app(github_env)) as url:
         yield Bot(emulator, redis_conn, url)
+
+
+@pytest.fixture
+def semaphore(
+    github_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SemaphoreEmulator]:
+    """The Semaphore emulator, and the web and workers pointed at it: request it before `bot`
+    (a module's `pytestmark = pytest.mark.usefixtures("semaphore")` does)."""
+    with SemaphoreEmulator() as emu:
+        emu.add_project(SEMAPHORE_PROJECT, repository=SEMAPHORE_REPO)
+        values = {
+            "SEMAPHORE_API_URL": emu.url,
+            "SEMAPHORE_API_TOKEN": emu.token,
+            "SEMAPHORE_WEBHOOK_SECRET": SEMAPHORE_SECRET,
+        }
+        github_env.update(values)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        yield emu

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-webhook-secret"
+# The Semaphore project of the tests' repository, and its notification secret.
+SEMAPHORE_REPO = "octo/model"
+SEMAPHORE_PROJECT = "7379341d-a22a-475f-b0c9-4553b06a926c"
+SEMAPHORE_SECRET = "semaphore-webhook-secret"
 
 
 def payload(event: str, name: str = "payload") -> dict[str, Any]:

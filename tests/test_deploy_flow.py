@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,19 @@ import pytest
 from bot import audit, sample
 from bot.emulator import GitHubEmulator
 from bot.emulator.semaphore import SemaphoreEmulator
-from tests.support import Bot, comment_event, github_event, pull_request_event, run_jobs
+from tests.support import SEMAPHORE_PROJECT as PROJECT
+from tests.support import (
+    SEMAPHORE_REPO,
+    SEMAPHORE_SECRET,
+    Bot,
+    comment_event,
+    github_event,
+    pull_request_event,
+    run_jobs,
+)
 
-REPO = "octo/model"
-PROJECT = "7379341d-a22a-475f-b0c9-4553b06a926c"
-SEMAPHORE_SECRET = "semaphore-webhook-secret"
+REPO = SEMAPHORE_REPO
+pytestmark = pytest.mark.usefixtures("semaphore")
 PROMOTION = "Deploy to production"
 # alice writes the PRs; ada and mia may approve by permission, tom through his team.
 ROLES = {"alice": "maintain", "ada": "admin", "mia": "maintain", "rita": "read", "tom": "write"}
@@ -29,24 +36,6 @@ def config(on: str = "merge") -> str:
         "  allow_self_approval: false\n"
         f"  on: {on}\n"
     )
-
-
-@pytest.fixture(autouse=True)
-def semaphore(
-    github_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[SemaphoreEmulator]:
-    """The Semaphore emulator, and the web and workers pointed at it (before `bot` starts)."""
-    with SemaphoreEmulator() as emu:
-        emu.add_project(PROJECT, repository=REPO)
-        values = {
-            "SEMAPHORE_API_URL": emu.url,
-            "SEMAPHORE_API_TOKEN": emu.token,
-            "SEMAPHORE_WEBHOOK_SECRET": SEMAPHORE_SECRET,
-        }
-        github_env.update(values)
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        yield emu
 
 
 def open_pr(bot: Bot, emulator: GitHubEmulator, on: str = "merge", data: Any = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,11 +17,19 @@ from bot.report import parse_data
 from bot.semaphore import SemaphoreClient
 from bot.semaphore_runs import describe_failure, find_run, parse_pipeline_done
 from tests.support import FIXTURES as ALL_FIXTURES
-from tests.support import Bot, comment_event, github_event, pull_request_event, run_jobs
+from tests.support import SEMAPHORE_PROJECT as PROJECT
+from tests.support import (
+    SEMAPHORE_REPO,
+    SEMAPHORE_SECRET,
+    Bot,
+    comment_event,
+    github_event,
+    pull_request_event,
+    run_jobs,
+)
 
-REPO = "octo/model"
-PROJECT = "7379341d-a22a-475f-b0c9-4553b06a926c"
-SEMAPHORE_SECRET = "semaphore-webhook-secret"
+REPO = SEMAPHORE_REPO
+pytestmark = pytest.mark.usefixtures("semaphore")
 CONFIG = f"""\
 version: 1
 metrics: {{source: semaphore}}
@@ -41,24 +48,6 @@ gates:
 ROLES = {"ada": "admin", "alice": "write", "rita": "read"}
 UPLOADED = {"accuracy": 0.9321, "loss": 0.21}
 FIXTURES = ALL_FIXTURES / "semaphore"
-
-
-@pytest.fixture(autouse=True)
-def semaphore(
-    github_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[SemaphoreEmulator]:
-    """The Semaphore emulator, and the web and workers pointed at it (before `bot` starts)."""
-    with SemaphoreEmulator() as emu:
-        emu.add_project(PROJECT, repository=REPO)
-        values = {
-            "SEMAPHORE_API_URL": emu.url,
-            "SEMAPHORE_API_TOKEN": emu.token,
-            "SEMAPHORE_WEBHOOK_SECRET": SEMAPHORE_SECRET,
-        }
-        github_env.update(values)
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        yield emu
 
 
 @pytest.fixture

@@ -27,8 +27,9 @@ from tests.test_semaphore_flow import (
 from workers import jobs, scheduler
 
 HOUR = 3600.0
-# The flow's fixtures (its Semaphore emulator, autouse, and its PR): shared, not copied.
-semaphore, pr = test_semaphore_flow.semaphore, test_semaphore_flow.pr
+# The flow's PR fixture, shared, not copied; the Semaphore emulator is conftest's.
+pr = test_semaphore_flow.pr
+pytestmark = pytest.mark.usefixtures("semaphore")
 
 
 def test_a_run_is_polled_then_left_alone_for_a_minute_then_expired() -> None:
