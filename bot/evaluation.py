@@ -329,14 +329,7 @@ class Evaluator:
                 "Configuration invalid",
                 _problems(exc, f"`{CONFIG_PATH}` on `{pr.default_branch}` is invalid"),
             )
-            checks.complete(
-                QUALITY_CHECK,
-                pr.head_sha,
-                "neutral",
-                "Configuration invalid",
-                "configuration invalid, see mlgate/config",
-            )
-            return "config-invalid"
+            return _config_invalid(checks, pr)
         changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
         if CONFIG_PATH in changed:
             self._validate_pr_config(pr, files, checks)
@@ -687,14 +680,7 @@ class Evaluator:
         try:
             config = load_config(files.read, self._config_ref(pr))
         except RepoConfigError:
-            checks.complete(
-                QUALITY_CHECK,
-                pr.head_sha,
-                "neutral",
-                "Configuration invalid",
-                "configuration invalid, see mlgate/config",
-            )
-            return "config-invalid"
+            return _config_invalid(checks, pr)
         notes = [run.note] if run is not None and run.note else []
         approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
         if approval is not None:
@@ -820,6 +806,18 @@ class Evaluator:
             )
         record_baseline(self.conn, repo, sha, metrics, when)
         return metrics
+
+
+def _config_invalid(checks: Checks, pr: PullRequest) -> str:
+    """`mlgate/quality` when the default branch's configuration is broken (DESIGN.md)."""
+    checks.complete(
+        QUALITY_CHECK,
+        pr.head_sha,
+        "neutral",
+        "Configuration invalid",
+        "configuration invalid, see mlgate/config",
+    )
+    return "config-invalid"
 
 
 def _audit_note(entry: audit.Entry) -> str:
