@@ -20,8 +20,8 @@ from typing import Any
 import click
 
 from bot import sample
-from bot.localgit import GitRepo, compare_revisions
-from bot.report import report_json
+from bot.core.report import report_json
+from bot.runs.local_git import GitRepo, compare_revisions
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = 100  # metrics per nested group in the generated metrics.json

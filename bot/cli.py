@@ -18,7 +18,8 @@ from typing import IO, TYPE_CHECKING
 import click
 import requests
 
-from bot import logs, signatures
+from bot import logs
+from bot.core import signatures
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError, SettingsError
 from bot.settings import Settings
@@ -79,9 +80,9 @@ def scheduler() -> None:
 @main.command()
 def redeliver() -> None:
     """One sweep: ask GitHub to redeliver recent deliveries that never succeeded."""
-    from bot import redelivery
-    from bot.context import Context
-    from bot.redis_conn import connect
+    from bot.github import redelivery
+    from bot.runs.context import Context
+    from bot.state.redis_conn import connect
 
     logs.configure()
     settings = _settings()
@@ -114,7 +115,7 @@ def config() -> None:
 @click.argument("file", default=".github/mlgate.yml", type=click.Path(path_type=Path))
 def config_validate(file: Path) -> None:
     """Check FILE as mlgate would; every problem names file:line, the key and what was expected."""
-    from bot.config import validate_file
+    from bot.core.config import validate_file
 
     problems = validate_file(file)
     for problem in problems:
@@ -171,9 +172,9 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
     file does not parse); 2 for a usage error (bad revision, not a git
     repository, invalid configuration).
     """
+    from bot.core.report import render_comment, report_json, report_verdict
     from bot.errors import LocalGitError, RepoConfigError
-    from bot.localgit import GitRepo, compare_revisions
-    from bot.report import render_comment, report_json, report_verdict
+    from bot.runs.local_git import GitRepo, compare_revisions
 
     if output != "json" and (full or all_metrics):
         raise click.UsageError("--full and --all apply to --json only")
@@ -322,7 +323,7 @@ def _token_store() -> Iterator[redis.Redis]:
     """A client for REDIS_URL; a Redis failure becomes a one-line error."""
     import redis
 
-    from bot.redis_conn import connect
+    from bot.state.redis_conn import connect
 
     url = os.environ.get("REDIS_URL", "")
     if not url:
@@ -342,7 +343,7 @@ def _token_store() -> Iterator[redis.Redis]:
 
 
 def _repo_argument(repo: str) -> str:
-    from bot.tokens import canonical_repo
+    from bot.state.upload_tokens import canonical_repo
 
     canonical = canonical_repo(repo)
     if canonical is None:
@@ -354,12 +355,12 @@ def _repo_argument(repo: str) -> str:
 @click.argument("repo")
 def token_create(repo: str) -> None:
     """Create a token for REPO (owner/name) and print it; it is shown this once only."""
-    from bot import tokens
+    from bot.state import upload_tokens
 
     name = _repo_argument(repo)
     with _token_store() as conn:
-        created = tokens.create(conn, name, time.time())
-    token_id = tokens.hash_token(created)[: tokens.TOKEN_ID_LENGTH]
+        created = upload_tokens.create(conn, name, time.time())
+    token_id = upload_tokens.hash_token(created)[: upload_tokens.TOKEN_ID_LENGTH]
     click.echo(created)
     click.echo(
         f"Created a metrics upload token for {name} (id {token_id}). "
@@ -373,11 +374,11 @@ def token_create(repo: str) -> None:
 @click.option("--id", "token_id", help="Revoke only this token (an id `mlgate token list` shows).")
 def token_revoke(repo: str, token_id: str | None) -> None:
     """Revoke REPO's tokens (all of them unless --id): uploads with them get 401."""
-    from bot import tokens
+    from bot.state import upload_tokens
 
     name = _repo_argument(repo)
     with _token_store() as conn:
-        revoked = tokens.revoke(conn, name, token_id)
+        revoked = upload_tokens.revoke(conn, name, token_id)
     if not revoked:
         which = f"token {token_id}" if token_id else "metrics upload token"
         raise click.ClickException(f"{name} has no {which}")
@@ -388,11 +389,11 @@ def token_revoke(repo: str, token_id: str | None) -> None:
 @click.argument("repo", required=False)
 def token_list(repo: str | None) -> None:
     """List tokens by repository, id and creation time (never the tokens themselves)."""
-    from bot import tokens
+    from bot.state import upload_tokens
 
     name = _repo_argument(repo) if repo is not None else None
     with _token_store() as conn:
-        found = tokens.list_tokens(conn, name)
+        found = upload_tokens.list_tokens(conn, name)
     for info in found:
         created = datetime.fromtimestamp(info.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(f"{info.repo}\t{info.id}\tcreated {created}")

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs, sample
-from bot.app import create_app
+from bot.core.report import parse_data
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
 from bot.errors import MlgateError
-from bot.report import parse_data
-from bot.serving import serve
+from bot.loopback import serve
+from bot.web.app import create_app
 
 REPO = "acme/sample-model"
 INSTALLATION = 7

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import logs
-from bot.config import DURATION_EXPECTED, parse_duration
+from bot.core.config import DURATION_EXPECTED, parse_duration
 from bot.errors import SettingsError
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"

@@ -12,9 +12,9 @@ import redis
 from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
-from bot.emulator.semaphore import SemaphoreEmulator
-from bot.redis_conn import connect
-from bot.serving import serve
+from bot.emulator.semaphore_emulator import SemaphoreEmulator
+from bot.loopback import serve
+from bot.state.redis_conn import connect
 from tests.support import FIXTURES, SECRET, SEMAPHORE_PROJECT, SEMAPHORE_REPO, SEMAPHORE_SECRET, Bot
 
 APP_ID = "1"

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 from rq import Queue, SimpleWorker
 
-from bot import signatures
-from bot.queueing import EVENTS, RUNS
+from bot.core import signatures
+from bot.state.queues import EVENTS, RUNS
 
 if TYPE_CHECKING:
     from bot.emulator import GitHubEmulator

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.allowlist import repo_allowed
+from bot.core.allowlist import repo_allowed
 
 
 def test_no_patterns_allow_every_repository() -> None:

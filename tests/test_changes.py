@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.changes import PR_FILES_CAP, classify, matches
-from bot.config import Triggers, default_config
+from bot.core.changes import PR_FILES_CAP, classify, matches
+from bot.core.config import Triggers, default_config
 
 
 @pytest.mark.parametrize(

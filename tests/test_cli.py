@@ -17,13 +17,14 @@ import requests
 from click.testing import CliRunner
 from rq import Queue
 
-from bot import create_app, deliveries
+from bot import create_app
 from bot.cli import DEV_WEBHOOK_SECRET, main
-from bot.deliveries import DeliveryState
+from bot.core.signatures import sign
 from bot.handlers.installation import installed_repositories
-from bot.queueing import EVENTS, RUNS, accept_github_delivery
-from bot.serving import serve
-from bot.signatures import sign
+from bot.loopback import serve
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
+from bot.state.queues import EVENTS, RUNS, accept_github_delivery
 from tests.support import FIXTURES, SECRET
 
 INSTALLATION_CREATED = FIXTURES / "github" / "installation" / "created.payload.json"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.core.commands import (
     COMMANDS,
     MAX_NESTING,
     OVERRIDE_REASON_LIMIT,
@@ -23,7 +23,7 @@ from bot.commands import (
     refusal,
     unknown_command_reply,
 )
-from bot.config import Parameter, describe_accepted
+from bot.core.config import Parameter, describe_accepted
 
 SPECS = (
     Parameter("model", "string", choices=("xgboost", "random_forest"), default="xgboost"),

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot import audit, sample
+from bot import sample
+from bot.core.report import parse_data
 from bot.emulator import GitHubEmulator
-from bot.report import parse_data
+from bot.state import audit
 from tests.support import Bot, comment_event, github_event, pull_request_event
 
 REPO = "octo/model"

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import (
+from bot.core.config import (
     CONFIG_PATH,
     Approvers,
     DeployConfig,
@@ -28,8 +28,8 @@ from bot.config import (
     validate_file,
     validate_parameters,
 )
+from bot.core.gates import Gate, Threshold
 from bot.errors import ParameterError, RepoConfigError
-from bot.gates import Gate, Threshold
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 F = CONFIG_PATH

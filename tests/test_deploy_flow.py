@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot import audit, sample
+from bot import sample
 from bot.emulator import GitHubEmulator
-from bot.emulator.semaphore import SemaphoreEmulator
+from bot.emulator.semaphore_emulator import SemaphoreEmulator
+from bot.state import audit
 from tests.support import SEMAPHORE_PROJECT as PROJECT
 from tests.support import (
     SEMAPHORE_REPO,

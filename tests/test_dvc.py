@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.dvc import (
+from bot.core.dvc import (
     DataChange,
     Output,
     ParamChange,

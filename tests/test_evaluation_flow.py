@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bot import sample
+from bot.core.report import MARKER, parse_data
 from bot.emulator import GitHubEmulator
-from bot.report import MARKER, parse_data
 from tests.support import Bot, github_event, pull_request_event
 
 REPO = "octo/model"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from bot import sample
+from bot.core.report import parse_data
 from bot.emulator import GitHubEmulator
-from bot.report import parse_data
 from tests.support import Bot, pull_request_event
 
 REPO = "octo/model"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.gates import Gate, GateResult, Threshold, evaluate_gates, improved, verdict
-from bot.metrics import MetricValue, Stat
+from bot.core.gates import Gate, GateResult, Threshold, evaluate_gates, improved, verdict
+from bot.core.metrics import MetricValue, Stat
 
 M = "metrics.json"
 Files = dict[str, dict[str, MetricValue]]

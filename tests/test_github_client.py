@@ -20,7 +20,6 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from bot import pacing
 from bot.emulator import GitHubEmulator
 from bot.errors import (
     GitHubError,
@@ -29,8 +28,9 @@ from bot.errors import (
     GitHubRetriesExhausted,
     GitHubValidationFailed,
 )
-from bot.github import GitHubApp, GitHubClient
-from bot.redis_conn import key
+from bot.github.github_client import GitHubApp, GitHubClient
+from bot.state import pacing
+from bot.state.redis_conn import key
 
 OPENAPI = Path(__file__).parent / "fixtures" / "github" / "openapi-subset.json"
 METRICS = '{"accuracy": 0.91, "loss": 0.2}\n'
@@ -573,12 +573,12 @@ def test_every_exchange_is_logged_once_with_its_facts(
     world: World, app: GitHubApp, client: GitHubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     app.installation_token(world.installation)  # so that only the API call itself is logged
-    caplog.set_level(logging.INFO, logger="bot.github")
+    caplog.set_level(logging.INFO, logger="bot.github.github_client")
     caplog.clear()  # another test may have set the root logger to INFO already
 
     client.get_pull(world.repo, world.pr)
 
-    [record] = [r for r in caplog.records if r.name == "bot.github"]
+    [record] = [r for r in caplog.records if r.name == "bot.github.github_client"]
     facts = record.__dict__
     assert facts["method"] == "GET"
     assert facts["path"] == world.path(f"/pulls/{world.pr}")

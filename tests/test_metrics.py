@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import MetricsFileError
-from bot.metrics import (
+from bot.core.metrics import (
     MetricValue,
     Stat,
     aggregate,
@@ -19,6 +18,7 @@ from bot.metrics import (
     locate_key,
     parse_metrics,
 )
+from bot.errors import MetricsFileError
 
 DVC = Path(__file__).parent / "fixtures" / "dvc"
 Files = dict[str, dict[str, MetricValue]]

@@ -18,10 +18,11 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bot import create_app, tokens, uploads
+from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
-from bot.serving import serve
-from bot.uploads import UPLOAD_LIMIT, UPLOAD_TTL, uploaded_metrics, uploaded_runs
+from bot.loopback import serve
+from bot.state import upload_tokens, uploads
+from bot.state.uploads import UPLOAD_LIMIT, UPLOAD_TTL, uploaded_metrics, uploaded_runs
 
 REPO = "octo-org/models"
 SHA = "6fd84f4c2aecae7b1e6ce516b634c220d4a3e3e4"
@@ -44,7 +45,7 @@ def client(app: Flask) -> Iterator[FlaskClient]:
 
 @pytest.fixture
 def token(redis_conn: redis.Redis) -> str:
-    return tokens.create(redis_conn, REPO, time.time())
+    return upload_tokens.create(redis_conn, REPO, time.time())
 
 
 def upload(
@@ -144,7 +145,7 @@ def test_yaml_and_toml_are_read_by_the_extension_of_path(
 def test_a_token_of_another_repository_is_refused(
     client: FlaskClient, redis_conn: redis.Redis
 ) -> None:
-    other = tokens.create(redis_conn, "octo-org/other", time.time())
+    other = upload_tokens.create(redis_conn, "octo-org/other", time.time())
     status, text = upload(client, metrics_json(), other)
     assert (status, text) == (
         401,
@@ -157,7 +158,7 @@ def test_a_token_of_another_repository_is_refused(
 def test_a_revoked_token_is_refused(
     client: FlaskClient, redis_conn: redis.Redis, token: str
 ) -> None:
-    assert tokens.revoke(redis_conn, REPO) == 1
+    assert upload_tokens.revoke(redis_conn, REPO) == 1
     assert upload(client, metrics_json(), token)[0] == 401
 
 

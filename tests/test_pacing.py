@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from bot import pacing
-from bot.redis_conn import key
+from bot.state import pacing
+from bot.state.redis_conn import key
 
 
 def test_a_full_bucket_lets_a_burst_of_capacity_through_without_waiting(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.permissions import at_least, level
+from bot.core.permissions import at_least, level
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from bot import create_app, deliveries, redelivery
-from bot.context import Context
-from bot.deliveries import DeliveryState
+from bot import create_app
 from bot.emulator import GitHubEmulator
+from bot.github import redelivery
 from bot.handlers.installation import installed_repositories
-from bot.serving import serve
+from bot.loopback import serve
+from bot.runs.context import Context
 from bot.settings import Settings
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
 from tests.support import SECRET, payload, run_jobs
 
 if TYPE_CHECKING:

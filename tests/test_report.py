@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.dvc import DataChange, Output, ParamChange, diff_outputs, outputs
-from bot.gates import Gate, Threshold, evaluate_gates
-from bot.metrics import MetricValue, Stat, aggregate
-from bot.report import (
+from bot.core.dvc import DataChange, Output, ParamChange, diff_outputs, outputs
+from bot.core.gates import Gate, Threshold, evaluate_gates
+from bot.core.metrics import MetricValue, Stat, aggregate
+from bot.core.report import (
     ANNOTATIONS_PER_REQUEST,
     COMMENT_LIMIT,
     DATA_LIMIT,

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from bot import sample
 from bot.cli import main
-from bot.report import MARKER, parse_data
+from bot.core.report import MARKER, parse_data
 
 # What `dvc metrics diff main HEAD --json` (DVC 3.67) printed for BASE_DATA -> BETTER_DATA:
 # `diff` is new - old, unrounded.

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from bot.routing import Event, Router
+from bot.core.routing import Event, Router
 from tests.support import payload
 
 
@@ -40,7 +40,7 @@ def test_combined_router_keeps_every_modules_handlers() -> None:
 
 
 def test_unknown_event_is_ignored_with_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.routing")
+    caplog.set_level(logging.DEBUG, logger="bot.core.routing")
     assert Router().dispatch(Event("marketplace_purchase", {"action": "purchased"}), None) == 0
     assert "no handler for marketplace_purchase.purchased" in caplog.text
 

@@ -21,7 +21,7 @@ from bot.errors import (
     SettingsError,
     UnsafeCheckoutPath,
 )
-from bot.runner import (
+from bot.runs.runner import (
     LogCapture,
     RunResult,
     allowed_secrets,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
-from bot import signatures
+from bot.core import signatures
 from bot.emulator import SemaphoreEmulator
-from bot.emulator.semaphore import PROMOTION_TRIGGERED, sign, webhook_headers
+from bot.emulator.semaphore_emulator import PROMOTION_TRIGGERED, sign, webhook_headers
 from bot.errors import (
     SemaphoreError,
     SemaphoreNotFound,
@@ -23,13 +23,13 @@ from bot.errors import (
     SemaphoreUnauthorized,
     SettingsError,
 )
-from bot.semaphore import (
+from bot.loopback import serve
+from bot.semaphore.semaphore_client import (
     Pipeline,
     SemaphoreClient,
     parse_time,
     pull_request_reference,
 )
-from bot.serving import serve
 from tests.support import FIXTURES
 
 TOKEN = "sem-service-account-token-0123456789"
@@ -440,7 +440,7 @@ def test_token_never_appears_in_logs_or_errors(
             call()
         errors.append(caught.value)
 
-    assert any(r.name == "bot.semaphore" for r in caplog.records)
+    assert any(r.name == "bot.semaphore.semaphore_client" for r in caplog.records)
     assert "semaphore GET /pipelines/" in caplog.text
     logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert TOKEN not in logged

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import requests
 
-from bot import sample, tokens
+from bot import sample
+from bot.core.report import parse_data
 from bot.emulator import GitHubEmulator
-from bot.emulator.semaphore import SemaphoreEmulator
-from bot.report import parse_data
-from bot.semaphore import SemaphoreClient
-from bot.semaphore_runs import describe_failure, find_run, parse_pipeline_done
+from bot.emulator.semaphore_emulator import SemaphoreEmulator
+from bot.semaphore.pipelines import describe_failure, find_run, parse_pipeline_done
+from bot.semaphore.semaphore_client import SemaphoreClient
+from bot.state import upload_tokens
 from tests.support import FIXTURES as ALL_FIXTURES
 from tests.support import SEMAPHORE_PROJECT as PROJECT
 from tests.support import (
@@ -92,7 +93,7 @@ def report(emulator: GitHubEmulator, number: int) -> dict[str, Any]:
 
 def upload(bot: Bot, sha: str, run: str, metrics: dict[str, float] = UPLOADED) -> None:
     """What the pipeline's job does: the README's curl line, with the repository's token."""
-    token = tokens.create(bot.conn, REPO, time.time())
+    token = upload_tokens.create(bot.conn, REPO, time.time())
     answer = requests.post(
         f"{bot.url}/api/v1/metrics",
         params={"repo": REPO, "sha": sha, "run": run},

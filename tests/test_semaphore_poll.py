@@ -7,9 +7,9 @@ import time
 import pytest
 
 from bot.emulator import GitHubEmulator
-from bot.emulator.semaphore import SemaphoreEmulator
+from bot.emulator.semaphore_emulator import SemaphoreEmulator
 from bot.errors import SettingsError
-from bot.semaphore_poll import POLL_INTERVAL, Action, decide, describe_wait
+from bot.runs.semaphore_poll import POLL_INTERVAL, Action, decide, describe_wait
 from bot.settings import DEFAULT_SEMAPHORE_RUN_TIMEOUT, Settings
 from tests import test_semaphore_flow
 from tests.support import Bot

@@ -17,14 +17,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
 
-from bot import create_app, deliveries
-from bot.deliveries import DeliveryState
+from bot import create_app
+from bot.core.routing import Event
 from bot.embedded_redis import EmbeddedRedis
 from bot.handlers import router
-from bot.queueing import EVENTS
-from bot.routing import Event
-from bot.serving import serve
-from bot.webhooks import BODY_LIMIT
+from bot.loopback import serve
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
+from bot.state.queues import EVENTS
+from bot.web.webhook_views import BODY_LIMIT
 from tests.support import FIXTURES, SECRET, run_jobs, webhook_headers
 
 SEMAPHORE_FIXTURES = FIXTURES / "semaphore"
@@ -186,7 +187,7 @@ def test_the_worker_dispatches_the_stored_payload_as_a_semaphore_event(
 def test_a_pipeline_of_a_repository_mlgate_is_not_installed_on_is_logged_and_done(
     client: FlaskClient, redis_conn: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.handlers.semaphore")
+    caplog.set_level(logging.INFO, logger="bot.handlers.semaphore_notifications")
     webhook_id = str(uuid.uuid4())
     assert post(client, PIPELINE_DONE.read_bytes(), webhook_id)[0] == 202
     run_jobs(redis_conn)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.signatures import sign, verify
+from bot.core.signatures import sign, verify
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 GITHUB_SECRET = "It's a Secret to Everybody"

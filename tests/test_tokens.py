@@ -9,9 +9,9 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from bot import tokens
 from bot.cli import main
 from bot.embedded_redis import EmbeddedRedis
+from bot.state import upload_tokens
 
 REPO = "octo-org/models"
 
@@ -54,40 +54,40 @@ def test_token_create_prints_the_token_once_and_stores_only_its_hash(
     stored = everything_in(redis_conn)
     assert token not in stored
     assert token.split("_", 1)[1] not in stored
-    assert tokens.hash_token(token) in stored
-    assert tokens.authenticate(redis_conn, REPO, token)
+    assert upload_tokens.hash_token(token) in stored
+    assert upload_tokens.authenticate(redis_conn, REPO, token)
 
 
 def test_a_token_is_valid_for_its_repository_only(redis_conn: redis.Redis) -> None:
-    token = tokens.create(redis_conn, REPO, time.time())
-    assert tokens.authenticate(redis_conn, "Octo-Org/Models", token)
-    assert not tokens.authenticate(redis_conn, "octo-org/other", token)
-    assert not tokens.authenticate(redis_conn, REPO, token[:-1])
+    token = upload_tokens.create(redis_conn, REPO, time.time())
+    assert upload_tokens.authenticate(redis_conn, "Octo-Org/Models", token)
+    assert not upload_tokens.authenticate(redis_conn, "octo-org/other", token)
+    assert not upload_tokens.authenticate(redis_conn, REPO, token[:-1])
 
 
 def test_token_revoke_refuses_every_token_of_the_repository(
     redis_conn: redis.Redis, redis_url: str
 ) -> None:
-    first = tokens.create(redis_conn, REPO, time.time())
-    second = tokens.create(redis_conn, REPO, time.time())
-    other = tokens.create(redis_conn, "octo-org/other", time.time())
+    first = upload_tokens.create(redis_conn, REPO, time.time())
+    second = upload_tokens.create(redis_conn, REPO, time.time())
+    other = upload_tokens.create(redis_conn, "octo-org/other", time.time())
     result = mlgate(redis_url, "revoke", REPO)
     assert (result.exit_code, result.output) == (0, f"revoked 2 tokens of {REPO}\n")
-    assert not tokens.authenticate(redis_conn, REPO, first)
-    assert not tokens.authenticate(redis_conn, REPO, second)
-    assert tokens.authenticate(redis_conn, "octo-org/other", other)
+    assert not upload_tokens.authenticate(redis_conn, REPO, first)
+    assert not upload_tokens.authenticate(redis_conn, REPO, second)
+    assert upload_tokens.authenticate(redis_conn, "octo-org/other", other)
 
 
 def test_token_revoke_with_an_id_keeps_the_other_tokens_for_a_rotation(
     redis_conn: redis.Redis, redis_url: str
 ) -> None:
-    old = tokens.create(redis_conn, REPO, time.time() - 60)
-    new = tokens.create(redis_conn, REPO, time.time())
-    old_id = tokens.hash_token(old)[: tokens.TOKEN_ID_LENGTH]
+    old = upload_tokens.create(redis_conn, REPO, time.time() - 60)
+    new = upload_tokens.create(redis_conn, REPO, time.time())
+    old_id = upload_tokens.hash_token(old)[: upload_tokens.TOKEN_ID_LENGTH]
     result = mlgate(redis_url, "revoke", REPO, "--id", old_id)
     assert (result.exit_code, result.output) == (0, f"revoked 1 token of {REPO}\n")
-    assert not tokens.authenticate(redis_conn, REPO, old)
-    assert tokens.authenticate(redis_conn, REPO, new)
+    assert not upload_tokens.authenticate(redis_conn, REPO, old)
+    assert upload_tokens.authenticate(redis_conn, REPO, new)
 
 
 def test_token_revoke_without_a_token_says_so_and_fails(redis_url: str) -> None:
@@ -99,12 +99,12 @@ def test_token_revoke_without_a_token_says_so_and_fails(redis_url: str) -> None:
 def test_token_list_shows_ids_and_times_never_tokens(
     redis_conn: redis.Redis, redis_url: str
 ) -> None:
-    token = tokens.create(redis_conn, REPO, 1_800_000_000)
-    other = tokens.create(redis_conn, "octo-org/other", 1_800_000_000)
+    token = upload_tokens.create(redis_conn, REPO, 1_800_000_000)
+    other = upload_tokens.create(redis_conn, "octo-org/other", 1_800_000_000)
     result = mlgate(redis_url, "list")
     assert result.exit_code == 0, result.output
-    token_id = tokens.hash_token(token)[: tokens.TOKEN_ID_LENGTH]
-    other_id = tokens.hash_token(other)[: tokens.TOKEN_ID_LENGTH]
+    token_id = upload_tokens.hash_token(token)[: upload_tokens.TOKEN_ID_LENGTH]
+    other_id = upload_tokens.hash_token(other)[: upload_tokens.TOKEN_ID_LENGTH]
     assert result.output == (
         f"octo-org/models\t{token_id}\tcreated 2027-01-15T08:00:00Z\n"
         f"octo-org/other\t{other_id}\tcreated 2027-01-15T08:00:00Z\n"
@@ -139,6 +139,6 @@ def test_an_unreachable_redis_is_one_line_without_the_url_and_prints_no_token() 
 
 
 def test_canonical_repo_accepts_github_names_only() -> None:
-    assert tokens.canonical_repo("Octo-Org/My.Model_v2") == "octo-org/my.model_v2"
+    assert upload_tokens.canonical_repo("Octo-Org/My.Model_v2") == "octo-org/my.model_v2"
     for bad in ("", "octo", "octo/", "/models", "a/b/c", "octo org/models", "o:x/models"):
-        assert tokens.canonical_repo(bad) is None
+        assert upload_tokens.canonical_repo(bad) is None

@@ -12,10 +12,8 @@ import redis
 import requests
 from rq.job import Job, get_current_job
 
-from bot import deliveries, deploy, redelivery, semaphore_poll
-from bot.allowlist import repo_allowed
-from bot.context import Context
-from bot.deliveries import DeliveryState
+from bot.core.allowlist import repo_allowed
+from bot.core.routing import Event
 from bot.errors import (
     GitHubError,
     GitHubRateLimited,
@@ -24,7 +22,11 @@ from bot.errors import (
     SettingsError,
     UntrustedCode,
 )
-from bot.evaluation import (
+from bot.github import redelivery
+from bot.handlers import router
+from bot.runs import deploy, semaphore_poll
+from bot.runs.context import Context
+from bot.runs.evaluation import (
     SEMAPHORE_STARTED,
     SEMAPHORE_UNCONFIGURED,
     Evaluator,
@@ -32,12 +34,12 @@ from bot.evaluation import (
     Retrain,
     author_trusted,
 )
-from bot.handlers import router
-from bot.queueing import RUN_JOB_TIMEOUT
-from bot.redis_conn import connect, key
-from bot.routing import Event
-from bot.semaphore import SemaphoreClient
+from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
+from bot.state.queues import RUN_JOB_TIMEOUT
+from bot.state.redis_conn import connect, key
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from bot.queueing import EVENTS
-from bot.redis_conn import connect
+from bot.state.queues import EVENTS
+from bot.state.redis_conn import connect
 from workers import jobs
 
 # GitHub's own example redelivers every few hours; five minutes keeps delays short while

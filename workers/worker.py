@@ -10,8 +10,8 @@ from types import FrameType
 from rq import Queue, Worker
 
 from bot import logs
-from bot.queueing import EVENTS, RUNS
-from bot.redis_conn import connect
+from bot.state.queues import EVENTS, RUNS
+from bot.state.redis_conn import connect
 
 # Imported here, before rq forks a work horse per job, so that no job pays for the import
 # (about 0.3 s each: bench/evaluation_flow).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.emulator import RecordedRequest
-from bot.github import MUTATING_METHODS
+from bot.github.github_client import MUTATING_METHODS
 
 TOKEN_PATTERN = "POST /app/installations/{id}/access_tokens"
 

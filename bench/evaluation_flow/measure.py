@@ -15,14 +15,14 @@ from rq.job import Job, JobStatus
 from bench.evaluation_flow import calls
 from bench.evaluation_flow.stack import Stack
 from bot import sample
+from bot.core.report import MARKER, parse_data
 from bot.emulator import GitHubEmulator, RecordedRequest
-from bot.evaluation import baseline
-from bot.github import GitHubApp
+from bot.github.github_client import GitHubApp
 from bot.handlers.installation import REPOS
 from bot.handlers.pull_request import EVALUATE
-from bot.queueing import run_job_id
-from bot.redis_conn import key
-from bot.report import MARKER, parse_data
+from bot.runs.evaluation import baseline
+from bot.state.queues import run_job_id
+from bot.state.redis_conn import key
 
 REPO = "acme/sample-model"
 INSTALLATION = 7

@@ -18,12 +18,12 @@ import redis
 from rq import Worker
 
 from bot import logs
-from bot.app import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
-from bot.queueing import QUEUES
-from bot.redis_conn import connect
-from bot.serving import serve
+from bot.loopback import serve
+from bot.state.queues import QUEUES
+from bot.state.redis_conn import connect
+from bot.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI = ROOT / "tests" / "fixtures" / "github" / "openapi-subset.json"

@@ -34,11 +34,11 @@ from bench.webhook_ack.servers import (
     machine_cpu,
     mlgate_argv,
 )
-from bot import deliveries
 from bot.cli import GUNICORN_CONF
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError
-from bot.queueing import EVENTS
+from bot.state import deliveries
+from bot.state.queues import EVENTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BARE, MLGATE = "bare", "mlgate"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import signatures
+from bot.core import signatures
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "github"
 PATH = "/webhooks/github"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.emulator.emulator import EmulatorError, GitHubEmulator
-from bot.emulator.models import EmulatedRepo, RecordedRequest
-from bot.emulator.semaphore import SemaphoreEmulator as SemaphoreEmulator
+from bot.emulator.github_emulator import EmulatorError, GitHubEmulator
+from bot.emulator.github_models import EmulatedRepo, RecordedRequest
+from bot.emulator.semaphore_emulator import SemaphoreEmulator as SemaphoreEmulator
 
 __all__ = ["EmulatedRepo", "EmulatorError", "GitHubEmulator", "RecordedRequest"]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from bot.handlers import checks, commands, installation, pull_request, push, semaphore
-from bot.routing import Router
+from bot.core.routing import Router
+from bot.handlers import (
+    check_buttons,
+    comment_commands,
+    installation,
+    pull_request,
+    push,
+    semaphore_notifications,
+)
 
 router = Router.combine(
     installation.router,
     pull_request.router,
     push.router,
-    checks.router,
-    commands.router,
-    semaphore.router,
+    check_buttons.router,
+    comment_commands.router,
+    semaphore_notifications.router,
 )

@@ -8,9 +8,9 @@ from typing import Any
 
 import redis
 
-from bot.context import Context
-from bot.redis_conn import key, text
-from bot.routing import Event, Router
+from bot.core.routing import Event, Router
+from bot.runs.context import Context
+from bot.state.redis_conn import key, text
 
 log = logging.getLogger(__name__)
 router = Router()

@@ -6,14 +6,15 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from bot import audit, deploy, queueing
-from bot.checks import QUALITY_CHECK, Checks
-from bot.comparison import load_config
-from bot.context import Context
+from bot.core.comparison import load_config
+from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
-from bot.evaluation import Evaluator, PullRequest, record_head
-from bot.files import RepoFiles
-from bot.routing import Event, Router
+from bot.github.repo_files import RepoFiles
+from bot.runs import deploy
+from bot.runs.check_runs import QUALITY_CHECK, Checks
+from bot.runs.context import Context
+from bot.runs.evaluation import Evaluator, PullRequest, record_head
+from bot.state import audit, queues
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -32,10 +33,10 @@ def queue_evaluation(
     assert event.installation_id is not None
     checks = Checks(ctx.client(event), ctx.redis, pr.repo)
     checks.start(QUALITY_CHECK, pr.head_sha, "queued")
-    queueing.enqueue_run(
+    queues.enqueue_run(
         ctx.redis,
         kind,
-        queueing.EVALUATE_PULL_REQUEST,
+        queues.EVALUATE_PULL_REQUEST,
         pr.repo,
         pr.number,
         pr.head_sha,
@@ -53,7 +54,7 @@ def queue_evaluation(
 def pull_request_changed(event: Event, ctx: Context) -> None:
     pr = PullRequest.from_api(event.payload["pull_request"], event.payload["repository"])
     previous = record_head(ctx.redis, pr)
-    if previous and queueing.cancel_run(ctx.redis, EVALUATE, pr.repo, pr.number, previous):
+    if previous and queues.cancel_run(ctx.redis, EVALUATE, pr.repo, pr.number, previous):
         Checks(ctx.client(event), ctx.redis, pr.repo).complete(
             QUALITY_CHECK,
             previous,

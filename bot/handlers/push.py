@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot import queueing
-from bot.context import Context
-from bot.routing import Event, Router
+from bot.core.routing import Event, Router
+from bot.runs.context import Context
+from bot.state import queues
 
 router = Router()
 
@@ -32,10 +32,10 @@ def push(event: Event, ctx: Context) -> None:
                 for p in c.get(kind, [])
             }
         )
-    queueing.enqueue_run(
+    queues.enqueue_run(
         ctx.redis,
         BASELINE,
-        queueing.RECORD_BASELINE,
+        queues.RECORD_BASELINE,
         str(repository["full_name"]),
         None,
         sha,

@@ -1,0 +1,1 @@
+"""Pure logic: config, commands, changes, metrics and DVC files, gates, comparison, rendering."""

@@ -1,0 +1,585 @@
+"""Pull-request commands: find them in a comment, check their arguments, word the replies."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from bot.core.config import PERMISSIONS, Parameter, describe_accepted, validate_parameters
+from bot.errors import ParameterError
+
+# How a command reads the text after its name.
+#   none: nothing may follow (`/deploy to staging` must not quietly deploy to production);
+#   words: shell-like words (`key="two words"`);
+#   text: the rest of the line as written (a reason may say "don't");
+#   ignored: anything may follow and is not used.
+ArgumentStyle = Literal["none", "words", "text", "ignored"]
+
+WRITE_OR_MORE = "users with write permission or more"
+DEPLOY_APPROVERS = "approvers named in deploy.approvers"
+ANYONE = "anyone"
+
+OVERRIDE_REASON_LIMIT = 1000  # characters; the reason is recorded and shown on the PR
+# /retrain arguments become environment variables of a run; a longer line is a mistake, and the
+# cap keeps shlex (pure Python) fast on any comment.
+RETRAIN_ARGUMENTS_LIMIT = 10_000
+# Deeper quote or list nesting is read as plain text: real comments nest a few levels, and the cap
+# keeps each line's work bounded however a comment is built.
+MAX_NESTING = 50
+_QUOTE_LIMIT = 300  # characters of a command line quoted back in a reply
+_NAME_LIMIT = 50  # characters of an unknown command's name echoed back
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command the bot knows: usage, what it does, who may run it, how it reads arguments.
+
+    `permission` is the repository role the bot checks before running it; None means no role
+    check (`/help` is open to anyone; `/deploy` is checked against `deploy.approvers`).
+    """
+
+    name: str
+    usage: str
+    description: str
+    who: str
+    permission: str | None
+    arguments: ArgumentStyle
+
+
+COMMANDS: Mapping[str, CommandSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            CommandSpec(
+                "evaluate",
+                "/evaluate",
+                "Evaluate the model on this pull request's head commit and update the report.",
+                WRITE_OR_MORE,
+                "write",
+                "none",
+            ),
+            CommandSpec(
+                "retrain",
+                "/retrain [key=value ...]",
+                "Retrain the model with these parameters (defaults for the ones not given).",
+                WRITE_OR_MORE,
+                "write",
+                "words",
+            ),
+            CommandSpec(
+                "override",
+                "/override <reason>",
+                "Accept the failing quality gate of this commit; the reason is recorded.",
+                WRITE_OR_MORE,
+                "write",
+                "text",
+            ),
+            CommandSpec(
+                "deploy",
+                "/deploy",
+                "Approve deploying this pull request's model (same as the Approve deploy button).",
+                DEPLOY_APPROVERS,
+                None,
+                "none",
+            ),
+            CommandSpec("help", "/help", "Show this help.", ANYONE, None, "ignored"),
+        )
+    }
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command line of a comment.
+
+    `name` is lower-cased. `text` is everything after the name, stripped (`/override`'s reason).
+    `args` are its shell-like words, for commands that take words (`/retrain`); otherwise empty.
+    `problems` say why the line cannot run as written (an unclosed quote, a missing reason),
+    whatever the configuration; an unknown command has none (it gets the help instead).
+    """
+
+    name: str
+    args: tuple[str, ...] = ()
+    line: str = ""
+    lineno: int = 0
+    text: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.name in COMMANDS
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """The parameters of a retrain, every declared one present, as canonical strings."""
+
+    parameters: Mapping[str, str]
+
+
+def parse(body: str) -> list[Command]:
+    """Every command of a pull-request comment, in the order written.
+
+    A command is a line that starts with `/` and a name (a letter, then letters, digits, `_` or
+    `-`) ending at a space, a tab or the end of the line; leading spaces and tabs are allowed.
+    Lines that GitHub renders inside a fenced code block (``` or ~~~, closed or not), a `>`
+    quote (nested, inside a list item, or a lazy line right after a quoted paragraph) or an
+    HTML comment are not commands. Indented code is not treated as code.
+
+    Several commands in one comment are all returned; the bot runs them one after another in
+    this order, each on its own: a refused or invalid command is answered and does not stop
+    the ones after it. Never raises: a malformed line becomes a command with `problems`.
+    """
+    blocks = _Blocks()
+    commands: list[Command] = []
+    for lineno, line in enumerate(_LINE_END.split(body), start=1):
+        if blocks.is_plain(line):
+            match = _COMMAND.match(line)
+            if match:
+                commands.append(_command(match[1].lower(), line, lineno, line[match.end() :]))
+    return commands
+
+
+def parse_retrain(args: Sequence[str], specs: Sequence[Parameter]) -> RetrainRequest | list[str]:
+    """The parameters of `/retrain args` under `retrain.parameters`, or what is wrong with them.
+
+    Each argument must be `name=value`, each name given once; the values are then checked with
+    `validate_parameters`. With no arguments this is the Retrain button: the defaults.
+    """
+    problems: list[str] = []
+    written: dict[str, list[str]] = {}
+    for arg in args:
+        key, equals, _ = arg.partition("=")
+        if not equals:
+            hint = _choice_hint(arg, specs)
+            problems.append(f"{_brief(arg)} is not name=value; write each parameter as{hint}")
+        elif not key:
+            problems.append(f"{_brief(arg)} has no parameter name before the =")
+        else:
+            written.setdefault(key, []).append(arg)
+    for key, args_of_key in written.items():
+        if len(args_of_key) > 1:
+            shown = ", ".join(_brief(arg) for arg in args_of_key)
+            problems.append(f"{key} is given {len(args_of_key)} times ({shown}); give it once")
+    if problems:
+        return problems
+    given = {key: args_of_key[0].partition("=")[2] for key, args_of_key in written.items()}
+    try:
+        return RetrainRequest(validate_parameters(specs, given))
+    except ParameterError as exc:
+        return list(exc.problems)
+
+
+def help_text(parameters: Sequence[Parameter] = ()) -> str:
+    """The `/help` reply: each command, what it does, who may use it; `/retrain`'s parameters."""
+    rows = [f"| `{spec.usage}` | {spec.description} | {spec.who} |" for spec in COMMANDS.values()]
+    if parameters:
+        accepted = "\n".join(_describe_parameter(spec) for spec in parameters)
+        retrain = (
+            "`/retrain` accepts these parameters (`retrain.parameters` in `.github/mlgate.yml`):"
+            f'\n\n{accepted}\n\nPut a value with spaces in quotes: `/retrain name="two words"`.'
+        )
+    else:
+        retrain = (
+            "`/retrain` accepts no parameters: `retrain.parameters` in `.github/mlgate.yml`"
+            " declares none."
+        )
+    return "\n".join(
+        [
+            "### mlgate commands",
+            "",
+            "Write a command at the start of its own line in a comment on the pull request;"
+            " several command lines run in order. Lines in code blocks, quotes and HTML comments"
+            " are ignored.",
+            "",
+            "| Command | What it does | Who may use it |",
+            "|---|---|---|",
+            *rows,
+            "",
+            retrain,
+        ]
+    )
+
+
+def unknown_command_reply(name: str, parameters: Sequence[Parameter] = ()) -> str:
+    """The reply to an unknown `/name`: what was not understood, a close match, then the help."""
+    shown = name if len(name) <= _NAME_LIMIT else name[:_NAME_LIMIT] + "…"
+    close: list[str] = []
+    if len(name) <= _NAME_LIMIT:  # a longer word is close to no command; spare difflib
+        close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1)
+    suggestion = f": did you mean `/{close[0]}`?" if close else "."
+    return f"Unknown command {_code_span('/' + shown)}{suggestion}\n\n{help_text(parameters)}"
+
+
+def refusal(command: Command, who: str, required: str, has: str | None = None) -> str:
+    """The reply to a command its author may not run; says who may, and that nothing ran.
+
+    `required` is a permission level (`write`: "needs write permission or more on this
+    repository") or a phrase naming who may run it (`COMMANDS["deploy"].who`); `has` is the
+    author's level, if known.
+    """
+    if required in PERMISSIONS:
+        needs = f"needs {required} permission or more on this repository"
+    else:
+        needs = f"may only be run by {required}"
+    known = f"; you have {has}" if has else ""
+    login = who.lstrip("@")
+    return (
+        f"{quote_line(command.line)}\n\n"
+        f"@{login}, `/{command.name}` {needs}{known}. Nothing was run."
+    )
+
+
+def problems_reply(command: Command, problems: Sequence[str]) -> str:
+    """The reply to a command that cannot run as written: the line, its problems, where to look."""
+    listing = "\n".join(problems)
+    fence = "`" * max(3, _longest_run(listing, "`") + 1)
+    return (
+        f"{quote_line(command.line)}\n\n"
+        f"`/{command.name}` was not run:\n\n{fence}text\n{listing}\n{fence}\n\n"
+        "Write `/help` for the commands and what they accept."
+    )
+
+
+def _command(name: str, line: str, lineno: int, after: str) -> Command:
+    text = after.strip()
+    spec = COMMANDS.get(name)
+    if spec is None:
+        return Command(name, (), line, lineno, text)
+    args: tuple[str, ...] = ()
+    problems: list[str] = []
+    if spec.arguments == "none" and text:
+        problems.append(
+            f"/{name} takes no arguments, but {_brief(text)} follows it;"
+            f" write /{name} alone on its line"
+        )
+    elif spec.arguments == "text":
+        if not text:
+            problems.append(
+                f"/{name} needs a reason on the same line, e.g."
+                f" /{name} the accuracy drop is within noise, see #123"
+            )
+        elif len(text) > OVERRIDE_REASON_LIMIT:
+            problems.append(
+                f"the reason is {len(text)} characters long;"
+                f" at most {OVERRIDE_REASON_LIMIT} are allowed"
+            )
+    elif spec.arguments == "words":
+        if len(text) > RETRAIN_ARGUMENTS_LIMIT:
+            problems.append(
+                f"the arguments are {len(text)} characters long;"
+                f" at most {RETRAIN_ARGUMENTS_LIMIT} are allowed"
+            )
+        else:
+            try:
+                args = tuple(shlex.split(text))
+            except ValueError as exc:
+                problems.append(_shlex_problem(str(exc)))
+    return Command(name, args, line, lineno, text, tuple(problems))
+
+
+def _shlex_problem(message: str) -> str:
+    if "quotation" in message:
+        return 'a quote is not closed; close it, e.g. name="two words"'
+    if "escaped" in message:
+        return "the line ends with a \\ that escapes nothing; remove it"
+    return f"the arguments cannot be split into words ({message})"
+
+
+def _choice_hint(word: str, specs: Sequence[Parameter]) -> str:
+    owners = [spec.name for spec in specs if word in spec.choices]
+    if len(owners) == 1:
+        return f" name=value (did you mean {owners[0]}={word}?)"
+    return f" name=value, e.g. {specs[0].name}=<value>" if specs else " name=value"
+
+
+def _describe_parameter(spec: Parameter) -> str:
+    if spec.required:
+        extra = "required"
+    elif spec.default is not None:
+        extra = f"default {_code_span(spec.default)}"
+    else:
+        extra = "optional"
+    return f"- `{spec.name}`: {_escape(describe_accepted(spec))}; {extra}"
+
+
+def _brief(text: str, limit: int = 60) -> str:
+    """`text` in double quotes, shortened: problems repeat what the user wrote."""
+    return '"' + (text if len(text) <= limit else text[:limit] + "…") + '"'
+
+
+def quote_line(line: str) -> str:
+    """A command line quoted back in a reply, as written.
+
+    A code span inside the quote: an @mention in it does not notify anyone a second time.
+    """
+    text = line.strip()
+    if len(text) > _QUOTE_LIMIT:
+        text = text[:_QUOTE_LIMIT] + "…"
+    return f"> {_code_span(text)}"
+
+
+def _code_span(text: str) -> str:
+    ticks = "`" * (_longest_run(text, "`") + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _longest_run(text: str, char: str) -> int:
+    runs = re.findall(re.escape(char) + "+", text)
+    return max((len(run) for run in runs), default=0)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#&!])")
+
+
+def _escape(text: str) -> str:
+    """Text from the configuration, shown literally in Markdown."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+# A command name starts with a letter and ends at a space, a tab or the end of the line, so that
+# paths (`/usr/bin`), prose (`/ some text`, `/evaluate.`) and a lone `/` are not commands.
+_COMMAND = re.compile(r"[ \t]*/([A-Za-z][A-Za-z0-9_-]*)(?=[ \t]|\Z)")
+# Only CommonMark's line endings: str.splitlines() would also split on \x0b, \x85, U+2028...
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+# Markdown block syntax, matched at a position of a line whose tabs are expanded (CommonMark
+# reads tabs as stops of 4 columns for indentation and markers).
+_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,}) *\Z")
+_LIST_MARKER = re.compile(r"( {0,3})([-+*]|(\d{1,9})[.)])( *)(.?)")
+_SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+) *\Z")
+_ATX_HEADING = re.compile(r" {0,3}#{1,6}(?: |\Z)")
+_HTML_COMMENT = re.compile(r" {0,3}<!--")
+_SPACES = re.compile(r" *")
+
+
+@dataclass
+class _Quote:
+    """A `>` block quote."""
+
+
+@dataclass
+class _Item:
+    indent: int  # columns of content indentation, relative to the enclosing container
+    has_content: bool
+
+
+@dataclass
+class _Fence:
+    char: str
+    length: int
+
+
+_Leaf = Literal["none", "paragraph", "indented", "fenced", "html-comment"]
+
+
+class _Blocks:
+    """Just enough of CommonMark's block structure to tell quoted, code and hidden lines apart.
+
+    It follows the spec's (and GitHub's cmark-gfm's) two phases per line: match the open
+    containers (quotes, list items), start new ones, then place the rest in a leaf, with
+    paragraph laziness. Indented code is tracked only because it cannot be continued lazily.
+    """
+
+    def __init__(self) -> None:
+        self.containers: list[_Quote | _Item] = []
+        self.leaf: _Leaf = "none"
+        self.fence: _Fence | None = None
+        # How many containers a blank line continues, kept so that a run of blank lines under
+        # deep nesting costs no walk over the containers.
+        self._blank_reach: int | None = None
+
+    def is_plain(self, raw: str) -> bool:
+        """Feed one line; True if GitHub renders it as text outside code, quotes and comments."""
+        line = raw.expandtabs(4)
+        if not line.strip(" "):
+            return self._blank()
+        pos, matched = self._match_containers(line)
+        all_matched = matched == len(self.containers)
+        if all_matched and self.fence is not None:
+            close = _FENCE_CLOSE.match(line, pos)
+            if close and close[1][0] == self.fence.char and len(close[1]) >= self.fence.length:
+                self._set_leaf("none")
+            return False
+        if all_matched and self.leaf == "html-comment":
+            if "-->" in line[pos:]:
+                self._set_leaf("none")
+            return False
+
+        pos, opened = self._open_containers(line, pos, matched, all_matched)
+        indent = _indent(line, pos)
+        if pos + indent == len(line):  # nothing after the markers (`>`, `-`)
+            if not opened:
+                self._close(matched)
+            self._set_leaf("none")
+            return False
+        if all_matched and not opened and self.leaf == "paragraph":
+            if _SETEXT_UNDERLINE.match(line, pos):
+                self._set_leaf("none")  # the paragraph became a heading and is closed
+                return False
+        start = self._leaf_start(line, pos, indent)
+        if not all_matched and not opened and start is None and self.leaf == "paragraph":
+            # A lazy continuation line: GitHub renders it inside the open paragraph, so a line
+            # right after a quoted paragraph is quoted too.
+            return not self._quoted()
+        if not opened:
+            self._close(matched)
+        if start is not None:
+            self._set_leaf(start[0])
+            self.fence = start[1]
+            return False  # a fence, comment, heading or rule never starts with `/`
+        if self.leaf != "paragraph":
+            self._set_leaf("indented" if indent >= 4 else "paragraph")
+        return not self._quoted()
+
+    def _blank(self) -> bool:
+        if self._blank_reach is None:
+            self._blank_reach = next(
+                (
+                    index
+                    for index, container in enumerate(self.containers)
+                    if isinstance(container, _Quote) or not container.has_content
+                ),
+                len(self.containers),
+            )
+        if self._blank_reach < len(self.containers):
+            self._close(self._blank_reach)
+        elif self.fence is None and self.leaf != "html-comment":
+            self.leaf = "none"
+        return False
+
+    def _quoted(self) -> bool:
+        return any(isinstance(container, _Quote) for container in self.containers)
+
+    def _match_containers(self, line: str) -> tuple[int, int]:
+        pos = 0
+        for matched, container in enumerate(self.containers):
+            indent = _indent(line, pos)
+            if pos + indent == len(line):
+                # The rest is blank (after `>`): quotes end, list items go on unless they began
+                # with a blank line (an item may begin with at most one).
+                if isinstance(container, _Quote) or not container.has_content:
+                    return pos, matched
+            elif isinstance(container, _Quote):
+                if indent > 3 or line[pos + indent] != ">":
+                    return pos, matched
+                pos += indent + 1
+                if line.startswith(" ", pos):
+                    pos += 1
+            elif indent >= container.indent:
+                pos += container.indent
+                if not container.has_content:
+                    container.has_content = True
+                    self._blank_reach = None
+            else:
+                return pos, matched
+        return pos, len(self.containers)
+
+    def _open_containers(
+        self, line: str, pos: int, matched: int, all_matched: bool
+    ) -> tuple[int, bool]:
+        opened = False
+        rule: tuple[str, int] | None | Literal[False] = False  # computed when first needed
+        while len(self.containers) < MAX_NESTING:
+            indent = _indent(line, pos)
+            if indent > 3 or pos + indent == len(line):
+                break
+            if line[pos + indent] == ">":
+                self._open(matched, opened, _Quote())
+                opened = True
+                pos += indent + 1
+                if line.startswith(" ", pos):
+                    pos += 1
+                continue
+            item = _LIST_MARKER.match(line, pos)
+            if item is None:
+                break
+            if rule is False:
+                rule = _rule_tail(line)
+            if _is_rule(line, pos + indent, rule):
+                break
+            spaces, empty = len(item[4]), not item[5]
+            if spaces == 0 and not empty:
+                break  # `-x`, `1.5`: text, not a list marker
+            interrupts = all_matched and not opened and self.leaf == "paragraph"
+            if interrupts and (empty or (item[3] is not None and int(item[3]) != 1)):
+                break  # may not interrupt a paragraph, so it stays paragraph text
+            width = len(item[1]) + len(item[2])
+            # Content starts 1-4 columns after the marker; 5 or more means indented code.
+            gap = 1 if empty or spaces > 4 else spaces
+            self._open(matched, opened, _Item(width + gap, has_content=not empty))
+            opened = True
+            pos = min(pos + width + gap, len(line))
+        return pos, opened
+
+    def _open(self, matched: int, opened: bool, container: _Quote | _Item) -> None:
+        if not opened:
+            self._close(matched)
+        self._set_leaf("none")
+        self.containers.append(container)
+        self._blank_reach = None
+
+    @staticmethod
+    def _leaf_start(line: str, pos: int, indent: int) -> tuple[_Leaf, _Fence | None] | None:
+        """The leaf a non-blank line starts when it cannot continue a paragraph, else None."""
+        if indent > 3:
+            return None
+        fence = _FENCE_OPEN.match(line, pos)
+        # A backtick fence's info string cannot hold a backtick (it would be inline code).
+        if fence and not (fence[1][0] == "`" and "`" in fence[2]):
+            return "fenced", _Fence(fence[1][0], len(fence[1]))
+        comment = _HTML_COMMENT.match(line, pos)
+        if comment:
+            # `<!-->` and `<!--->` are whole comments too, hence the search from the first `-`.
+            ends = "-->" in line[comment.end() - 2 :]
+            return ("none" if ends else "html-comment"), None
+        if _ATX_HEADING.match(line, pos) or _is_rule(line, pos + indent, _rule_tail(line)):
+            return "none", None
+        return None
+
+    def _close(self, matched: int) -> None:
+        if matched < len(self.containers):
+            del self.containers[matched:]
+            self._set_leaf("none")
+            self._blank_reach = None
+
+    def _set_leaf(self, leaf: _Leaf) -> None:
+        self.leaf = leaf
+        self.fence = None
+
+
+def _rule_tail(line: str) -> tuple[str, int] | None:
+    """The character of a thematic break (`***`, `- - -`) that may end `line`, and where the run
+    of that character and spaces at the end of the line starts."""
+    body = line.rstrip(" ")
+    if not body or body[-1] not in "-*_":
+        return None
+    return body[-1], len(body.rstrip(body[-1] + " "))
+
+
+def _is_rule(line: str, start: int, tail: tuple[str, int] | None) -> bool:
+    """Whether the line from `start` (after up to 3 spaces) is a thematic break.
+
+    Computed from `_rule_tail`, once per line, rather than by a regex at each nesting level: a
+    long `- - - ... x` line would otherwise be scanned once per level.
+    """
+    if tail is None or start < tail[1]:
+        return False
+    found = start - 1
+    for _ in range(3):
+        found = line.find(tail[0], found + 1)
+        if found < 0:
+            return False
+    return True
+
+
+def _indent(line: str, pos: int) -> int:
+    spaces = _SPACES.match(line, pos)
+    return spaces.end() - pos if spaces else 0

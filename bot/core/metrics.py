@@ -1,0 +1,408 @@
+"""Metrics files read, flattened and compared exactly as `dvc metrics diff` does; repeat stats."""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+import statistics
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+import yaml
+
+from bot.core.dvc import compose_yaml, load_yaml
+from bot.errors import MetricsFileError
+
+# What survives DVC's `_extract_metrics`: numbers (bool included, it is an int) and strings.
+MetricValue = int | float | str
+FileMetrics = Mapping[str, MetricValue]
+
+
+class MetricDiff(TypedDict):
+    """One entry of `dvc metrics diff --json`: `diff` only when both sides are numbers."""
+
+    old: MetricValue | None
+    new: MetricValue | None
+    diff: NotRequired[int | float]
+
+
+def _format_of(path: str) -> str:
+    # DVC chooses the loader by extension and falls back to YAML (dvc/utils/serialize LOADERS).
+    ext = posixpath.splitext(path)[1].lower()
+    return {".json": "json", ".toml": "toml"}.get(ext, "yaml")
+
+
+def _text(content: str | bytes, path: str) -> str:
+    if isinstance(content, str):
+        return content
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MetricsFileError(path, f"not UTF-8 text ({exc.reason})") from exc
+
+
+def _extract(value: Any) -> Any:
+    """DVC's `_extract_metrics` (dvc/repo/metrics/show.py): keep numbers and strings.
+
+    Lists, nulls, dates and anything else are dropped, and so is a mapping left empty.
+    """
+    if isinstance(value, int | float | str):
+        return value
+    if not isinstance(value, Mapping):
+        return None
+    kept = {}
+    for key, item in value.items():
+        extracted = _extract(item)
+        if extracted is not None and extracted != {}:
+            kept[key] = extracted
+    return kept
+
+
+def flatten_metrics(data: Any, path: str = "<metrics>") -> dict[str, MetricValue]:
+    """Parsed metrics file content → `{dotted key: value}` as DVC shows it.
+
+    Nested keys are joined with `.` (`dvc/utils/flatten.py`, flatten_dict's "dot" reducer);
+    non-scalar values are dropped. A file holding one bare number is keyed `""`, as in
+    `dvc/utils/diff.py` `_diff`; like DVC's `_read_metric` (`val or {}`), a falsy one is
+    dropped.
+    """
+    extracted = _extract(data)
+    if not extracted:
+        return {}
+    if not isinstance(extracted, Mapping):
+        return {"": extracted}
+    flat: dict[str, MetricValue] = {}
+
+    def walk(node: Mapping[Any, Any], prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, Mapping):
+                walk(value, name)
+            elif name in flat:
+                # flatten_dict raises on such a clash too; say which key it was.
+                raise MetricsFileError(path, f"key {name!r} appears both nested and dotted")
+            else:
+                flat[name] = value
+
+    walk(extracted, "")
+    return flat
+
+
+def parse_metrics(content: str | bytes, path: str) -> dict[str, MetricValue]:
+    """Read a metrics file (JSON, TOML, else YAML by extension) and flatten it like DVC."""
+    text = _text(content, path)
+    kind = _format_of(path)
+    try:
+        if kind == "json":
+            data: Any = json.loads(text)
+        elif kind == "toml":
+            data = tomllib.loads(text)
+        else:
+            data = load_yaml(text)
+    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
+        reason = " ".join(str(exc).split())
+        raise MetricsFileError(path, f"invalid {kind.upper()}: {reason}") from exc
+    return flatten_metrics(data, path)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float)
+
+
+def diff_metrics(
+    old: Mapping[str, FileMetrics],
+    new: Mapping[str, FileMetrics],
+    all: bool = False,  # noqa: A002 - the name of `dvc metrics diff --all`
+) -> dict[str, dict[str, MetricDiff]]:
+    """`dvc metrics diff --json` for two `{path: {dotted key: value}}` sets.
+
+    Follows `dvc/utils/diff.py` (`diff`, `_diff_dicts`, `_diff_vals`) as called by
+    `dvc/repo/metrics/diff.py`:
+    - every path and key present on either side is compared; a missing file or key reads
+      as None (so a new metric is `{"old": None, "new": v}`, a removed one the reverse);
+    - equal values (`==`, so 1 == 1.0) are left out unless `all` (`--all`) is set, and a
+      path with nothing left is left out;
+    - `diff` = new - old, only when both are numbers (bools count, as in Python); it is
+      absent for strings and missing values;
+    - nothing is rounded: `--precision` only affects DVC's table, not `--json`.
+    Paths and keys come back sorted, where DVC iterates a set.
+    """
+    result: dict[str, dict[str, MetricDiff]] = {}
+    for path in sorted(set(old) | set(new)):
+        old_file, new_file = old.get(path, {}), new.get(path, {})
+        entries: dict[str, MetricDiff] = {}
+        for key in sorted(set(old_file) | set(new_file)):
+            old_value, new_value = old_file.get(key), new_file.get(key)
+            if not all and old_value == new_value:
+                continue
+            entry: MetricDiff = {"old": old_value, "new": new_value}
+            if _is_number(old_value) and _is_number(new_value):
+                entry["diff"] = new_value - old_value  # type: ignore[operator]
+            entries[key] = entry
+        if entries:
+            result[path] = entries
+    return result
+
+
+# ---------------------------------------------------------------------------- locate_key
+
+Located = list[tuple[str, int, Any]]  # (key, 1-based line, children or None)
+_DECODER = json.JSONDecoder()
+
+
+def _json_string(text: str, index: int) -> tuple[str, int]:
+    """Decode the JSON string literal starting at `index`; its value and the index after it."""
+    value, end = _DECODER.raw_decode(text, index)
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value, end
+
+
+def _find(entries: Located, parts: Sequence[str]) -> int | None:
+    # A dotted key may be nested keys or a key that itself contains dots; try both.
+    for cut in range(len(parts), 0, -1):
+        head = ".".join(parts[:cut])
+        for key, line, children in entries:
+            if key != head:
+                continue
+            if cut == len(parts):
+                return line
+            if children:
+                found = _find(children, parts[cut:])
+                if found is not None:
+                    return found
+    return None
+
+
+def _yaml_entries(node: yaml.Node) -> Located:
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    entries: Located = []
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            entries.append(
+                (str(key_node.value), key_node.start_mark.line + 1, _yaml_entries(value_node))
+            )
+    return entries
+
+
+class _JsonLocator:
+    """A JSON walker that records the line of every object key (json gives no positions)."""
+
+    _WS = " \t\n\r"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _skip(self, index: int) -> int:
+        while index < len(self.text) and self.text[index] in self._WS:
+            index += 1
+        return index
+
+    def _line(self, index: int) -> int:
+        return self.text.count("\n", 0, index) + 1
+
+    def value(self, index: int) -> tuple[Located | None, int]:
+        index = self._skip(index)
+        char = self.text[index : index + 1]
+        if char == "{":
+            return self._object(index + 1)
+        if char == "[":
+            index = self._skip(index + 1)
+            if self.text[index : index + 1] == "]":
+                return None, index + 1
+            while True:
+                _, index = self.value(index)
+                index = self._skip(index)
+                char = self.text[index : index + 1]
+                if char == "]":
+                    return None, index + 1
+                if char != ",":
+                    raise ValueError("expected , or ]")
+                index += 1
+        _, end = _DECODER.raw_decode(self.text, index)
+        return None, end
+
+    def _object(self, index: int) -> tuple[Located, int]:
+        entries: Located = []
+        index = self._skip(index)
+        if self.text[index : index + 1] == "}":
+            return entries, index + 1
+        while True:
+            index = self._skip(index)
+            if self.text[index : index + 1] != '"':
+                raise ValueError("expected a key")
+            line = self._line(index)
+            key, index = _json_string(self.text, index)
+            index = self._skip(index)
+            if self.text[index : index + 1] != ":":
+                raise ValueError("expected :")
+            children, index = self.value(index + 1)
+            entries.append((key, line, children or []))
+            index = self._skip(index)
+            char = self.text[index : index + 1]
+            if char == "}":
+                return entries, index + 1
+            if char != ",":
+                raise ValueError("expected , or }")
+            index += 1
+
+
+_TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
+    """Parse a (dotted, possibly quoted) TOML key starting at `index`, up to `stop`."""
+    parts: list[str] = []
+    while True:
+        while index < len(text) and text[index] in " \t":
+            index += 1
+        char = text[index : index + 1]
+        if char == '"':
+            part, index = _json_string(text, index)
+        elif char == "'":
+            end = text.index("'", index + 1)
+            part, index = text[index + 1 : end], end + 1
+        else:
+            match = _TOML_BARE.match(text, index)
+            if match is None:
+                raise ValueError("not a key")
+            part, index = match.group(), match.end()
+        parts.append(part)
+        while index < len(text) and text[index] in " \t":
+            index += 1
+        char = text[index : index + 1]
+        if char == ".":
+            index += 1
+            continue
+        if text.startswith(stop, index):
+            return parts, index + len(stop)
+        raise ValueError("unexpected character in key")
+
+
+def _toml_line(text: str, dotted_key: str) -> int | None:
+    table: list[str] | None = []
+    multiline: str | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if multiline is not None:
+            if multiline in line:
+                multiline = None
+            continue
+        if not line or line.startswith("#"):
+            continue
+        try:
+            if line.startswith("[["):
+                table = None  # arrays of tables are lists, which DVC drops
+                continue
+            if line.startswith("["):
+                table, _ = _toml_key(line, 1, "]")
+                continue
+            key, end = _toml_key(line, 0, "=")
+        except ValueError:
+            continue
+        if table is None:
+            continue
+        name = ".".join([*table, *key])
+        rest = line[end:].strip()
+        if name == dotted_key or (rest.startswith("{") and dotted_key.startswith(name + ".")):
+            return number
+        for quote in ('"""', "'''"):
+            if rest.startswith(quote) and rest.count(quote) == 1:
+                multiline = quote
+    return None
+
+
+def locate_key(content: str | bytes, path: str, dotted_key: str) -> int | None:
+    """The 1-based line where a flattened metric key is written, for check-run annotations.
+
+    None when the file cannot be parsed or the key is not in it.
+    """
+    try:
+        text = _text(content, path)
+    except MetricsFileError:
+        return None
+    kind = _format_of(path)
+    parts = dotted_key.split(".")
+    try:
+        if kind == "toml":
+            return _toml_line(text, dotted_key)
+        if kind == "json":
+            entries, _ = _JsonLocator(text).value(0)
+        else:
+            node = compose_yaml(text)
+            entries = _yaml_entries(node) if node is not None else []
+    except (ValueError, IndexError, yaml.YAMLError):
+        return None
+    return _find(entries or [], parts)
+
+
+# ---------------------------------------------------------------------------- repeats
+
+
+@dataclass(frozen=True)
+class Stat:
+    """A metric over repeated runs: mean, sample standard deviation (`spread`), run count."""
+
+    mean: float
+    spread: float
+    n: int
+
+    def within_noise(self, change: float) -> bool:
+        """A change smaller than the spread between repeats cannot be told from noise."""
+        return abs(change) < self.spread
+
+
+def _numbers(runs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, float]]:
+    for run in runs:
+        for key, value in run.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    yield key, float(value)
+
+
+def aggregate(runs: Sequence[Mapping[str, float]]) -> dict[str, Stat]:
+    """Mean ± sample standard deviation of each metric over repeated evaluation runs.
+
+    A metric missing from some runs is aggregated over the runs that have it (`n` says how
+    many); non-numeric and non-finite values are skipped. One run gives spread 0.
+    """
+    values: dict[str, list[float]] = {}
+    for key, value in _numbers(runs):
+        values.setdefault(key, []).append(value)
+    return {
+        key: Stat(
+            mean=statistics.fmean(series),
+            spread=statistics.stdev(series) if len(series) > 1 else 0.0,
+            n=len(series),
+        )
+        for key, series in sorted(values.items())
+    }
+
+
+# ---------------------------------------------------------------------------- display
+
+
+def format_value(value: MetricValue | None) -> str:
+    """A metric value as DVC's table shows it: floats rounded to 5 decimals, missing as `-`.
+
+    (`dvc/compare.py` `_format_field` with `--precision` 5 and `round_digits`.) A non-zero
+    float that rounding would turn into 0 keeps 5 significant digits instead.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not isinstance(value, bool):
+        if math.isfinite(value) and value != 0 and round(value, 5) == 0:
+            return f"{value:.5g}"
+        return str(round(value, 5))
+    return str(value)
+
+
+def format_change(change: float) -> str:
+    """A signed difference: `+0.012`, `-3`, `0`."""
+    text = format_value(change)
+    return text if text.startswith("-") or change == 0 else f"+{text}"

@@ -1,0 +1,1 @@
+"""The GitHub API client and what reads GitHub through it."""

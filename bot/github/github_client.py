@@ -1,0 +1,699 @@
+"""The GitHub App client: JWT and installation tokens, retries, rate limits, pacing, logs."""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import jwt
+import redis
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from bot import logs
+from bot.errors import (
+    GitHubError,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubRetriesExhausted,
+    GitHubValidationFailed,
+    SettingsError,
+)
+from bot.settings import DEFAULT_GITHUB_API_URL
+from bot.state import pacing
+from bot.state.redis_conn import key
+
+logger = logging.getLogger("bot.github.github_client")
+
+JSONDict = dict[str, Any]
+
+USER_AGENT = "mlgate/0.1.0"
+# https://docs.github.com/en/rest/about-the-rest-api/api-versions
+API_VERSION = "2022-11-28"
+MEDIA_TYPE = "application/vnd.github+json"
+# Contents of files of 1-100 MB come back with `encoding: none` unless asked for raw.
+RAW_MEDIA_TYPE = "application/vnd.github.raw+json"
+MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Requests without a timeout can hang a worker forever: (connect, read) seconds.
+TIMEOUT = (5.0, 30.0)
+
+# "Generating a JSON Web Token (JWT) for a GitHub App": set iat 60 s in the past against
+# clock drift; exp may be at most 10 minutes in the future.
+JWT_BACKDATE = 60
+JWT_LIFETIME = 9 * 60
+# Installation tokens live one hour; refresh 5 minutes early so that a token never expires
+# in the middle of a job.
+TOKEN_REFRESH_MARGIN = 5 * 60
+# Long enough for one token request with its retries; a crashed holder frees it by expiry.
+TOKEN_LOCK_MS = 15_000
+TOKEN_LOCK_POLL = 0.05
+
+MAX_TRIES = 4
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+# Refuse to block a worker longer than this on a rate limit; raise GitHubRateLimited instead.
+MAX_WAIT = 60.0
+# "Otherwise, wait for at least one minute before retrying" (docs.github.com, "Rate limits
+# for the REST API", secondary rate limits without retry-after / x-ratelimit-* headers).
+SECONDARY_RATE_LIMIT_WAIT = 60.0
+# GitHub's largest page size for the endpoints mlgate lists.
+PER_PAGE = 100
+MAX_ITEMS = 10_000
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _repo_path(repo: str) -> str:
+    owner, sep, name = repo.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ValueError(f"repository must be 'owner/name', not {repo!r}")
+    return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _seg(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+class GitHubClient:
+    """A requests.Session against the GitHub REST API for one installation (or the App)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        redis: redis.Redis,
+        *,
+        auth: Callable[[], str],
+        installation_id: int | None = None,
+        reauthenticate: Callable[[], None] | None = None,
+        session: requests.Session | None = None,
+        bucket: pacing.TokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_tries: int = MAX_TRIES,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+        max_wait: float = MAX_WAIT,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
+        """`auth` returns the Authorization header value; `reauthenticate` drops a stale one."""
+        self.api_url = api_url.rstrip("/")
+        self.installation_id = installation_id
+        self._redis = redis
+        self._auth = auth
+        self._reauthenticate = reauthenticate
+        self._session = session if session is not None else requests.Session()
+        self._bucket = bucket if bucket is not None else pacing.TokenBucket(redis)
+        self._sleep = sleep
+        self._max_tries = max_tries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_wait = max_wait
+        self._timeout = timeout
+        # Pauses and pacing are per installation; App-level (JWT) calls share one scope.
+        self._scope: int | str = installation_id if installation_id is not None else "app"
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one API request with retries, rate-limit waits and pacing; raise GitHubError."""
+        return self._request(method, path, json=json, params=params, headers=headers)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        paced: bool = True,
+    ) -> requests.Response:
+        method = method.upper()
+        if path.startswith(("http://", "https://")):
+            # Absolute URLs come from Link headers; never send the token to another host.
+            if not path.startswith(self.api_url + "/"):
+                raise ValueError(f"{path} is not under the GitHub API at {self.api_url}")
+            url = path
+        else:
+            url = self.api_url + path
+        log_path = self._log_path(url)
+        reauthenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if paced and method in MUTATING_METHODS:
+                # Pacing waits are not bounded by max_wait: queueing is their purpose.
+                self._wait(self._bucket.reserve(self._scope), method, log_path, "pacing")
+            pause = pacing.pause_remaining(self._redis, self._scope)
+            if pause > self._max_wait:
+                raise GitHubRateLimited(
+                    method,
+                    log_path,
+                    0,
+                    f"installation {self._scope} is paused for {pause:.0f} s by GitHub's rate "
+                    f"limit, more than the {self._max_wait:.0f} s this client may block",
+                    retry_after=pause,
+                )
+            self._wait(pause, method, log_path, "rate-limit pause")
+            send_headers = {
+                "Accept": MEDIA_TYPE,
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": USER_AGENT,
+                **(headers or {}),
+                "Authorization": self._auth(),
+            }
+            started = time.monotonic()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=send_headers,
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                self._log(method, log_path, None, started, None, attempt)
+                # A read timeout after a POST may have created the comment already; only
+                # requests that never reached GitHub, or idempotent ones, are safe to resend.
+                retryable = isinstance(exc, requests.ConnectionError) or (
+                    isinstance(exc, requests.Timeout) and method not in MUTATING_METHODS
+                )
+                reason = f"{type(exc).__name__}: {logs.redact(str(exc))}"
+                if not retryable:
+                    raise GitHubError(
+                        method, log_path, 0, f"{reason} (not retried: {method} is not idempotent)"
+                    ) from exc
+                if attempt >= self._max_tries:
+                    raise GitHubRetriesExhausted(
+                        method, log_path, 0, f"{reason} (gave up after {attempt} tries)"
+                    ) from exc
+                self._sleep(self._backoff(attempt))
+                continue
+
+            status = response.status_code
+            remaining = response.headers.get("x-ratelimit-remaining")
+            self._log(method, log_path, status, started, remaining, attempt)
+            if status < 400:
+                if remaining == "0":
+                    # The next request would fail: hold the installation until the reset.
+                    pacing.pause(self._redis, self._scope, self._until_reset(response))
+                return response
+
+            wait = self._rate_limit_wait(response)
+            if wait is not None:
+                message = _describe(response)
+                # Per GitHub, retry-after applies to the whole installation: every process
+                # sees the pause before its next request to this installation.
+                pacing.pause(self._redis, self._scope, wait)
+                if wait > self._max_wait:
+                    raise GitHubRateLimited(
+                        method,
+                        log_path,
+                        status,
+                        f"{message} (GitHub asks to wait {wait:.0f} s, more than the "
+                        f"{self._max_wait:.0f} s this client may block; retry later)",
+                        retry_after=wait,
+                    )
+                if attempt >= self._max_tries:
+                    raise GitHubRetriesExhausted(
+                        method, log_path, status, f"{message} (gave up after {attempt} tries)"
+                    )
+                continue
+            if status >= 500:
+                if attempt >= self._max_tries:
+                    raise GitHubRetriesExhausted(
+                        method,
+                        log_path,
+                        status,
+                        f"{_describe(response)} (gave up after {attempt} tries)",
+                    )
+                self._sleep(self._backoff(attempt))
+                continue
+            if status == 401 and self._reauthenticate is not None and not reauthenticated:
+                # A cached installation token can be revoked before its expires_at
+                # (uninstall / reinstall, suspended installation): fetch a fresh one once.
+                self._reauthenticate()
+                reauthenticated = True
+                continue
+            raise _error_for(method, log_path, response)
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET `path` and return its decoded JSON body."""
+        return self.request("GET", path, params=params).json()
+
+    def paginate(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        item_key: str | None = None,
+        max_items: int = MAX_ITEMS,
+    ) -> Iterator[JSONDict]:
+        """Yield the items of every page, following `Link: rel="next"`, at most `max_items`.
+
+        `item_key` names the list inside wrapped answers, e.g. "check_runs".
+        """
+        query: dict[str, Any] | None = {"per_page": PER_PAGE, **(params or {})}
+        url: str | None = path
+        count = 0
+        while url is not None:
+            response = self.request("GET", url, params=query)
+            body = response.json()
+            items = body[item_key] if item_key is not None else body
+            if not isinstance(items, list):
+                raise GitHubError(
+                    "GET",
+                    self._log_path(url),
+                    response.status_code,
+                    f"expected a list{f' under {item_key!r}' if item_key else ''}, "
+                    f"got {type(items).__name__}",
+                )
+            for item in items:
+                if count >= max_items:
+                    logger.warning(
+                        "github pagination stopped at max_items",
+                        extra={"path": self._log_path(url), "max_items": max_items},
+                    )
+                    return
+                count += 1
+                yield item
+            next_link = response.links.get("next")
+            url = next_link["url"] if next_link else None
+            # The next link already carries every query parameter.
+            query = None
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def create_check_run(self, repo: str, name: str, head_sha: str, **fields: Any) -> JSONDict:
+        """POST a check run; `fields` are GitHub's (status, conclusion, output, actions...)."""
+        body = {"name": name, "head_sha": head_sha, **fields}
+        result: JSONDict = self.request("POST", f"{_repo_path(repo)}/check-runs", json=body).json()
+        return result
+
+    def update_check_run(self, repo: str, check_run_id: int, **fields: Any) -> JSONDict:
+        """PATCH a check run with GitHub's fields."""
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/check-runs/{check_run_id}", json=fields
+        ).json()
+        return result
+
+    def list_check_runs(
+        self, repo: str, ref: str, *, check_name: str | None = None
+    ) -> Iterator[JSONDict]:
+        """Check runs of a sha, branch or tag, optionally only those named `check_name`."""
+        params = {"check_name": check_name} if check_name else None
+        return self.paginate(
+            f"{_repo_path(repo)}/commits/{_seg(ref)}/check-runs", params, item_key="check_runs"
+        )
+
+    # -- issue comments and reactions --------------------------------------------------------
+
+    def create_comment(self, repo: str, issue_number: int, body: str) -> JSONDict:
+        """Comment on an issue or pull request."""
+        result: JSONDict = self.request(
+            "POST", f"{_repo_path(repo)}/issues/{issue_number}/comments", json={"body": body}
+        ).json()
+        return result
+
+    def update_comment(self, repo: str, comment_id: int, body: str) -> JSONDict:
+        """Replace the body of an issue comment."""
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/issues/comments/{comment_id}", json={"body": body}
+        ).json()
+        return result
+
+    def list_comments(self, repo: str, issue_number: int) -> Iterator[JSONDict]:
+        """Comments of an issue or pull request, oldest first."""
+        return self.paginate(f"{_repo_path(repo)}/issues/{issue_number}/comments")
+
+    def add_reaction(self, repo: str, comment_id: int, content: str) -> JSONDict:
+        """React to an issue comment (`eyes`, `rocket`, `confused`, ...)."""
+        result: JSONDict = self.request(
+            "POST",
+            f"{_repo_path(repo)}/issues/comments/{comment_id}/reactions",
+            json={"content": content},
+        ).json()
+        return result
+
+    # -- repository and pull requests --------------------------------------------------------
+
+    def collaborator_permission(self, repo: str, username: str) -> JSONDict:
+        """`{"permission", "role_name", "user"}` of `username` on `repo`."""
+        result: JSONDict = self.get_json(
+            f"{_repo_path(repo)}/collaborators/{_seg(username)}/permission"
+        )
+        return result
+
+    def get_pull(self, repo: str, number: int) -> JSONDict:
+        """One pull request."""
+        result: JSONDict = self.get_json(f"{_repo_path(repo)}/pulls/{number}")
+        return result
+
+    def list_pull_files(self, repo: str, number: int) -> Iterator[JSONDict]:
+        """Files changed by a pull request (GitHub lists at most 3000)."""
+        return self.paginate(f"{_repo_path(repo)}/pulls/{number}/files")
+
+    def get_contents(self, repo: str, path: str, ref: str | None = None) -> bytes | None:
+        """The bytes of the file at `path` (at `ref`, default branch if None); None if absent."""
+        url = f"{_repo_path(repo)}/contents/{quote(path.lstrip('/'), safe='/')}"
+        params = {"ref": ref} if ref else None
+        try:
+            body = self.get_json(url, params)
+        except GitHubNotFound:
+            return None
+        if not isinstance(body, dict) or body.get("type") != "file":
+            kind = "directory" if isinstance(body, list) else body.get("type")
+            raise GitHubError("GET", url, 200, f"{path} is a {kind}, not a file")
+        if body.get("encoding") == "base64":
+            return base64.b64decode(body.get("content") or "")
+        # Files of 1-100 MB come with empty content and encoding "none" (GitHub docs,
+        # "Get repository content"): ask for the raw media type instead.
+        return self.request("GET", url, params=params, headers={"Accept": RAW_MEDIA_TYPE}).content
+
+    def compare(self, repo: str, base: str, head: str) -> JSONDict:
+        """Compare two commits (`base...head`): ahead/behind, commits and files."""
+        result: JSONDict = self.get_json(f"{_repo_path(repo)}/compare/{_seg(base)}...{_seg(head)}")
+        return result
+
+    # -- statuses and deployments ------------------------------------------------------------
+
+    def create_commit_status(
+        self,
+        repo: str,
+        sha: str,
+        state: str,
+        *,
+        context: str,
+        description: str | None = None,
+        target_url: str | None = None,
+    ) -> JSONDict:
+        """Set a commit status (`error`, `failure`, `pending` or `success`)."""
+        body: JSONDict = {"state": state, "context": context}
+        if description is not None:
+            body["description"] = description
+        if target_url is not None:
+            body["target_url"] = target_url
+        result: JSONDict = self.request(
+            "POST", f"{_repo_path(repo)}/statuses/{_seg(sha)}", json=body
+        ).json()
+        return result
+
+    def create_deployment(self, repo: str, ref: str, **fields: Any) -> JSONDict:
+        """Create a deployment of `ref`; `fields` are GitHub's (environment, payload, ...)."""
+        result: JSONDict = self.request(
+            "POST", f"{_repo_path(repo)}/deployments", json={"ref": ref, **fields}
+        ).json()
+        return result
+
+    def create_deployment_status(
+        self, repo: str, deployment_id: int, state: str, **fields: Any
+    ) -> JSONDict:
+        """Add a status (`in_progress`, `success`, `failure`, ...) to a deployment."""
+        result: JSONDict = self.request(
+            "POST",
+            f"{_repo_path(repo)}/deployments/{deployment_id}/statuses",
+            json={"state": state, **fields},
+        ).json()
+        return result
+
+    # -- App webhook deliveries (App-level client) ------------------------------------------
+
+    def list_hook_deliveries(
+        self, *, status: str | None = None, max_items: int = MAX_ITEMS
+    ) -> Iterator[JSONDict]:
+        """The App's webhook deliveries, newest first, optionally only `success` or `failure`
+        ones (needs the App-level client)."""
+        params = {"status": status} if status else None
+        return self.paginate("/app/hook/deliveries", params, max_items=max_items)
+
+    def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to send a webhook delivery again (needs the App-level client)."""
+        self.request("POST", f"/app/hook/deliveries/{delivery_id}/attempts")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _log_path(self, url: str) -> str:
+        path = urlsplit(url).path
+        base = urlsplit(self.api_url).path
+        return path[len(base) :] if base and path.startswith(base) else path
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self._backoff_base * 2 ** (attempt - 1), self._backoff_cap))
+
+    def _wait(self, seconds: float, method: str, path: str, reason: str) -> None:
+        if seconds <= 0:
+            return
+        logger.info(
+            "github request waits %.2f s (%s)",
+            seconds,
+            reason,
+            extra={
+                "method": method,
+                "path": path,
+                "wait_s": round(seconds, 3),
+                "installation_id": self.installation_id,
+            },
+        )
+        self._sleep(seconds)
+
+    def _rate_limit_wait(self, response: requests.Response) -> float | None:
+        """Seconds GitHub asks us to wait, or None if the answer is not a rate limit."""
+        if response.status_code not in (403, 429):
+            return None
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            return _parse_retry_after(retry_after)
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            return self._until_reset(response)
+        # A 403 without these headers is a permission problem, unless GitHub says it is a
+        # secondary rate limit; a 429 is always a rate limit.
+        if response.status_code == 429 or "rate limit" in _describe(response).lower():
+            return SECONDARY_RATE_LIMIT_WAIT
+        return None
+
+    @staticmethod
+    def _until_reset(response: requests.Response) -> float:
+        reset = response.headers.get("x-ratelimit-reset")
+        try:
+            return max(float(reset) - time.time(), 0.0) if reset else SECONDARY_RATE_LIMIT_WAIT
+        except ValueError:
+            return SECONDARY_RATE_LIMIT_WAIT
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        remaining: str | None,
+        attempt: int,
+    ) -> None:
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        level = logging.INFO if status is not None and status < 400 else logging.WARNING
+        logger.log(
+            level,
+            "github %s %s -> %s",
+            method,
+            path,
+            status if status is not None else "no answer",
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "ratelimit_remaining": int(remaining)
+                if remaining and remaining.isdigit()
+                else None,
+                "installation_id": self.installation_id,
+                "attempt": attempt,
+            },
+        )
+
+
+def _parse_retry_after(value: str) -> float:
+    """retry-after is delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return SECONDARY_RATE_LIMIT_WAIT
+
+
+def _describe(response: requests.Response) -> str:
+    """GitHub's `message` and `errors`, or the start of a non-JSON body."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return logs.redact(text[:200]) or response.reason or "no body"
+    if not isinstance(body, dict):
+        return logs.redact(jsonlib.dumps(body)[:200])
+    message = str(body.get("message") or response.reason or "no message")
+    errors = body.get("errors")
+    if errors:
+        items = errors if isinstance(errors, list) else [errors]
+        details = "; ".join(
+            e if isinstance(e, str) else jsonlib.dumps(e, sort_keys=True) for e in items
+        )
+        message = f"{message} ({details})"
+    return logs.redact(message)
+
+
+def _error_for(method: str, path: str, response: requests.Response) -> GitHubError:
+    message = _describe(response)
+    status = response.status_code
+    if status == 404:
+        return GitHubNotFound(method, path, status, message)
+    if status == 422:
+        return GitHubValidationFailed(method, path, status, message)
+    return GitHubError(method, path, status, message)
+
+
+class GitHubApp:
+    """The App's identity: JWTs, installation tokens cached in Redis, and clients."""
+
+    def __init__(
+        self,
+        app_id: str,
+        private_key_pem: str,
+        api_url: str,
+        redis: redis.Redis,
+        *,
+        session: requests.Session | None = None,
+        bucket: pacing.TokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_tries: int = MAX_TRIES,
+        backoff_base: float = BACKOFF_BASE,
+        max_wait: float = MAX_WAIT,
+    ) -> None:
+        if not app_id:
+            raise SettingsError("GITHUB_APP_ID is not set: set it to the App id or client id")
+        try:
+            loaded = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(
+                "GITHUB_PRIVATE_KEY is not a PEM private key: download one from the App's "
+                "settings page and pass its text, or its file via GITHUB_PRIVATE_KEY_PATH"
+            ) from exc
+        if not isinstance(loaded, RSAPrivateKey):
+            raise SettingsError("GITHUB_PRIVATE_KEY must be an RSA key (GitHub signs with RS256)")
+        self.app_id = app_id
+        self.api_url = (api_url or DEFAULT_GITHUB_API_URL).rstrip("/")
+        self._key = loaded
+        self._redis = redis
+        self._session = session if session is not None else requests.Session()
+        self._bucket = bucket if bucket is not None else pacing.TokenBucket(redis)
+        self._release = redis.register_script(_RELEASE_LOCK)
+        self._sleep = sleep
+        self._client_options: dict[str, Any] = {
+            "session": self._session,
+            "bucket": self._bucket,
+            "sleep": sleep,
+            "max_tries": max_tries,
+            "backoff_base": backoff_base,
+            "max_wait": max_wait,
+        }
+
+    def jwt(self) -> str:
+        """A fresh RS256 JWT that authenticates as the App for about nine minutes."""
+        now = int(time.time())
+        payload = {"iat": now - JWT_BACKDATE, "exp": now + JWT_LIFETIME, "iss": self.app_id}
+        return jwt.encode(payload, self._key, algorithm="RS256")
+
+    def app_client(self) -> GitHubClient:
+        """A client authenticated with the App's JWT, for `/app/*` endpoints."""
+        return GitHubClient(
+            self.api_url,
+            self._redis,
+            auth=lambda: f"Bearer {self.jwt()}",
+            **self._client_options,
+        )
+
+    def client(self, installation_id: int) -> GitHubClient:
+        """A client authenticated as one installation, with its token from the shared cache."""
+        return GitHubClient(
+            self.api_url,
+            self._redis,
+            auth=lambda: f"Bearer {self.installation_token(installation_id)}",
+            installation_id=installation_id,
+            reauthenticate=lambda: self.forget_token(installation_id),
+            **self._client_options,
+        )
+
+    def installation_for_repo(self, full_name: str) -> int:
+        """The id of the installation that covers `owner/name`; GitHubNotFound if none."""
+        body = self.app_client().get_json(f"{_repo_path(full_name)}/installation")
+        return int(body["id"])
+
+    def installation_token(self, installation_id: int) -> str:
+        """The installation's access token, shared through Redis by every process.
+
+        Only one process asks GitHub at a time (a short SET NX lock); the others wait for
+        the token it stores.
+        """
+        token_key = key("token", installation_id)
+        lock_key = key("token-lock", installation_id)
+        while True:
+            cached = self._redis.get(token_key)
+            if cached is not None:
+                token = str(jsonlib.loads(cached)["token"])
+                logs.register_secret(token)
+                return token
+            nonce = secrets.token_hex(16)
+            if self._redis.set(lock_key, nonce, nx=True, px=TOKEN_LOCK_MS):
+                try:
+                    # The previous holder may have stored a token between our GET and SET.
+                    cached = self._redis.get(token_key)
+                    if cached is not None:
+                        continue
+                    return self._fetch_token(installation_id, token_key)
+                finally:
+                    self._release(keys=[lock_key], args=[nonce])
+            self._sleep(TOKEN_LOCK_POLL)
+
+    def forget_token(self, installation_id: int) -> None:
+        """Drop the cached token, e.g. after GitHub refused it with 401."""
+        self._redis.delete(key("token", installation_id))
+
+    def _fetch_token(self, installation_id: int, token_key: str) -> str:
+        response = self.app_client()._request(
+            "POST",
+            f"/app/installations/{installation_id}/access_tokens",
+            # Token requests create no content; pacing them would delay every installation.
+            paced=False,
+        )
+        body = response.json()
+        token = str(body["token"])
+        logs.register_secret(token)
+        expires_at = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
+        ttl_ms = int((expires_at.timestamp() - time.time() - TOKEN_REFRESH_MARGIN) * 1000)
+        if ttl_ms > 0:
+            self._redis.set(
+                token_key,
+                jsonlib.dumps({"token": token, "expires_at": body["expires_at"]}),
+                px=ttl_ms,
+            )
+        return token

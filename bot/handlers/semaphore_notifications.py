@@ -1,0 +1,180 @@
+"""Semaphore pipeline-done notifications: publish the evaluation or retrain a pipeline ran."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.core.comparison import load_config
+from bot.core.routing import Event, Router
+from bot.errors import RepoConfigError
+from bot.github.github_client import GitHubClient
+from bot.github.repo_files import RepoFiles
+from bot.handlers.installation import installed_repositories
+from bot.runs import deploy
+from bot.runs.context import Context
+from bot.runs.evaluation import Evaluator, PullRequest
+from bot.semaphore.pipelines import (
+    PipelineDone,
+    SemaphoreRun,
+    claim,
+    find_run,
+    parse_pipeline_done,
+    release,
+    same_file,
+)
+
+log = logging.getLogger(__name__)
+router = Router()
+
+# GitHub's reaction names for 🚀 and 😕 (DESIGN.md, Reactions), as commands.py uses them.
+DONE, FAILED = "rocket", "confused"
+# Outcomes of a publication that mean the command's run did not succeed.
+NOT_SUCCEEDED = ("error", "config-invalid", "superseded")
+
+
+@router.register("semaphore")
+def pipeline_done(event: Event, ctx: Context) -> None:
+    done = parse_pipeline_done(event.payload)
+    extra = event.log_extra()
+    if done is None:
+        log.info("semaphore notification ignored: not a done pipeline", extra=extra)
+        return
+    if _deploy_notification(ctx, done, extra):
+        return
+    run, known = find_run(ctx.redis, done.pipeline_id, done.workflow_id)
+    if run is None and known:
+        # Same workflow, another pipeline: a promotion (a deploy) or a partial rerun.
+        log.info("semaphore: another pipeline of a workflow mlgate started", extra=extra)
+        return
+    if run is not None:
+        publish_run(ctx, run, done, extra)
+        return
+    if event.repo is not None and done.pr_number is not None and done.head_sha is not None:
+        found = _installed(ctx, event.repo)
+        if found is None:
+            log.info("semaphore: pipeline of a repository mlgate is not installed on", extra=extra)
+            return
+        repo, installation = found
+        gh = ctx.github.client(installation)
+        pr = _passive(ctx, gh, repo, done.pr_number, done.head_sha, done)
+    else:
+        log.info("semaphore: not a pull-request pipeline mlgate knows", extra=extra)
+        return
+    if pr is None:
+        log.info("semaphore: not the repository's evaluation pipeline", extra=extra)
+        return
+    publish(ctx, gh, installation, pr, done, None, extra)
+
+
+def publish_run(
+    ctx: Context, run: SemaphoreRun, done: PipelineDone, extra: dict[str, object]
+) -> str | None:
+    """Publish a done pipeline of a run mlgate started; the notification and the poll
+    (semaphore_poll.py) both come here."""
+    installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
+    gh = ctx.github.client(installation)
+    return publish(ctx, gh, installation, PullRequest(**run.pull), done, run, extra)
+
+
+def publish(
+    ctx: Context,
+    gh: GitHubClient,
+    installation: int,
+    pr: PullRequest,
+    done: PipelineDone,
+    run: SemaphoreRun | None,
+    extra: dict[str, object],
+) -> str | None:
+    """Publish a done pipeline once: the outcome, or None when it was published already."""
+    if not claim(ctx.redis, done.pipeline_id):
+        log.info("semaphore: pipeline already published", extra=extra)
+        return None
+    evaluator = Evaluator(
+        ctx.settings,
+        ctx.redis,
+        gh,
+        token=lambda: ctx.github.installation_token(installation),
+        installation_id=installation,
+    )
+    try:
+        outcome = evaluator.publish_pipeline(pr, done, run)
+    except BaseException:
+        release(ctx.redis, done.pipeline_id)  # the job's retry publishes
+        raise
+    _react(gh, run, outcome)
+    log.info(
+        "semaphore pipeline published: %s",
+        outcome,
+        extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
+    )
+    return outcome
+
+
+def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, object]) -> bool:
+    """A promoted pipeline ends its GitHub Deployment (True: nothing else to do); any other
+    pipeline is remembered for its commit, and starts a deploy that waited for it."""
+    promoted = deploy.promoted_pipeline(ctx.redis, done)
+    if promoted is not None:
+        if claim(ctx.redis, done.pipeline_id):
+            installation = promoted["installation_id"]
+            installation = installation or ctx.github.installation_for_repo(promoted["repo"])
+            try:
+                deploy.finish(ctx.github.client(installation), promoted, done)
+            except BaseException:
+                release(ctx.redis, done.pipeline_id)
+                raise
+            log.info("semaphore: deployment finished: %s", done.result, extra=extra)
+        return True
+    commit = deploy.record_pipeline(ctx.redis, done)
+    waiting = deploy.take_pending(ctx.redis, done.repo, commit) if done.repo and commit else None
+    if waiting is not None:
+        pipeline = deploy.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
+        assert pipeline is not None  # recorded just above
+        installation = waiting.installation_id or ctx.github.installation_for_repo(waiting.repo)
+        gh = ctx.github.client(installation)
+        outcome = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
+        log.info("semaphore: a waiting deploy: %s", outcome, extra=extra)
+        # The PR's comment lists the deploy in its audit trail.
+        pull = gh.get_pull(waiting.repo, waiting.number)
+        pr = PullRequest.from_api(pull, pull["base"]["repo"])
+        if pr.head_sha == waiting.head_sha:
+            Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
+    return False
+
+
+def _installed(ctx: Context, slug: str) -> tuple[str, int] | None:
+    """GitHub's name of the repository Semaphore calls `slug`, and its installation, as the
+    installation events recorded them: no API call for the pipelines of other repositories."""
+    wanted = slug.lower()  # GitHub names are case-insensitive; Semaphore keeps its own case
+    for name, installation in installed_repositories(ctx.redis).items():
+        if name.lower() == wanted:
+            return name, installation
+    return None
+
+
+def _passive(
+    ctx: Context, gh: GitHubClient, repo: str, number: int, head_sha: str, done: PipelineDone
+) -> PullRequest | None:
+    """The PR of a pipeline Semaphore ran by itself, if it is the repository's evaluation
+    pipeline (`semaphore.pipeline_file` of its project); None for any other pipeline."""
+    pull = gh.get_pull(repo, number)
+    pr = PullRequest.from_api(pull, pull["base"]["repo"])
+    ref = pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch
+    try:
+        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, ref)
+    except RepoConfigError:
+        return None  # the PR's own evaluation says so, on mlgate/config
+    wanted = config.semaphore
+    if wanted.pipeline_file is None or not same_file(wanted.pipeline_file, done.pipeline_file):
+        return None
+    if wanted.project_id is not None and done.project_id and wanted.project_id != done.project_id:
+        return None
+    # The pipeline ran for its head, which may no longer be the PR's: publishing checks that.
+    return replace(pr, head_sha=head_sha)
+
+
+def _react(gh: GitHubClient, run: SemaphoreRun | None, outcome: str) -> None:
+    if run is not None and run.comment_id is not None:
+        content = FAILED if outcome in NOT_SUCCEEDED else DONE
+        gh.add_reaction(run.repo, run.comment_id, content)

@@ -1,0 +1,1 @@
+"""Doing the work: checkouts, runs, evaluations, deploys, and publishing their results."""

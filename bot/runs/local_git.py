@@ -1,0 +1,172 @@
+"""`mlgate report`'s side of the comparison: a local git repository read at two revisions."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from bot.core.changes import classify
+from bot.core.comparison import compare, load_config, metrics_paths
+from bot.core.report import Evaluation
+from bot.errors import (
+    DvcFileError,
+    LocalGitError,
+    MetricsFileError,
+    NotAGitRepository,
+    UnknownRevision,
+)
+
+
+def _complaint(stderr: bytes) -> str:
+    """git's message on one line (it may span several, with hints)."""
+    return " ".join(stderr.decode("utf-8", "replace").split()) or "no message"
+
+
+class GitRepo:
+    """One local repository: resolves revisions, lists changed paths, reads files at commits.
+
+    Files are read from the object database (`git cat-file --batch`, one process for all
+    reads), never from the working tree, so uncommitted changes are not seen. Every git
+    call is an argv list; nothing goes through a shell.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._batch: subprocess.Popen[bytes] | None = None
+        # A commit's files never change: each (path, sha) is read from git once.
+        self._cache: dict[tuple[str, str], bytes | None] = {}
+
+    @classmethod
+    def open(cls, directory: Path) -> GitRepo:
+        """The repository `directory` is in; `NotAGitRepository` says why when there is none."""
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(directory), "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise NotAGitRepository("git is not installed (no `git` on PATH)") from exc
+        if result.returncode != 0:
+            raise NotAGitRepository(
+                f"{directory} is not in a git repository: {_complaint(result.stderr)}"
+            )
+        return cls(Path(os.fsdecode(result.stdout.rstrip(b"\n"))))
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["git", *args], cwd=self.root, capture_output=True, check=False)
+
+    def resolve(self, rev: str) -> str:
+        """The full sha of the commit `rev` names; `UnknownRevision` with git's words if none."""
+        # --end-of-options: a revision such as `--output=x` is a name, never an option.
+        result = self._git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
+        if result.returncode != 0:
+            raise UnknownRevision(rev, f"git: {_complaint(result.stderr)}")
+        return result.stdout.decode().strip()
+
+    def changed(self, base: str, head: str) -> list[str]:
+        """Paths that differ from the merge base of `base` and `head` to `head`.
+
+        That is what a pull request lists (`git diff base...head`). Renames are listed as
+        the removed and the added path, whatever `diff.renames` says, so that both sides'
+        DVC files are read; paths are from the repository root whatever `diff.relative` says.
+        """
+        result = self._git(
+            "diff", "--name-only", "-z", "--no-renames", "--no-relative", f"{base}...{head}", "--"
+        )
+        if result.returncode != 0:
+            raise LocalGitError(
+                f"cannot list the changes from {base} to {head}: "
+                f"git says: {_complaint(result.stderr)}"
+            )
+        return [os.fsdecode(p) for p in result.stdout.split(b"\0") if p]
+
+    def read(self, path: str, rev: str) -> bytes | None:
+        """The file's bytes at commit `rev` (a full sha), or None when it is not a file there."""
+        key = (path, rev)
+        if key not in self._cache:
+            one = "\n" in path
+            self._cache[key] = self._read_one(path, rev) if one else self._read_batch(path, rev)
+        return self._cache[key]
+
+    def _read_one(self, path: str, rev: str) -> bytes | None:
+        # --batch reads one name per line; a name holding a newline needs its own process.
+        result = self._git("cat-file", "blob", f"{rev}:{path}")
+        return result.stdout if result.returncode == 0 else None
+
+    def _read_batch(self, path: str, rev: str) -> bytes | None:
+        if self._batch is None:
+            self._batch = subprocess.Popen(
+                ["git", "cat-file", "--batch"],
+                cwd=self.root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        stdin, stdout = self._pipes()
+        stdin.write(os.fsencode(f"{rev}:{path}") + b"\n")
+        stdin.flush()
+        header = stdout.readline()
+        if not header:
+            raise LocalGitError(f"`git cat-file --batch` stopped while reading {rev}:{path}")
+        # "<oid> <type> <size>\n<content>\n", or "<name> missing" / "<name> ambiguous".
+        fields = header.split()
+        if len(fields) != 3 or not fields[2].isdigit():
+            return None
+        content = stdout.read(int(fields[2]))
+        stdout.read(1)
+        return content if fields[1] == b"blob" else None
+
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        assert self._batch is not None and self._batch.stdin and self._batch.stdout
+        return self._batch.stdin, self._batch.stdout
+
+    def close(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            with batch:  # closes the pipes (git exits at the end of its input) and waits
+                pass
+
+    def __enter__(self) -> GitRepo:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def compare_revisions(repo: GitRepo, base: str, head: str) -> Evaluation:
+    """The bot's comparison of `head` with `base`, read from git; config read at `base`.
+
+    Raises `UnknownRevision`, `LocalGitError` and `RepoConfigError`. A broken metrics or
+    DVC file becomes the evaluation's error, as on a pull request.
+    """
+    base_sha, head_sha = repo.resolve(base), repo.resolve(head)
+    config = load_config(repo.read, base_sha)
+    changed = repo.changed(base_sha, head_sha)
+    try:
+        evaluation = compare(repo.read, config, changed, base_sha, head_sha, base_ref=base)
+        classified = classify(changed, config.triggers, metrics_paths(repo.read, config, head_sha))
+    except (DvcFileError, MetricsFileError) as exc:
+        return Evaluation(head_sha=head_sha, base_sha=base_sha, base_ref=base, error=str(exc))
+    notes = []
+    if config.metrics.source != "git":
+        run = f" (`{shlex.join(config.evaluate.run)}`)" if config.evaluate.run else ""
+        notes.append(
+            f"`metrics.source: {config.metrics.source}`: the bot evaluates the head{run}; "
+            "this report compares the committed metrics files."
+        )
+    skipped = None
+    if not classified.relevant:
+        # The bot's words for such a PR: it completes mlgate/quality as skipped, no comment.
+        skipped = f"No changed file matches the triggers ({len(changed)} files changed)."
+    return replace(evaluation, notes=notes, skipped=skipped)

@@ -1,0 +1,1 @@
+"""The Semaphore API client and its pipeline notifications."""

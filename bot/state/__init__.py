@@ -1,0 +1,1 @@
+"""Every Redis key of mlgate, behind named functions."""

@@ -1,0 +1,1 @@
+"""The Flask app: webhooks, metrics upload, health. Verify, record, enqueue, answer."""
