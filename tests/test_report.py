@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.dvc import DataChange, Output, ParamChange, diff_outputs, outputs
+from bot.core.evaluation_result import Baseline, Evaluation
 from bot.core.gates import Gate, Threshold, evaluate_gates
 from bot.core.metrics import MetricValue, Stat, aggregate
 from bot.core.report import (
@@ -21,8 +22,6 @@ from bot.core.report import (
     DATA_PREFIX,
     MARKER,
     SUMMARY_LIMIT,
-    Baseline,
-    Evaluation,
     annotation_batches,
     conclusion,
     human_size,

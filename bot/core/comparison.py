@@ -8,14 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import dvc, gates
-from bot.core.config import CONFIG_PATH, RepoConfig, default_config, parse_config
+from bot.core.config import ReadAt, RepoConfig
+from bot.core.evaluation_result import Evaluation
 from bot.core.metrics import MetricValue, Stat, parse_metrics
-from bot.core.report import Evaluation
 
 Metrics = dict[str, dict[str, MetricValue]]
-# `read(path, rev)`: the file's bytes at a revision, or None when it does not exist there.
-# The bot reads through the contents API (`RepoFiles.read`), `mlgate report` through git.
-ReadAt = Callable[[str, str], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -28,12 +25,6 @@ class RunOutcome:
     failure: str | None = None
     # The metrics files as the run left them: annotations point at their lines.
     sources: Mapping[str, str] = field(default_factory=dict)
-
-
-def load_config(read: ReadAt, rev: str) -> RepoConfig:
-    """`.github/mlgate.yml` at `rev`, or the defaults when absent; `RepoConfigError` if invalid."""
-    text = read(CONFIG_PATH, rev)
-    return default_config() if text is None else parse_config(text.decode("utf-8", "replace"))
 
 
 def metrics_paths(read: ReadAt, config: RepoConfig, rev: str) -> list[str]:

@@ -981,3 +981,14 @@ class _Checker:
             line = self.lines["retrain.runner"]
             what = "a Semaphore project id"
             self.required("retrain.runner", "semaphore", "semaphore.project_id", what, line)
+
+
+# `read(path, rev)`: the file's bytes at a revision, or None when it does not exist there.
+# The bot reads through the contents API (`RepoFiles.read`), `mlgate report` through git.
+ReadAt = Callable[[str, str], bytes | None]
+
+
+def load_config(read: ReadAt, rev: str) -> RepoConfig:
+    """`.github/mlgate.yml` at `rev`, or the defaults when absent; `RepoConfigError` if invalid."""
+    text = read(CONFIG_PATH, rev)
+    return default_config() if text is None else parse_config(text.decode("utf-8", "replace"))

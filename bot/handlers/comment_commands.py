@@ -7,8 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from bot.core import commands
-from bot.core.comparison import load_config
-from bot.core.config import RepoConfig
+from bot.core.config import RepoConfig, load_config
 from bot.core.permissions import at_least, level
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError

@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from bot.core.comparison import load_config
+from bot.core.config import load_config
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.repo_files import RepoFiles

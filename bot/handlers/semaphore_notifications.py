@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from bot.core.comparison import load_config
+from bot.core.config import load_config
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient

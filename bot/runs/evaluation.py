@@ -22,14 +22,14 @@ from bot.core.comparison import (
     Metrics,
     RunOutcome,
     compare,
-    load_config,
     metrics_paths,
     read_metrics,
 )
-from bot.core.config import CONFIG_PATH, RepoConfig, parse_config
+from bot.core.config import CONFIG_PATH, RepoConfig, load_config, parse_config
+from bot.core.evaluation_result import Baseline, Evaluation
 from bot.core.metrics import Stat, aggregate
 from bot.core.permissions import at_least, level
-from bot.core.report import Baseline, Evaluation, render_check_run, render_comment
+from bot.core.report import render_check_run, render_comment
 from bot.errors import (
     DvcFileError,
     MetricsFileError,

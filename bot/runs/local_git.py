@@ -11,8 +11,9 @@ from types import TracebackType
 from typing import IO
 
 from bot.core.changes import classify
-from bot.core.comparison import compare, load_config, metrics_paths
-from bot.core.report import Evaluation
+from bot.core.comparison import compare, metrics_paths
+from bot.core.config import load_config
+from bot.core.evaluation_result import Evaluation
 from bot.errors import (
     DvcFileError,
     LocalGitError,
