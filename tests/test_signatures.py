@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from bot.core.signatures import sign, verify
+from bot.core.signatures import sign, verify, well_formed
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 GITHUB_SECRET = "It's a Secret to Everybody"
@@ -35,3 +35,15 @@ def test_verify_accepts_a_bare_hex_digest_as_semaphore_sends_it() -> None:
     bare = "dc46983557fea127b43af721467eb9b3fde2338fe3e14f51952aa8478c13d355"
     assert verify(["secret"], b"body", bare)
     assert verify(["secret"], b"body", "sha256=" + bare)
+
+
+def test_github_signatures_need_the_prefix_and_exactly_64_hex_digits() -> None:
+    digest = GITHUB_SIGNATURE[len("sha256=") :]
+    assert verify([GITHUB_SECRET], GITHUB_BODY, GITHUB_SIGNATURE, prefixed=True)
+    assert not verify([GITHUB_SECRET], GITHUB_BODY, digest, prefixed=True)
+    assert well_formed(GITHUB_SIGNATURE, prefixed=True)
+    assert not well_formed(digest, prefixed=True)
+    assert well_formed(digest, prefixed=False)
+    for bad in ("sha256=" + digest[:-1], "sha256=" + digest + "0", "sha256=é" + digest[1:]):
+        assert not well_formed(bad, prefixed=False)
+        assert not verify([GITHUB_SECRET], GITHUB_BODY, bad)

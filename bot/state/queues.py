@@ -86,7 +86,14 @@ def accept_delivery(
             )
             pipe.execute()
         except redis.WatchError:
-            # Another web process claimed the same delivery between WATCH and EXEC.
+            # Either another web process claimed the delivery between WATCH and EXEC, or the
+            # connection dropped during EXEC (redis-py says WatchError for both). Only what
+            # Redis holds now tells them apart: recorded is a duplicate; anything else must
+            # be redelivered, so it is an error (503), never a 200 that loses the event.
+            if deliveries.accepts(conn.get(state_key)):
+                raise redis.ConnectionError(
+                    f"delivery {delivery_id} was not recorded: the transaction did not finish"
+                ) from None
             return False
     return True
 

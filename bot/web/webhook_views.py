@@ -32,6 +32,7 @@ class Source:
 
     name: str  # the delivery key namespace, job id prefix and `source` of the job's meta
     signature_header: str
+    signature_prefixed: bool  # `sha256=` is required (GitHub) or optional (Semaphore)
     id_header: str  # stable across the sender's retries: the de-duplication key
     id_shape: str  # what a valid id looks like, for the answer to a malformed one
     job: str  # dotted path of the rq job that routes the stored body
@@ -47,6 +48,7 @@ class Source:
 GITHUB = Source(
     name="github",
     signature_header="X-Hub-Signature-256",
+    signature_prefixed=True,
     id_header="X-GitHub-Delivery",
     id_shape="a GUID",
     job=queues.HANDLE_GITHUB_EVENT,
@@ -58,6 +60,7 @@ GITHUB = Source(
 SEMAPHORE = Source(
     name="semaphore",
     signature_header="X-Semaphore-Signature-256",
+    signature_prefixed=False,
     id_header="X-Semaphore-Webhook-Id",
     id_shape="a UUID",
     job=queues.HANDLE_SEMAPHORE_EVENT,
@@ -91,7 +94,14 @@ def receive(source: Source, secrets: Sequence[str]) -> Response:
         return answer(
             401, f"missing signature: no {source.signature_header} header", source=source.name
         )
-    if not signatures.verify(secrets, body, signature):
+    if not signatures.well_formed(signature, prefixed=source.signature_prefixed):
+        form = "sha256= and 64 hex digits" if source.signature_prefixed else "64 hex digits"
+        return answer(
+            401,
+            f"malformed signature: {source.signature_header} must be {form}",
+            source=source.name,
+        )
+    if not signatures.verify(secrets, body, signature, prefixed=source.signature_prefixed):
         return answer(
             401,
             f"bad signature: {source.signature_header} does not match the body",

@@ -1,0 +1,182 @@
+"""Attacks on the webhook endpoint: malformed signatures, and Redis dropping the connection
+in the middle of the accept transaction (an event must never be answered 200 and lost)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from flask import Flask
+from rq import Queue
+
+from bot import create_app
+from bot.core import signatures
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
+from bot.state.queues import EVENTS
+from tests.support import SECRET, payload, webhook_headers
+
+BODY = json.dumps({"zen": "x", "hook_id": 1}).encode()
+
+
+@pytest.fixture
+def app(env: dict[str, str], redis_conn: redis.Redis) -> Flask:
+    return create_app(env)
+
+
+def post_signature(app: Flask, signature: str, delivery: str = "d-sig") -> tuple[int, str]:
+    headers = webhook_headers("push", BODY, delivery=delivery) | {"X-Hub-Signature-256": signature}
+    with app.test_client() as client:
+        # Werkzeug's test client sends str headers as latin-1, as a raw HTTP request would.
+        response = client.post("/webhooks/github", data=BODY, headers=headers)
+    return response.status_code, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "sha256=é",
+        "sha256=" + "é" * 64,
+        "sha256=" + "0" * 63,
+        "sha256=" + "0" * 65,
+        "sha1=" + "0" * 40,
+        signatures.sign(SECRET, BODY)[len("sha256=") :],  # right digest, GitHub's prefix missing
+        "sha256=" + "g" * 64,
+        " ",
+    ],
+)
+def test_a_signature_that_is_not_sha256_and_64_hex_digits_is_401(
+    app: Flask, redis_conn: redis.Redis, signature: str
+) -> None:
+    status, text = post_signature(app, signature)
+    assert status == 401
+    assert text.startswith(("malformed signature:", "missing signature:"))
+    assert Queue(EVENTS, connection=redis_conn).count == 0
+
+
+def test_the_right_signature_in_upper_case_hex_is_still_accepted(
+    app: Flask, redis_conn: redis.Redis
+) -> None:
+    digest = signatures.sign(SECRET, BODY)[len("sha256=") :]
+    assert post_signature(app, "sha256=" + digest.upper())[0] == 202
+
+
+class DroppingProxy:
+    """A TCP proxy in front of Redis that cuts both connections when the client sends EXEC:
+    before forwarding it (`after=False`: Redis never runs the transaction) or after Redis has
+    run it but before its reply gets back (`after=True`)."""
+
+    def __init__(self, target: tuple[str, int], *, after: bool) -> None:
+        self.target, self.after = target, after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.dropped = threading.Event()
+        self.armed = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if from_client and self.armed and b"EXEC" in data:
+                    self.armed = False
+                    if self.after:
+                        dst.sendall(data)
+                        # Wait for Redis to answer EXEC, then drop that answer.
+                        dst.recv(65536)
+                    self.dropped.set()
+                    for sock in (src, dst):
+                        sock.close()
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def url(self, redis_url: str) -> str:
+        parts = urlsplit(redis_url)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{self.port}"
+        netloc[-1] = host
+        return urlunsplit(parts._replace(netloc="@".join(netloc)))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy_for(redis_url: str) -> Iterator[type[DroppingProxy]]:
+    made: list[DroppingProxy] = []
+
+    class Made(DroppingProxy):
+        def __init__(self, *, after: bool) -> None:
+            parts = urlsplit(redis_url)
+            assert parts.hostname is not None and parts.port is not None, redis_url
+            super().__init__((parts.hostname, parts.port), after=after)
+            made.append(self)
+
+    yield Made
+    for proxy in made:
+        proxy.close()
+
+
+def deliver(app: Flask, delivery: str) -> tuple[int, str]:
+    body = json.dumps(payload("push")).encode()
+    with app.test_client() as client:
+        response = client.post(
+            "/webhooks/github", data=body, headers=webhook_headers("push", body, delivery=delivery)
+        )
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_a_connection_dropped_before_exec_is_503_and_the_redelivery_is_accepted(
+    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: type[DroppingProxy]
+) -> None:
+    if urlsplit(redis_url).scheme != "redis":
+        pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
+    proxy = proxy_for(after=False)
+    app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
+    status, text = deliver(app, "d-drop-before")
+    assert proxy.dropped.is_set()
+    assert status == 503, text
+    assert deliveries.state(redis_conn, "github", "d-drop-before") is None
+    assert Queue(EVENTS, connection=redis_conn).count == 0
+    # GitHub (or the redelivery sweep) sends it again: now it goes through, once.
+    assert deliver(app, "d-drop-before")[0] == 202
+    assert Queue(EVENTS, connection=redis_conn).count == 1
+
+
+def test_a_connection_dropped_after_exec_ran_is_not_a_second_enqueue(
+    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: type[DroppingProxy]
+) -> None:
+    if urlsplit(redis_url).scheme != "redis":
+        pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
+    proxy = proxy_for(after=True)
+    app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
+    status, text = deliver(app, "d-drop-after")
+    assert proxy.dropped.is_set()
+    # Redis ran the transaction: the event is recorded and queued exactly once.
+    assert status in (200, 202), text
+    assert deliveries.state(redis_conn, "github", "d-drop-after") is DeliveryState.QUEUED
+    assert Queue(EVENTS, connection=redis_conn).count == 1
+    assert deliver(app, "d-drop-after")[0] == 200
+    assert Queue(EVENTS, connection=redis_conn).count == 1
