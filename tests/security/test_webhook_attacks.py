@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -124,17 +124,16 @@ class DroppingProxy:
 
 
 @pytest.fixture
-def proxy_for(redis_url: str) -> Iterator[type[DroppingProxy]]:
+def proxy_for(redis_url: str) -> Iterator[Callable[[bool], DroppingProxy]]:
     made: list[DroppingProxy] = []
 
-    class Made(DroppingProxy):
-        def __init__(self, *, after: bool) -> None:
-            parts = urlsplit(redis_url)
-            assert parts.hostname is not None and parts.port is not None, redis_url
-            super().__init__((parts.hostname, parts.port), after=after)
-            made.append(self)
+    def make(after: bool) -> DroppingProxy:
+        parts = urlsplit(redis_url)
+        assert parts.hostname is not None and parts.port is not None, redis_url
+        made.append(DroppingProxy((parts.hostname, parts.port), after=after))
+        return made[-1]
 
-    yield Made
+    yield make
     for proxy in made:
         proxy.close()
 
@@ -149,11 +148,14 @@ def deliver(app: Flask, delivery: str) -> tuple[int, str]:
 
 
 def test_a_connection_dropped_before_exec_is_503_and_the_redelivery_is_accepted(
-    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: type[DroppingProxy]
+    env: dict[str, str],
+    redis_conn: redis.Redis,
+    redis_url: str,
+    proxy_for: Callable[[bool], DroppingProxy],
 ) -> None:
     if urlsplit(redis_url).scheme != "redis":
         pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
-    proxy = proxy_for(after=False)
+    proxy = proxy_for(False)
     app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
     status, text = deliver(app, "d-drop-before")
     assert proxy.dropped.is_set()
@@ -166,11 +168,14 @@ def test_a_connection_dropped_before_exec_is_503_and_the_redelivery_is_accepted(
 
 
 def test_a_connection_dropped_after_exec_ran_is_not_a_second_enqueue(
-    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: type[DroppingProxy]
+    env: dict[str, str],
+    redis_conn: redis.Redis,
+    redis_url: str,
+    proxy_for: Callable[[bool], DroppingProxy],
 ) -> None:
     if urlsplit(redis_url).scheme != "redis":
         pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
-    proxy = proxy_for(after=True)
+    proxy = proxy_for(True)
     app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
     status, text = deliver(app, "d-drop-after")
     assert proxy.dropped.is_set()
