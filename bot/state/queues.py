@@ -85,15 +85,16 @@ def accept_delivery(
                 pipeline=pipe,
             )
             pipe.execute()
-        except redis.WatchError:
-            # Either another web process claimed the delivery between WATCH and EXEC, or the
-            # connection dropped during EXEC (redis-py says WatchError for both). Only what
-            # Redis holds now tells them apart: recorded is a duplicate; anything else must
-            # be redelivered, so it is an error (503), never a 200 that loses the event.
+        except (redis.WatchError, redis.ConnectionError, redis.TimeoutError) as exc:
+            # Another web process claimed the delivery between WATCH and EXEC, or the
+            # connection dropped around EXEC (redis-py says WatchError or ConnectionError):
+            # only what Redis holds now tells whether the transaction ran. Recorded is a
+            # duplicate (the event is queued); anything else must be redelivered, so it is an
+            # error (503), never a 200 that loses the event.
             if deliveries.accepts(conn.get(state_key)):
                 raise redis.ConnectionError(
-                    f"delivery {delivery_id} was not recorded: the transaction did not finish"
-                ) from None
+                    f"delivery {delivery_id} was not recorded: {type(exc).__name__}"
+                ) from exc
             return False
     return True
 
