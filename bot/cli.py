@@ -46,11 +46,20 @@ def main() -> None:
     """mlgate: CI/CD for machine-learning repositories, as a GitHub App."""
 
 
+def _share_metrics(settings: Settings) -> None:
+    """Web, workers and scheduler on one machine write their Prometheus figures to one
+    directory, which GET /metrics sums (PROMETHEUS_MULTIPROC_DIR, if set, wins)."""
+    from bot import telemetry
+
+    telemetry.use_directory(settings.data_dir / "prometheus")
+
+
 @main.command()
 @click.option("--bind", help="Address to listen on (default 0.0.0.0:$PORT, PORT default 8000).")
 def serve(bind: str | None) -> None:
     """Run the web app under gunicorn."""
-    _settings()  # refuse to start, with the variable to set, before gunicorn forks
+    settings = _settings()  # refuse to start, with the variable to set, before gunicorn forks
+    _share_metrics(settings)
     bind = bind or f"0.0.0.0:{os.environ.get('PORT', DEFAULT_PORT)}"
     argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF, "--bind", bind]
     argv.append("bot:create_app()")
@@ -65,7 +74,9 @@ def worker(burst: bool, runs: int) -> None:
     from workers import worker as worker_module
 
     logs.configure()
-    sys.exit(worker_module.run(_settings().redis_url, burst=burst, runs=runs))
+    settings = _settings()
+    _share_metrics(settings)
+    sys.exit(worker_module.run(settings.redis_url, burst=burst, runs=runs))
 
 
 @main.command()
@@ -74,7 +85,9 @@ def scheduler() -> None:
     from workers import scheduler as scheduler_module
 
     logs.configure()
-    scheduler_module.run(_settings().redis_url)
+    settings = _settings()
+    _share_metrics(settings)
+    scheduler_module.run(settings.redis_url)
 
 
 @main.command()

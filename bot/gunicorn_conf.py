@@ -16,3 +16,10 @@ accesslog = "-"
 errorlog = "-"
 # The status and body size are enough; GitHub's headers carry no secret, bodies are not logged.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A web process ended: its live Prometheus gauges go with it."""
+    from bot import telemetry
+
+    telemetry.process_dead(int(getattr(worker, "pid", 0)))

@@ -31,6 +31,7 @@ class Settings:
     semaphore_api_url: str = ""
     semaphore_api_token: str = ""
     semaphore_webhook_secret: str = ""
+    metrics_token: str = ""  # MLGATE_METRICS_TOKEN: a bearer GET /metrics asks for, when set
     public_url: str = ""
     repo_allowlist: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=lambda: Path(".mlgate"))
@@ -75,6 +76,7 @@ class Settings:
             semaphore_api_url=env.get("SEMAPHORE_API_URL", "").rstrip("/"),
             semaphore_api_token=env.get("SEMAPHORE_API_TOKEN", ""),
             semaphore_webhook_secret=env.get("SEMAPHORE_WEBHOOK_SECRET", ""),
+            metrics_token=env.get("MLGATE_METRICS_TOKEN", ""),
             public_url=env.get("MLGATE_PUBLIC_URL", "").rstrip("/"),
             repo_allowlist=tuple(
                 g.strip() for g in env.get("MLGATE_REPO_ALLOWLIST", "").split(",") if g.strip()
@@ -94,6 +96,7 @@ class Settings:
             self.github_private_key,
             self.semaphore_api_token,
             self.semaphore_webhook_secret,
+            self.metrics_token,
         ):
             logs.register_secret(value)
 

@@ -158,3 +158,12 @@ def cancel_run(conn: redis.Redis, kind: str, repo: str, number: int | None, sha:
         return False
     job.cancel()
     return True
+
+
+def depths(conn: redis.Redis) -> dict[str, int]:
+    """How many jobs wait on each queue."""
+    with conn.pipeline(transaction=False) as pipe:
+        for name in QUEUES:
+            pipe.llen(Queue(name, connection=conn).key)
+        counts = pipe.execute()
+    return dict(zip(QUEUES, (int(c) for c in counts), strict=True))

@@ -6,6 +6,8 @@ import logging
 
 from flask import Response
 
+from bot import telemetry
+
 log = logging.getLogger(__name__)
 
 # Client and availability failures are worth a warning; accepted and duplicate are routine.
@@ -18,6 +20,8 @@ def answer(status: int, message: str, *, subject: str = "webhook", **extra: obje
     `subject` names the endpoint family in the log line ("webhook", "metrics upload").
     """
     outcome = message.split(":")[0].replace(" ", "_")
+    if subject == "webhook":
+        telemetry.metrics().webhooks.labels(str(extra.get("source", "github")), outcome).inc()
     log.log(
         logging.WARNING if status in _WARN else logging.INFO,
         "%s %s",

@@ -10,14 +10,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
+from bot import telemetry
 from bot.core import signatures
 from bot.state import queues
 from bot.web.answers import answer
 from bot.web.services import services
 
 bp = Blueprint("webhooks", __name__)
+
+
+@bp.before_request
+def _start_timer() -> None:
+    g.mlgate_started = time.perf_counter()
+
+
+@bp.after_request
+def _observe(response: Response) -> Response:
+    started = g.pop("mlgate_started", None)
+    if started is not None:
+        telemetry.metrics().webhook_seconds.observe(time.perf_counter() - started)
+    return response
+
 
 # GitHub's delivery ids are GUIDs and Semaphore's webhook ids UUIDs; they become job ids,
 # so nothing else gets through.
