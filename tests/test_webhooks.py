@@ -145,6 +145,15 @@ def test_malformed_json_is_400(client: FlaskClient) -> None:
     status, text = post(client, "push", b"{not json")
     assert (status, text) == (400, "malformed payload: the body is not a JSON object\n")
     assert post(client, "push", b"[1, 2]")[0] == 400
+    assert post(client, "push", b"")[0] == 400
+
+
+def test_a_signed_body_shaped_like_an_object_is_accepted_without_being_parsed(
+    client: FlaskClient, redis_conn: redis.Redis
+) -> None:
+    # Only the shape is checked on the request path; the job parses it (and fails for good).
+    assert post(client, "push", b" {not json} \n", delivery="shape-1")[0] == 202
+    assert deliveries.payload(redis_conn, "github", "shape-1") == b" {not json} \n"
 
 
 @pytest.mark.parametrize("header", ["X-GitHub-Event", "X-GitHub-Delivery"])

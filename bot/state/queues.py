@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from rq import Callback, Queue, Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
+from rq.serializers import DefaultSerializer
+from rq.utils import utcformat
 
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
@@ -34,6 +39,65 @@ def retry_policy(delays: tuple[int, ...]) -> Retry | None:
     return Retry(max=len(delays), interval=list(delays)) if delays else None
 
 
+# One round trip accepts a delivery: the claim of its id, its body, and its rq job, written
+# as rq itself writes an enqueued job (`_job_fields`). Atomic, so a Redis failure can neither
+# lose the event (claimed, never queued) nor double it; a duplicate writes nothing.
+# KEYS: delivery state, payload, failed registry, job hash, queue list, rq:queues
+# ARGV: queued state, ttl, body, job id, then the job hash's fields and values
+_ACCEPT = """
+local state = redis.call('GET', KEYS[1])
+if state and state ~= 'failed' then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ttl)
+redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 5))
+redis.call('SADD', KEYS[6], KEYS[5])
+redis.call('RPUSH', KEYS[5], ARGV[4])
+return 1
+"""
+_ACCEPT_SHA = hashlib.sha1(_ACCEPT.encode()).hexdigest()
+
+
+@functools.cache
+def _job_template(job: str, source: str, retry_delays: tuple[int, ...]) -> dict[str, Any]:
+    """The hash rq writes for an enqueued `job` of `source`, made once by rq itself; only the
+    fields that differ per delivery are replaced for each one (`_job_fields`)."""
+    made = Job.create(
+        job,
+        args=(),
+        id=f"{source}-template",
+        connection=redis.Redis(),  # never used: nothing is saved
+        origin=EVENTS,
+        timeout=EVENT_JOB_TIMEOUT,
+        failure_ttl=FAILURE_TTL,
+        retry=retry_policy(retry_delays),
+        on_success=Callback("workers.jobs.mark_delivery_done"),
+        on_failure=Callback("workers.jobs.mark_delivery_failed"),
+    )
+    if made.retries_left is None and retry_delays:
+        raise AssertionError("rq no longer records retries on Job.create")
+    fields = made.to_dict()
+    fields["status"] = JobStatus.QUEUED.value
+    return fields
+
+
+def _job_fields(
+    job: str, source: str, delivery_id: str, args: tuple[str, ...], retry_delays: tuple[int, ...]
+) -> dict[str, Any]:
+    """rq's hash of the job that routes one delivery (tested equal to rq's own enqueue)."""
+    now = utcformat(datetime.now(UTC))
+    return _job_template(job, source, retry_delays) | {
+        "created_at": now,
+        "enqueued_at": now,
+        "data": zlib.compress(DefaultSerializer.dumps((job, None, args, {}))),
+        # rq's default description is repr() of every argument, payload included.
+        "description": " ".join((source, *args)),
+        "meta": DefaultSerializer.dumps({"source": source, "delivery_id": delivery_id}),
+    }
+
+
 def accept_delivery(
     conn: redis.Redis,
     source: str,
@@ -44,7 +108,7 @@ def accept_delivery(
     job: str,
     args: tuple[str, ...],
 ) -> bool:
-    """Record a webhook delivery of `source` and enqueue `job(*args)` in one transaction.
+    """Record a webhook delivery of `source` and enqueue `job(*args)` in one round trip.
 
     False for a duplicate: a delivery id seen before whose job is queued, running or done.
     Every source (GitHub, Semaphore) goes through here, so de-duplication, storage and the
@@ -53,50 +117,37 @@ def accept_delivery(
     The payload is stored as the sender sent it, under its own key, and the job carries only
     the delivery id: rq compresses and pickles job arguments, which cost the web more than
     everything else together on a 25 KB payload (bench/webhook_ack).
-
-    Claiming and enqueueing are one MULTI/EXEC, so a Redis failure in between can neither
-    lose the event (claimed, never enqueued) nor double it (enqueued twice).
     """
     state_key = deliveries.delivery_key(source, delivery_id)
     job_id = f"{source}-{delivery_id}"
     queue = Queue(EVENTS, connection=conn)
-    with conn.pipeline() as pipe:
+    fields = _job_fields(job, source, delivery_id, args, retry_delays)
+    keys = (
+        state_key,
+        deliveries.payload_key(source, delivery_id),
+        FailedJobRegistry(EVENTS, connection=conn).key,
+        Job.key_for(job_id),
+        queue.key,
+        Queue.redis_queues_keys,
+    )
+    argv: list[Any] = [DeliveryState.QUEUED.value, deliveries.DELIVERY_TTL, body, job_id]
+    for name, value in fields.items():
+        argv += [name, value]
+    try:
         try:
-            pipe.watch(state_key)  # type: ignore[no-untyped-call]  # untyped in redis-py
-            if not deliveries.accepts(pipe.get(state_key)):
-                return False
-            pipe.multi()
-            pipe.set(state_key, DeliveryState.QUEUED.value, ex=deliveries.DELIVERY_TTL)
-            pipe.set(deliveries.payload_key(source, delivery_id), body, ex=deliveries.DELIVERY_TTL)
-            # A redelivery of a failed job replaces it, so it leaves the failed registry.
-            pipe.zrem(FailedJobRegistry(EVENTS, connection=conn).key, job_id)
-            queue.enqueue_call(
-                job,
-                args=args,
-                job_id=job_id,
-                # rq's default description is repr() of every argument, payload included.
-                description=" ".join((source, *args)),
-                timeout=EVENT_JOB_TIMEOUT,
-                failure_ttl=FAILURE_TTL,
-                retry=retry_policy(retry_delays),
-                meta={"source": source, "delivery_id": delivery_id},
-                on_success=Callback("workers.jobs.mark_delivery_done"),
-                on_failure=Callback("workers.jobs.mark_delivery_failed"),
-                pipeline=pipe,
-            )
-            pipe.execute()
-        except (redis.WatchError, redis.ConnectionError, redis.TimeoutError) as exc:
-            # Another web process claimed the delivery between WATCH and EXEC, or the
-            # connection dropped around EXEC (redis-py says WatchError or ConnectionError):
-            # only what Redis holds now tells whether the transaction ran. Recorded is a
-            # duplicate (the event is queued); anything else must be redelivered, so it is an
-            # error (503), never a 200 that loses the event.
-            if deliveries.accepts(conn.get(state_key)):
-                raise redis.ConnectionError(
-                    f"delivery {delivery_id} was not recorded: {type(exc).__name__}"
-                ) from exc
-            return False
-    return True
+            accepted = conn.evalsha(_ACCEPT_SHA, len(keys), *keys, *argv)
+        except redis.exceptions.NoScriptError:
+            accepted = conn.eval(_ACCEPT, len(keys), *keys, *argv)  # once per Redis start
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # The connection dropped around the script: only what Redis holds now tells whether
+        # it ran. Recorded is a duplicate (the event is queued); anything else must be
+        # redelivered, so it is an error (503), never a 200 that loses the event.
+        if deliveries.accepts(conn.get(state_key)):
+            raise redis.ConnectionError(
+                f"delivery {delivery_id} was not recorded: {type(exc).__name__}"
+            ) from exc
+        return False
+    return bool(accepted)
 
 
 def accept_github_delivery(

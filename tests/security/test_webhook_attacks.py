@@ -68,16 +68,15 @@ def test_the_right_signature_in_upper_case_hex_is_still_accepted(
 
 
 class DroppingProxy:
-    """A TCP proxy in front of Redis that cuts both connections when the client sends EXEC:
-    before forwarding it (`after=False`: Redis never runs the transaction) or after Redis has
-    run it but before its reply gets back (`after=True`)."""
+    """A TCP proxy in front of Redis that cuts the connection the next `cuts` times the accept
+    command (the one naming the payload key) goes by: before forwarding it (`after=False`:
+    Redis never runs it) or after Redis ran it but before its answer gets back (`after=True`)."""
 
-    def __init__(self, target: tuple[str, int], *, after: bool) -> None:
-        self.target, self.after = target, after
+    def __init__(self, target: tuple[str, int], *, after: bool, cuts: int = 1) -> None:
+        self.target, self.after, self.cuts = target, after, cuts
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.dropped = threading.Event()
-        self.armed = True
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -99,8 +98,8 @@ class DroppingProxy:
             while data := src.recv(65536):
                 if not from_client and cut.is_set():
                     break  # Redis ran the transaction; its answer never arrives
-                if from_client and self.armed and b"EXEC" in data:
-                    self.armed = False
+                if from_client and self.cuts and b"mlgate:payload:" in data:
+                    self.cuts -= 1
                     if not self.after:
                         break  # EXEC never reaches Redis
                     cut.set()
@@ -128,17 +127,17 @@ class DroppingProxy:
         self.listener.close()
 
 
-MakeProxy = Callable[[bool], DroppingProxy]
+MakeProxy = Callable[[bool, int], DroppingProxy]
 
 
 @pytest.fixture
 def proxy_for(redis_url: str) -> Iterator[MakeProxy]:
     made: list[DroppingProxy] = []
 
-    def make(after: bool) -> DroppingProxy:
+    def make(after: bool, cuts: int) -> DroppingProxy:
         parts = urlsplit(redis_url)
         assert parts.hostname is not None and parts.port is not None, redis_url
-        made.append(DroppingProxy((parts.hostname, parts.port), after=after))
+        made.append(DroppingProxy((parts.hostname, parts.port), after=after, cuts=cuts))
         return made[-1]
 
     yield make
@@ -155,41 +154,50 @@ def deliver(app: Flask, delivery: str) -> tuple[int, str]:
     return response.status_code, response.get_data(as_text=True)
 
 
-def test_a_connection_dropped_before_exec_is_503_and_the_redelivery_is_accepted(
-    env: dict[str, str],
-    redis_conn: redis.Redis,
-    redis_url: str,
-    proxy_for: Callable[[bool], DroppingProxy],
-) -> None:
+def tcp_redis(redis_url: str) -> None:
     if urlsplit(redis_url).scheme != "redis":
         pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
-    proxy = proxy_for(False)
+
+
+def test_a_connection_dropped_before_the_accept_is_retried_once_and_accepted_once(
+    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: MakeProxy
+) -> None:
+    tcp_redis(redis_url)
+    proxy = proxy_for(False, 1)
+    app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
+    status, text = deliver(app, "d-drop-once")
+    assert proxy.dropped.is_set()
+    assert status == 202, text
+    assert Queue(EVENTS, connection=redis_conn).job_ids == ["github-d-drop-once"]
+
+
+def test_a_connection_dropped_before_the_accept_and_its_retry_is_503_then_redelivered(
+    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: MakeProxy
+) -> None:
+    tcp_redis(redis_url)
+    proxy = proxy_for(False, 2)
     app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
     status, text = deliver(app, "d-drop-before")
-    assert proxy.dropped.is_set()
+    assert proxy.dropped.is_set() and proxy.cuts == 0
     assert status == 503, text
     assert deliveries.state(redis_conn, "github", "d-drop-before") is None
     assert Queue(EVENTS, connection=redis_conn).count == 0
     # GitHub (or the redelivery sweep) sends it again: now it goes through, once.
     assert deliver(app, "d-drop-before")[0] == 202
-    assert Queue(EVENTS, connection=redis_conn).count == 1
+    assert Queue(EVENTS, connection=redis_conn).job_ids == ["github-d-drop-before"]
 
 
-def test_a_connection_dropped_after_exec_ran_is_not_a_second_enqueue(
-    env: dict[str, str],
-    redis_conn: redis.Redis,
-    redis_url: str,
-    proxy_for: Callable[[bool], DroppingProxy],
+def test_a_connection_dropped_after_redis_ran_the_accept_is_not_a_second_enqueue(
+    env: dict[str, str], redis_conn: redis.Redis, redis_url: str, proxy_for: MakeProxy
 ) -> None:
-    if urlsplit(redis_url).scheme != "redis":
-        pytest.skip("the embedded Redis listens on a unix socket; CI gives a TCP Redis")
-    proxy = proxy_for(True)
+    tcp_redis(redis_url)
+    proxy = proxy_for(True, 1)
     app = create_app(env | {"REDIS_URL": proxy.url(redis_url)})
     status, text = deliver(app, "d-drop-after")
     assert proxy.dropped.is_set()
-    # Redis ran the transaction: the event is recorded and queued exactly once.
+    # Redis ran it; the client's retry finds the delivery recorded: the event is queued once.
     assert status == 200, text
     assert deliveries.state(redis_conn, "github", "d-drop-after") is DeliveryState.QUEUED
-    assert Queue(EVENTS, connection=redis_conn).count == 1
+    assert Queue(EVENTS, connection=redis_conn).job_ids == ["github-d-drop-after"]
     assert deliver(app, "d-drop-after")[0] == 200
     assert Queue(EVENTS, connection=redis_conn).count == 1
