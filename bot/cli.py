@@ -46,6 +46,17 @@ def main() -> None:
     """mlgate: CI/CD for machine-learning repositories, as a GitHub App."""
 
 
+def _load_env_file() -> None:
+    """`mlgate register` writes `.env`; serve, worker, scheduler and dev read it (or the file
+    MLGATE_ENV_FILE names), under the real environment, which wins."""
+    from bot.app_registration import load_env_file
+
+    try:
+        load_env_file(Path(os.environ.get("MLGATE_ENV_FILE", ".env")))
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _share_metrics(settings: Settings) -> None:
     """Web, workers and scheduler on one machine write their Prometheus figures to one
     directory, which GET /metrics sums (PROMETHEUS_MULTIPROC_DIR, if set, wins)."""
@@ -58,6 +69,7 @@ def _share_metrics(settings: Settings) -> None:
 @click.option("--bind", help="Address to listen on (default 0.0.0.0:$PORT, PORT default 8000).")
 def serve(bind: str | None) -> None:
     """Run the web app under gunicorn."""
+    _load_env_file()
     settings = _settings()  # refuse to start, with the variable to set, before gunicorn forks
     _share_metrics(settings)
     bind = bind or f"0.0.0.0:{os.environ.get('PORT', DEFAULT_PORT)}"
@@ -74,6 +86,7 @@ def worker(burst: bool, runs: int) -> None:
     from workers import worker as worker_module
 
     logs.configure()
+    _load_env_file()
     settings = _settings()
     _share_metrics(settings)
     sys.exit(worker_module.run(settings.redis_url, burst=burst, runs=runs))
@@ -85,6 +98,7 @@ def scheduler() -> None:
     from workers import scheduler as scheduler_module
 
     logs.configure()
+    _load_env_file()
     settings = _settings()
     _share_metrics(settings)
     scheduler_module.run(settings.redis_url)
@@ -237,6 +251,7 @@ def _pump(prefix: str, stream: IO[bytes]) -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True)
 def dev(port: str) -> None:
     """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
+    _load_env_file()
     env = dict(os.environ)
     # One developer's traffic needs no 2 x cores + 1 web processes.
     env.setdefault("WEB_CONCURRENCY", "2")
@@ -283,6 +298,62 @@ def dev(port: str) -> None:
                     p.kill()
             for pump in pumps:
                 pump.join(timeout=2)
+
+
+@main.command()
+@click.option(
+    "--public-url",
+    required=True,
+    help="Where GitHub reaches this mlgate, e.g. https://mlgate.example.com (webhooks go to "
+    "/webhooks/github below it).",
+)
+@click.option("--org", help="Register the App in this organisation (default: your account).")
+@click.option("--teams", is_flag=True, help="Ask for Members read: deploy.approvers names teams.")
+@click.option(
+    "--env-file",
+    default=".env",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the App's settings (mode 0600; never overwritten).",
+)
+@click.option(
+    "--github-url",
+    default="https://github.com",
+    show_default=True,
+    help="GitHub's web address (GitHub Enterprise Server: yours).",
+)
+@click.option("--no-browser", is_flag=True, help="Print the page's address; open no browser.")
+def register(
+    public_url: str, org: str | None, teams: bool, env_file: Path, github_url: str, no_browser: bool
+) -> None:
+    """Create the GitHub App from its manifest and write its settings to .env."""
+    import webbrowser
+
+    from bot.app_registration import CODE_LIFETIME, Registration, RegistrationError
+    from bot.loopback import serve as serve_wsgi
+
+    api_url = os.environ.get("GITHUB_API_URL") or (
+        "https://api.github.com"
+        if github_url.rstrip("/") == "https://github.com"
+        else f"{github_url.rstrip('/')}/api/v3"
+    )
+    registration = Registration(github_url, api_url, public_url, env_file, org=org, teams=teams)
+    try:
+        registration.check_paths()
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with serve_wsgi(registration.app) as url:
+        click.echo(f"Open {url}/ and press the button; GitHub sends you back here when done.")
+        if not no_browser:
+            webbrowser.open(f"{url}/")
+        if not registration.done.wait(CODE_LIFETIME):
+            raise click.ClickException("no answer from GitHub within an hour; nothing written")
+    if registration.error is not None:
+        raise click.ClickException(registration.error)
+    click.echo(
+        f"Wrote {registration.written} (mode 0600) and the App's private key beside it. "
+        "`mlgate serve`, `worker` and `dev` read it."
+    )
 
 
 @main.command()
