@@ -1102,3 +1102,41 @@ def test_arbitrary_yaml_structures_only_ever_raise_repo_config_error(
     except RepoConfigError as exc:
         assert exc.problems
         assert all(line.startswith(f"{F}:") for line in exc.problems)
+
+
+def test_monitor_section_with_its_defaults_and_gates() -> None:
+    config = parse_config("gates:\n  accuracy: {min: 0.8}\nmonitor:\n  window: 2\n")
+    assert config.monitor is not None
+    assert (config.monitor.env, config.monitor.window, config.monitor.on_breach) == (
+        "production",
+        2,
+        ("issue",),
+    )
+    # No gates of its own: production is held to the top-level ones.
+    assert config.monitor_gates() == config.gates
+    own = parse_config(
+        "gates:\n  accuracy: {min: 0.8}\n"
+        "monitor:\n  env: staging\n  on_breach: [retrain, issue]\n  gates:\n    f1: {min: 0.5}\n"
+    )
+    assert own.monitor is not None and own.monitor.on_breach == ("retrain", "issue")
+    assert [g.metric for g in own.monitor_gates()] == ["f1"]
+    assert parse_config("gates:\n  accuracy: {min: 0.8}\n").monitor is None
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("monitor:\n  window: 0\n", ":2 monitor.window: expected an integer of at least 1, got 0"),
+        (
+            "monitor:\n  on_breach: [page]\n",
+            ':2 monitor.on_breach[0]: expected one of issue, retrain, got "page"',
+        ),
+        ("monitor:\n  env: 'a b'\n", ":2 monitor.env: expected an environment name"),
+        ("monitor:\n  wndow: 3\n", ":2 monitor.wndow: unknown key; expected one of env, gates"),
+        ("monitor:\n  gates:\n    acc: {min: x}\n", ":3 monitor.gates.acc.min: expected a number"),
+    ],
+)
+def test_monitor_section_errors_name_the_line_and_key(text: str, problem: str) -> None:
+    with pytest.raises(RepoConfigError) as caught:
+        parse_config(text)
+    assert any(problem in p for p in caught.value.problems), caught.value.problems

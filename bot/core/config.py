@@ -116,6 +116,16 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """Production monitoring: uploads with `env` are gated; `window` in a row breach/recover."""
+
+    env: str = "production"
+    gates: tuple[Gate, ...] = ()  # none given: the top-level gates
+    window: int = 3
+    on_breach: tuple[str, ...] = ("issue",)
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     """The whole of `.github/mlgate.yml`; every section has a default."""
 
@@ -127,6 +137,11 @@ class RepoConfig:
     semaphore: SemaphoreConfig = SemaphoreConfig()
     gates: tuple[Gate, ...] = ()  # none: report only, never fail
     deploy: DeployConfig = DeployConfig()
+    monitor: MonitorConfig | None = None  # no `monitor:`: production uploads are only kept
+
+    def monitor_gates(self) -> tuple[Gate, ...]:
+        """The gates production uploads are held to."""
+        return (self.monitor.gates if self.monitor else ()) or self.gates
 
 
 def default_config() -> RepoConfig:
@@ -348,7 +363,10 @@ _SECTIONS = (
     "semaphore",
     "gates",
     "deploy",
+    "monitor",
 )
+MONITOR_ACTIONS = ("issue", "retrain")
+_ENV_NAME = re.compile(r"[A-Za-z0-9._-]{1,50}")
 _GATE_KEYS = ("direction", "max", "max_drop", "max_rise", "min")
 _PARAMETER_KEYS = ("choices", "default", "max", "min", "required", "type")
 
@@ -670,8 +688,12 @@ class _Checker:
         gates = self.gates(sections.get("gates"))
         deploy_keys = ("allow_self_approval", "approvers", "on", "promotion", "run")
         deploy = self.deploy(sections.get("deploy"), section("deploy", deploy_keys))
+        monitor_keys = ("env", "gates", "on_breach", "window")
+        monitor = self.monitor(section("monitor", monitor_keys))
         self.requirements(metrics, evaluate, retrain, semaphore)
-        return RepoConfig(1, triggers, metrics, evaluate, retrain, semaphore, gates, deploy)
+        return RepoConfig(
+            1, triggers, metrics, evaluate, retrain, semaphore, gates, deploy, monitor
+        )
 
     def version(self, field: _Field) -> None:
         node = field.node
@@ -929,6 +951,32 @@ class _Checker:
             got = "both" if given else "neither"
             self.expected(field, "exactly one of promotion or run", got)
         return config
+
+    def monitor(self, entries: dict[str, _Field] | None) -> MonitorConfig | None:
+        if entries is None:
+            return None
+        default = MonitorConfig()
+        env_what = "an environment name (letters, digits, '.', '_' or '-')"
+        on_breach = self.get(entries, "on_breach", self.breach_actions, default.on_breach)
+        return MonitorConfig(
+            env=self.get(entries, "env", lambda f: self.text(f, env_what, _ENV_NAME), default.env),
+            gates=self.gates(entries.get("gates")),
+            window=self.get(
+                entries, "window", lambda f: self.positive(f, "an integer of at least 1"), 3
+            ),
+            on_breach=on_breach,
+        )
+
+    def breach_actions(self, field: _Field) -> tuple[str, ...] | None:
+        if isinstance(field.node, ScalarNode) and field.node.tag == _STR:
+            single = self.choice(field, MONITOR_ACTIONS)
+            return None if single is None else (single,)
+        items = self.field_list(field)
+        if items is None:
+            self.expected(field, "a list of " + ", ".join(MONITOR_ACTIONS))
+            return None
+        chosen = [self.choice(item, MONITOR_ACTIONS) for item in items]
+        return tuple(dict.fromkeys(c for c in chosen if c is not None))
 
     def approvers(self, field: _Field | None) -> Approvers:
         if field is None:
