@@ -17,11 +17,13 @@ import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from rq import Queue
 
 from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.loopback import serve
-from bot.state import upload_tokens, uploads
+from bot.state import production_uploads, upload_tokens, uploads
+from bot.state.queues import CHECK_PRODUCTION, EVENTS
 from bot.state.uploads import UPLOAD_LIMIT, UPLOAD_TTL, uploaded_metrics, uploaded_runs
 
 REPO = "octo-org/models"
@@ -345,3 +347,45 @@ def test_the_token_never_reaches_a_log_line(
     logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert "metrics upload stored" in caplog.text
     assert token not in logged
+
+
+def production_upload(
+    client: FlaskClient, token: str, accuracy: float, env: str = "production"
+) -> tuple[int, str]:
+    response = client.post(
+        "/api/v1/metrics",
+        query_string={"repo": REPO, "sha": SHA, "env": env},
+        data=metrics_json({"accuracy": accuracy}),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_live_metrics_of_an_environment_need_no_run_and_queue_one_check(
+    client: FlaskClient, redis_conn: redis.Redis, token: str
+) -> None:
+    assert production_upload(client, token, 0.9) == (
+        201,
+        f"stored: 1 metrics of metrics.json for {REPO} in production at {SHA}\n",
+    )
+    assert production_upload(client, token, 0.7)[0] == 201
+    series = production_uploads.recent(redis_conn, REPO, "production")
+    assert [o.metrics for o in series] == [
+        {"metrics.json": {"accuracy": 0.9}},
+        {"metrics.json": {"accuracy": 0.7}},
+    ]
+    assert {o.sha for o in series} == {SHA}
+    # Kept apart from CI uploads and from other environments.
+    assert uploaded_metrics(redis_conn, REPO, SHA) == {}
+    assert production_uploads.recent(redis_conn, REPO, "staging") == []
+    # Two uploads in a row while the first check waits: one check judges both.
+    jobs = Queue(EVENTS, connection=redis_conn).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [(CHECK_PRODUCTION, (REPO, "production"))]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 51, "prod:uction"])
+def test_a_malformed_environment_name_is_400(client: FlaskClient, token: str, name: str) -> None:
+    assert production_upload(client, token, 0.9, env=name) == (
+        400,
+        "malformed parameter: env must be 1-50 letters, digits, '.', '_' or '-'\n",
+    )

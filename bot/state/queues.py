@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ HANDLE_SEMAPHORE_EVENT = "workers.jobs.handle_semaphore_event"
 EVALUATE_PULL_REQUEST = "workers.jobs.evaluate_pull_request"
 RECORD_BASELINE = "workers.jobs.record_baseline"
 DEPLOY_WITH_RUNNER = "workers.jobs.deploy_with_runner"
+CHECK_PRODUCTION = "workers.jobs.check_production"
 # An evaluation may run a model; its own timeout (evaluate.timeout) kills the command first.
 RUN_JOB_TIMEOUT = 6 * 3600
 EVENT_JOB_TIMEOUT = 300
@@ -218,3 +220,24 @@ def depths(conn: redis.Redis) -> dict[str, int]:
             pipe.llen(Queue(name, connection=conn).key)
         counts = pipe.execute()
     return dict(zip(QUEUES, (int(c) for c in counts), strict=True))
+
+
+def enqueue_monitor_check(conn: redis.Redis, repo: str, env: str) -> bool:
+    """Judge an environment's uploads on `events`; a check already queued covers a burst."""
+    digest = hashlib.sha1(repo.lower().encode()).hexdigest()[:12]
+    job_id = f"monitor-{digest}-{env}"
+    if Job.exists(job_id, conn):
+        status = Job.fetch(job_id, connection=conn).get_status()
+        if status == JobStatus.QUEUED:
+            return False
+        if status == JobStatus.STARTED:
+            # The running check may have read the series before this upload: one more.
+            job_id = f"{job_id}-{uuid.uuid4().hex[:8]}"
+    Queue(EVENTS, connection=conn).enqueue_call(
+        CHECK_PRODUCTION,
+        args=(repo, env),
+        job_id=job_id,
+        timeout=EVENT_JOB_TIMEOUT,
+        failure_ttl=FAILURE_TTL,
+    )
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import redis
@@ -9,12 +10,14 @@ from flask import Blueprint, Response, request
 
 from bot.core.metrics import parse_metrics
 from bot.errors import MetricsFileError
-from bot.state import upload_tokens, uploads
+from bot.state import production_uploads, queues, upload_tokens, uploads
 from bot.web.answers import answer
 from bot.web.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 SUBJECT = "metrics upload"
+# An environment's name becomes part of a Redis key and an issue marker.
+ENV_NAME = re.compile(r"[A-Za-z0-9._-]{1,50}")
 
 
 def _answer(status: int, message: str, **extra: object) -> Response:
@@ -68,13 +71,19 @@ def metrics() -> Response:
             f"(an operator creates one with `mlgate token create {repo}`)",
             repo=repo,
         )
-    for name in ("sha", "run"):
+    env = args.get("env")
+    if env is not None and not ENV_NAME.fullmatch(env):
+        return _answer(
+            400, "malformed parameter: env must be 1-50 letters, digits, '.', '_' or '-'", repo=repo
+        )
+    # Live metrics of a deployed commit need no CI run to belong to.
+    for name in ("sha",) if env else ("sha", "run"):
         if not args.get(name):
             return _answer(400, f"missing parameter: {name}", repo=repo)
     sha = uploads.check_sha(args["sha"])
     if sha is None:
         return _answer(400, "malformed parameter: sha must be 40 hex digits", repo=repo)
-    run = uploads.check_run(args["run"])
+    run = uploads.check_run(args.get("run", "live"))
     if run is None:
         return _answer(
             400,
@@ -103,9 +112,17 @@ def metrics() -> Response:
             **extra,
         )
     try:
-        uploads.store_upload(conn, repo, sha, run, path, values, time.time())
+        if env:
+            production_uploads.record(conn, repo, env, sha, path, values, time.time())
+            queues.enqueue_monitor_check(conn, repo, env)
+        else:
+            uploads.store_upload(conn, repo, sha, run, path, values, time.time())
     except redis.RedisError as exc:
         return _answer(503, f"redis unavailable: {type(exc).__name__}; retry later", **extra)
+    if env:
+        return _answer(
+            201, f"stored: {len(values)} metrics of {path} for {repo} in {env} at {sha}", **extra
+        )
     return _answer(
         201, f"stored: {len(values)} metrics of {path} for {repo}@{sha} run {run}", **extra
     )
