@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import functools
 import hashlib
@@ -19,11 +20,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+import bot.emulator
 from bot.emulator import EmulatedRepo, GitHubEmulator, RecordedRequest
 from bot.emulator.openapi import load_spec
+from bot.loopback import LoopbackError, LoopbackServer
 
 SPEC_PATH = Path(__file__).parent / "fixtures" / "github" / "openapi-subset.json"
 INSTALLATION = 42
@@ -90,30 +92,23 @@ def links(response: requests.Response) -> dict[str, str]:
     }
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     """A tiny webhook receiver: records each request and answers the queued statuses."""
 
     def __init__(self, statuses: list[int] | None = None) -> None:
+        super().__init__(self._receive, name="webhook-receiver")
         self.statuses = list(statuses or [])
         self.received: list[tuple[dict[str, str], bytes]] = []
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self._app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/webhooks/github"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
 
-    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/webhooks/github"
+
+    def _receive(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         self.received.append((dict(request.headers), request.get_data()))
         status = self.statuses.pop(0) if self.statuses else 202
         return Response("{}", status=status)(environ, start_response)
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._thread.join()
-        self._server.server_close()
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -1114,6 +1109,65 @@ def test_delivery_to_a_closed_port_is_status_0(emu: GitHubEmulator) -> None:
     assert emu.send_webhook("ping", {"zen": "x"}) == 0
     assert emu.deliveries[0]["status_code"] == 0
     assert emu.deliveries[0]["status"] != "OK"
+
+
+# -- the loopback server and the package's imports -------------------------------------------
+
+
+def test_loopback_server_serves_any_wsgi_app_and_its_stop_leaves_no_threads() -> None:
+    before = set(threading.enumerate())
+    with Receiver(statuses=[503]) as receiver:
+        assert receiver.base_url.startswith("http://127.0.0.1:")
+        first = requests.post(receiver.url, data=b"one", timeout=5)
+        second = requests.post(receiver.url, data=b"two", timeout=5)
+    assert (first.status_code, second.status_code) == (503, 202)
+    assert [body for _, body in receiver.received] == [b"one", b"two"]
+    assert set(threading.enumerate()) == before
+
+
+def test_loopback_server_refuses_a_url_before_start_and_a_second_start() -> None:
+    receiver = Receiver()
+    with pytest.raises(LoopbackError, match="webhook-receiver is not running"):
+        _ = receiver.base_url
+    with receiver, pytest.raises(LoopbackError, match="webhook-receiver is already running"):
+        receiver.start()
+    with pytest.raises(LoopbackError, match="not running"):
+        _ = receiver.base_url
+
+
+def _emulator_imports() -> dict[str, set[str]]:
+    # Every import counts, also those under TYPE_CHECKING or inside a function: the circle
+    # this guards against was made of exactly those.
+    package = Path(bot.emulator.__file__).parent
+    names = {f"bot.emulator.{path.stem}" for path in package.glob("*.py")} | {"bot.emulator"}
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        module = "bot.emulator" if path.stem == "__init__" else f"bot.emulator.{path.stem}"
+        graph[module] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in names:
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    graph[module].add(child if child in names else node.module)
+            elif isinstance(node, ast.Import):
+                graph[module] |= {alias.name for alias in node.names if alias.name in names}
+    return graph
+
+
+def test_emulator_modules_import_each_other_in_one_direction_only() -> None:
+    graph = _emulator_imports()
+    assert "bot.emulator.github_state" in graph["bot.emulator.github_routes"]
+
+    def circle(module: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if module in path:
+            return (*path[path.index(module) :], module)
+        for imported in sorted(graph.get(module, ())):
+            found = circle(imported, (*path, module))
+            if found is not None:
+                return found
+        return None
+
+    assert [circle(module, ()) for module in sorted(graph)] == [None] * len(graph)
 
 
 # -- shapes ----------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
-"""The emulator's state: users, installations, repositories and what the API creates."""
+"""The emulators' types: users, installations, repositories, what the API creates, EmulatorError."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,16 +40,8 @@ def utc(git_date: str) -> str:
     return datetime.fromisoformat(git_date).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the emulator answered, as tests inspect it."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-    body: Any
-    auth: str  # "jwt", "installation", "none" or "invalid"
+class EmulatorError(RuntimeError):
+    """An emulator was used in a way it cannot honour (unknown repository, missing setup)."""
 
 
 class RateInfo:
@@ -203,17 +194,6 @@ class DeploymentStatus:
     environment_url: str
     created_at: str
     creator: str
-
-
-@dataclass
-class Fault:
-    method: str
-    pattern: re.Pattern[str]
-    status: int
-    headers: dict[str, str]
-    body: JSON | None
-    remaining: int
-    delay: float
 
 
 class EmulatedRepo:

@@ -9,9 +9,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException
@@ -32,14 +32,12 @@ from bot.emulator.github_models import (
     PullRequest,
     RateInfo,
     Reaction,
-    RecordedRequest,
     Status,
     Token,
     iso,
 )
-
-if TYPE_CHECKING:
-    from bot.emulator.github_emulator import GitHubEmulator
+from bot.emulator.github_state import GitHubState
+from bot.loopback import RecordedRequest, RequestApp
 
 logger = logging.getLogger("bot.emulator")
 
@@ -205,11 +203,11 @@ def _url_map() -> Map:
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
-class Api:
-    """The WSGI application the emulator serves."""
+class Api(RequestApp):
+    """The WSGI application the emulator serves, answering from (and changing) `state`."""
 
-    def __init__(self, emulator: GitHubEmulator) -> None:
-        self.emu = emulator
+    def __init__(self, state: GitHubState) -> None:
+        self.emu = state
         self._map = _url_map()
         self._handlers: dict[str, Callable[[Call], Reply]] = {
             "apps/create-installation-access-token": self.create_token,
@@ -236,12 +234,7 @@ class Api:
 
     # -- WSGI ---------------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        response = self._respond(Request(environ))
-        return response(environ, start_response)
-
-    def _respond(self, request: Request) -> Response:
-        self.emu._pause(self.emu.latency)
+    def respond(self, request: Request) -> Response:
         method = request.method.upper()
         path = request.path
         raw = request.get_data()
@@ -254,9 +247,8 @@ class Api:
                 malformed = True
         caller = self._authenticate(request)
         rate = self._rate(caller)
-        fault = self.emu._take_fault(method, path)
+        fault = self.emu.take_fault(method, path)
         if fault is not None:
-            self.emu._pause(fault.delay)
             reply = Reply(
                 fault.status, fault.body or _error_body(fault.status, _reason(fault.status))
             )
@@ -271,7 +263,7 @@ class Api:
                 logger.exception("emulator failed on %s %s", method, path)
                 reply = Reply(500, _error_body(500, "Server Error"))
             reply.headers = {**rate.headers(), **reply.headers}
-        self.emu._record(
+        self.emu.record(
             RecordedRequest(
                 method=method,
                 path=path,

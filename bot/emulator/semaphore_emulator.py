@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,11 +21,17 @@ from requests import Response as HttpResponse
 from requests import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from bot.emulator.github_emulator import EmulatorError, _QuietHandler
-from bot.emulator.github_models import JSON, Fault, RecordedRequest
+from bot.emulator.github_models import JSON, EmulatorError
+from bot.loopback import (
+    Fault,
+    LoopbackServer,
+    RecordedRequest,
+    RequestApp,
+    RequestRule,
+    take_rule,
+)
 
 logger = logging.getLogger("bot.emulator.semaphore_emulator")
 
@@ -51,8 +56,6 @@ PROMOTION_FIELDS = frozenset(
 # TriggeredBy of plumber's workflow proto: HOOK = 0, SCHEDULE = 1, API = 2.
 TRIGGERED_BY_API = 2
 PAYLOAD_VERSION = "1.0.0"
-_SERVER_POLL = 0.05
-_STOP_TIMEOUT = 5.0
 
 
 def sign(body: bytes | str, secret: str) -> str:
@@ -170,11 +173,8 @@ class EmulatedPromotion:
 
 
 @dataclass
-class _Delay:
-    method: str
-    pattern: re.Pattern[str]
+class _Delay(RequestRule):
     seconds: float
-    remaining: int
 
 
 class _Answer(Exception):
@@ -196,7 +196,7 @@ def _not_found() -> _Answer:
     return _Answer(404, NOT_FOUND, text=True)
 
 
-class SemaphoreEmulator:
+class SemaphoreEmulator(LoopbackServer):
     """Semaphore's API for the endpoints mlgate calls, served over HTTP on a loopback port."""
 
     def __init__(
@@ -206,6 +206,7 @@ class SemaphoreEmulator:
         *,
         organization_id: str | None = None,
     ) -> None:
+        super().__init__(_Api(self), name="semaphore-emulator")
         self.token = token
         self.org_url = org_url.rstrip("/")
         host = urlsplit(self.org_url).hostname or "mlgate"
@@ -213,83 +214,20 @@ class SemaphoreEmulator:
         self.organization_id = organization_id or str(uuid.uuid4())
         # Blocks and jobs of every new pipeline, as its YAML would declare them.
         self.blocks: dict[str, list[str]] = {"Evaluate": ["evaluate"]}
-        self.latency: float = 0.0
 
         self._lock = threading.RLock()
-        self._base_url = "http://127.0.0.1:0"
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         self._projects: dict[str, EmulatedProject] = {}
         self._workflows: dict[str, EmulatedWorkflow] = {}
         self._pipelines: dict[str, EmulatedPipeline] = {}
         self._promotions: list[EmulatedPromotion] = []
         self._promotion_tokens: set[str] = set()
-        self._faults: list[Fault] = []
         self._delays: list[_Delay] = []
-        self._requests: list[RecordedRequest] = []
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> SemaphoreEmulator:
-        """Serve the API on 127.0.0.1 on a free port, from a daemon thread."""
-        if self._server is not None:
-            raise EmulatorError("the Semaphore emulator is already running")
-        self._stopping.clear()
-        server = make_server(
-            "127.0.0.1", 0, _Api(self), threaded=True, request_handler=_QuietHandler
-        )
-        # As in GitHubEmulator: server_close() joins request threads, so stop() leaves none.
-        if isinstance(server, ThreadedWSGIServer):
-            server.daemon_threads = False
-            server.block_on_close = True
-        self._server = server
-        self._base_url = f"http://127.0.0.1:{server.server_port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _SERVER_POLL},
-            name="semaphore-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and wait for requests in flight (injected delays are cut short)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None and thread is not None:
-            self._stopping.set()
-            server.shutdown()
-            thread.join(_STOP_TIMEOUT)
-            server.server_close()
-
-    def __enter__(self) -> SemaphoreEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """The organization's address on this emulator (web pages live here)."""
-        if self._server is None:
-            raise EmulatorError("the Semaphore emulator is not running: call start() first")
-        return self._base_url
 
     @property
     def url(self) -> str:
-        """The API root, what SEMAPHORE_API_URL points at (ends in /api/v1alpha)."""
+        """The API root, what SEMAPHORE_API_URL points at (ends in /api/v1alpha); the
+        organization's web pages live at `base_url`."""
         return self.base_url + API_PATH
-
-    def _pause(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -313,17 +251,6 @@ class SemaphoreEmulator:
         """Promotions triggered, oldest first; a repeated request_token adds none."""
         with self._lock:
             return list(self._promotions)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request answered so far (a snapshot); `auth` is "token", "none" or "invalid"."""
-        with self._lock:
-            return list(self._requests)
-
-    def clear_requests(self) -> None:
-        """Forget the recorded requests."""
-        with self._lock:
-            self._requests.clear()
 
     def pipeline(self, pipeline_id: str) -> EmulatedPipeline:
         """The pipeline with this id."""
@@ -383,65 +310,20 @@ class SemaphoreEmulator:
             if result == "stopped":
                 pipeline.stopping_at = now
 
-    # -- faults -------------------------------------------------------------------------------
-
-    def inject_fault(
-        self,
-        method: str,
-        path_regex: str,
-        status: int,
-        *,
-        times: int = 1,
-        body: JSON | None = None,
-        headers: dict[str, str] | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Answer the next `times` requests whose method matches (or "*") and whose full path
-        matches `path_regex` (re.search) with `status`, without acting on them."""
-        with self._lock:
-            self._faults.append(
-                Fault(
-                    method=method.upper(),
-                    pattern=re.compile(path_regex),
-                    status=status,
-                    headers=dict(headers or {}),
-                    body=body,
-                    remaining=times,
-                    delay=delay,
-                )
-            )
+    # -- delays -------------------------------------------------------------------------------
 
     def inject_delay(self, method: str, path_regex: str, seconds: float, *, times: int = 1) -> None:
         """Act on the next `times` matching requests, then wait `seconds` before answering:
         a client's read timeout after the server did the work."""
         with self._lock:
             self._delays.append(
-                _Delay(method.upper(), re.compile(path_regex), seconds, remaining=times)
+                _Delay(method.upper(), re.compile(path_regex), times, seconds=seconds)
             )
-
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method in ("*", method) and fault.pattern.search(path):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     def _take_delay(self, method: str, path: str) -> float:
         with self._lock:
-            for delay in self._delays:
-                if delay.method in ("*", method) and delay.pattern.search(path):
-                    delay.remaining -= 1
-                    if delay.remaining <= 0:
-                        self._delays.remove(delay)
-                    return delay.seconds
-        return 0.0
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
+            delay = take_rule(self._delays, method, path)
+        return 0.0 if delay is None else delay.seconds
 
     # -- API actions (called by _Api under no lock) -------------------------------------------
 
@@ -835,7 +717,7 @@ def _api_block(block: EmulatedBlock) -> JSON:
     return data
 
 
-class _Api:
+class _Api(RequestApp):
     """The emulator's WSGI application."""
 
     def __init__(self, emulator: SemaphoreEmulator) -> None:
@@ -850,12 +732,7 @@ class _Api:
             strict_slashes=False,
         )
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        response = self._respond(Request(environ))
-        return response(environ, start_response)
-
-    def _respond(self, request: Request) -> Response:
-        self.emu._pause(self.emu.latency)
+    def respond(self, request: Request) -> Response:
         method = request.method.upper()
         path = request.path
         body: Any = None
@@ -863,9 +740,8 @@ class _Api:
         delay = 0.0
         try:
             body = self._params(request)
-            fault = self.emu._take_fault(method, path)
+            fault = self.emu.take_fault(method, path)
             if fault is not None:
-                self.emu._pause(fault.delay)
                 response = self._fault(fault)
             else:
                 response = self._dispatch(request, method, path, body, auth)
@@ -875,7 +751,7 @@ class _Api:
         except Exception:
             logger.exception("Semaphore emulator failed on %s %s", method, path)
             response = _reply(500, "Internal error")
-        self.emu._record(
+        self.emu.record(
             RecordedRequest(
                 method=method,
                 path=path,
@@ -886,7 +762,7 @@ class _Api:
             )
         )
         # Recorded first: the request was acted on even if the client stops waiting.
-        self.emu._pause(delay)
+        self.emu.pause(delay)
         return response
 
     def _auth(self, request: Request) -> str:
