@@ -29,6 +29,7 @@ from bot.errors import (
     GitHubValidationFailed,
 )
 from bot.github.github_client import GitHubApp, GitHubClient
+from bot.github.repo_files import RepoFiles
 from bot.state import pacing
 from bot.state.redis_conn import key
 
@@ -698,3 +699,20 @@ def test_the_client_refuses_to_send_its_token_to_another_host(
         client.request("GET", "https://example.com/repos/octo/ml")
 
     assert world.emu.requests == []
+
+
+def test_file_reads_at_a_full_sha_are_cached_and_reads_at_a_branch_are_not(
+    world: World, client: GitHubClient, redis_conn: redis.Redis
+) -> None:
+    sha = head_sha(client, world)
+    files = RepoFiles(client, redis_conn, world.repo)
+    world.emu.clear_requests()
+
+    for _ in range(2):
+        assert files.read("metrics.json", sha) == BETTER_METRICS.encode()
+        assert files.read("missing.json", sha) is None
+        assert files.read("metrics.json", world.branch) == BETTER_METRICS.encode()
+
+    # One read at the sha, two at the branch (it may move); absence is remembered too.
+    assert world.count("GET", "/contents/metrics.json") == 3
+    assert world.count("GET", "/contents/missing.json") == 1

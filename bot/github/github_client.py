@@ -1,15 +1,14 @@
-"""The GitHub App client: JWT and installation tokens, retries, rate limits, pacing, logs."""
+"""The GitHub App client: JWT and installation tokens, rate limits and pacing on HttpTransport."""
 
 from __future__ import annotations
 
 import base64
 import json as jsonlib
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -28,9 +27,23 @@ from bot.errors import (
     GitHubValidationFailed,
     SettingsError,
 )
+from bot.http_transport import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    MAX_TRIES,
+    MAX_WAIT,
+    TIMEOUT,
+    Call,
+    Failure,
+    FailureKind,
+    HttpTransport,
+    RetryLimits,
+    RetryPolicy,
+    Wait,
+    parse_retry_after,
+)
 from bot.settings import DEFAULT_GITHUB_API_URL
-from bot.state import pacing
-from bot.state.redis_conn import key
+from bot.state import installation_tokens, pacing
 
 logger = logging.getLogger("bot.github.github_client")
 
@@ -43,8 +56,6 @@ MEDIA_TYPE = "application/vnd.github+json"
 # Contents of files of 1-100 MB come back with `encoding: none` unless asked for raw.
 RAW_MEDIA_TYPE = "application/vnd.github.raw+json"
 MUTATING_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-# Requests without a timeout can hang a worker forever: (connect, read) seconds.
-TIMEOUT = (5.0, 30.0)
 
 # "Generating a JSON Web Token (JWT) for a GitHub App": set iat 60 s in the past against
 # clock drift; exp may be at most 10 minutes in the future.
@@ -57,22 +68,12 @@ TOKEN_REFRESH_MARGIN = 5 * 60
 TOKEN_LOCK_MS = 15_000
 TOKEN_LOCK_POLL = 0.05
 
-MAX_TRIES = 4
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
-# Refuse to block a worker longer than this on a rate limit; raise GitHubRateLimited instead.
-MAX_WAIT = 60.0
 # "Otherwise, wait for at least one minute before retrying" (docs.github.com, "Rate limits
 # for the REST API", secondary rate limits without retry-after / x-ratelimit-* headers).
 SECONDARY_RATE_LIMIT_WAIT = 60.0
 # GitHub's largest page size for the endpoints mlgate lists.
 PER_PAGE = 100
 MAX_ITEMS = 10_000
-
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def _repo_path(repo: str) -> str:
@@ -87,7 +88,7 @@ def _seg(value: object) -> str:
 
 
 class GitHubClient:
-    """A requests.Session against the GitHub REST API for one installation (or the App)."""
+    """A client of the GitHub REST API for one installation (or the App), on HttpTransport."""
 
     def __init__(
         self,
@@ -109,19 +110,20 @@ class GitHubClient:
         """`auth` returns the Authorization header value; `reauthenticate` drops a stale one."""
         self.api_url = api_url.rstrip("/")
         self.installation_id = installation_id
-        self._redis = redis
-        self._auth = auth
-        self._reauthenticate = reauthenticate
-        self._session = session if session is not None else requests.Session()
-        self._bucket = bucket if bucket is not None else pacing.TokenBucket(redis)
-        self._sleep = sleep
-        self._max_tries = max_tries
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._max_wait = max_wait
-        self._timeout = timeout
-        # Pauses and pacing are per installation; App-level (JWT) calls share one scope.
-        self._scope: int | str = installation_id if installation_id is not None else "app"
+        limits = RetryLimits(max_tries, backoff_base, backoff_cap, max_wait, timeout)
+        self._transport = HttpTransport(
+            "github", logger, session=session, sleep=sleep, limits=limits
+        )
+        self._rules = _GitHubRules(
+            redis=redis,
+            # Pauses and pacing are per installation; App-level (JWT) calls share one scope.
+            scope=installation_id if installation_id is not None else "app",
+            installation_id=installation_id,
+            bucket=bucket if bucket is not None else pacing.TokenBucket(redis),
+            auth=auth,
+            reauthenticate=reauthenticate,
+            max_wait=max_wait,
+        )
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -155,107 +157,23 @@ class GitHubClient:
             url = path
         else:
             url = self.api_url + path
-        log_path = self._log_path(url)
-        reauthenticated = False
-        attempt = 0
-        while True:
-            attempt += 1
-            if paced and method in MUTATING_METHODS:
-                # Pacing waits are not bounded by max_wait: queueing is their purpose.
-                self._wait(self._bucket.reserve(self._scope), method, log_path, "pacing")
-            pause = pacing.pause_remaining(self._redis, self._scope)
-            if pause > self._max_wait:
-                raise GitHubRateLimited(
-                    method,
-                    log_path,
-                    0,
-                    f"installation {self._scope} is paused for {pause:.0f} s by GitHub's rate "
-                    f"limit, more than the {self._max_wait:.0f} s this client may block",
-                    retry_after=pause,
-                )
-            self._wait(pause, method, log_path, "rate-limit pause")
-            send_headers = {
+        call = Call(
+            method,
+            url,
+            self._log_path(url),
+            idempotent=method not in MUTATING_METHODS,
+            json=json,
+            params=params,
+            headers={
                 "Accept": MEDIA_TYPE,
                 "X-GitHub-Api-Version": API_VERSION,
                 "User-Agent": USER_AGENT,
                 **(headers or {}),
-                "Authorization": self._auth(),
-            }
-            started = time.monotonic()
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=send_headers,
-                    timeout=self._timeout,
-                )
-            except requests.RequestException as exc:
-                self._log(method, log_path, None, started, None, attempt)
-                # A read timeout after a POST may have created the comment already; only
-                # requests that never reached GitHub, or idempotent ones, are safe to resend.
-                retryable = isinstance(exc, requests.ConnectionError) or (
-                    isinstance(exc, requests.Timeout) and method not in MUTATING_METHODS
-                )
-                reason = f"{type(exc).__name__}: {logs.redact(str(exc))}"
-                if not retryable:
-                    raise GitHubError(
-                        method, log_path, 0, f"{reason} (not retried: {method} is not idempotent)"
-                    ) from exc
-                if attempt >= self._max_tries:
-                    raise GitHubRetriesExhausted(
-                        method, log_path, 0, f"{reason} (gave up after {attempt} tries)"
-                    ) from exc
-                self._sleep(self._backoff(attempt))
-                continue
-
-            status = response.status_code
-            remaining = response.headers.get("x-ratelimit-remaining")
-            self._log(method, log_path, status, started, remaining, attempt)
-            if status < 400:
-                if remaining == "0":
-                    # The next request would fail: hold the installation until the reset.
-                    pacing.pause(self._redis, self._scope, self._until_reset(response))
-                return response
-
-            wait = self._rate_limit_wait(response)
-            if wait is not None:
-                message = _describe(response)
-                # Per GitHub, retry-after applies to the whole installation: every process
-                # sees the pause before its next request to this installation.
-                pacing.pause(self._redis, self._scope, wait)
-                if wait > self._max_wait:
-                    raise GitHubRateLimited(
-                        method,
-                        log_path,
-                        status,
-                        f"{message} (GitHub asks to wait {wait:.0f} s, more than the "
-                        f"{self._max_wait:.0f} s this client may block; retry later)",
-                        retry_after=wait,
-                    )
-                if attempt >= self._max_tries:
-                    raise GitHubRetriesExhausted(
-                        method, log_path, status, f"{message} (gave up after {attempt} tries)"
-                    )
-                continue
-            if status >= 500:
-                if attempt >= self._max_tries:
-                    raise GitHubRetriesExhausted(
-                        method,
-                        log_path,
-                        status,
-                        f"{_describe(response)} (gave up after {attempt} tries)",
-                    )
-                self._sleep(self._backoff(attempt))
-                continue
-            if status == 401 and self._reauthenticate is not None and not reauthenticated:
-                # A cached installation token can be revoked before its expires_at
-                # (uninstall / reinstall, suspended installation): fetch a fresh one once.
-                self._reauthenticate()
-                reauthenticated = True
-                continue
-            raise _error_for(method, log_path, response)
+            },
+        )
+        return self._transport.send(
+            call, self._rules if paced else replace(self._rules, paced=False)
+        )
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET `path` and return its decoded JSON body."""
@@ -457,90 +375,6 @@ class GitHubClient:
         base = urlsplit(self.api_url).path
         return path[len(base) :] if base and path.startswith(base) else path
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self._backoff_base * 2 ** (attempt - 1), self._backoff_cap))
-
-    def _wait(self, seconds: float, method: str, path: str, reason: str) -> None:
-        if seconds <= 0:
-            return
-        logger.info(
-            "github request waits %.2f s (%s)",
-            seconds,
-            reason,
-            extra={
-                "method": method,
-                "path": path,
-                "wait_s": round(seconds, 3),
-                "installation_id": self.installation_id,
-            },
-        )
-        self._sleep(seconds)
-
-    def _rate_limit_wait(self, response: requests.Response) -> float | None:
-        """Seconds GitHub asks us to wait, or None if the answer is not a rate limit."""
-        if response.status_code not in (403, 429):
-            return None
-        retry_after = response.headers.get("retry-after")
-        if retry_after is not None:
-            return _parse_retry_after(retry_after)
-        if response.headers.get("x-ratelimit-remaining") == "0":
-            return self._until_reset(response)
-        # A 403 without these headers is a permission problem, unless GitHub says it is a
-        # secondary rate limit; a 429 is always a rate limit.
-        if response.status_code == 429 or "rate limit" in _describe(response).lower():
-            return SECONDARY_RATE_LIMIT_WAIT
-        return None
-
-    @staticmethod
-    def _until_reset(response: requests.Response) -> float:
-        reset = response.headers.get("x-ratelimit-reset")
-        try:
-            return max(float(reset) - time.time(), 0.0) if reset else SECONDARY_RATE_LIMIT_WAIT
-        except ValueError:
-            return SECONDARY_RATE_LIMIT_WAIT
-
-    def _log(
-        self,
-        method: str,
-        path: str,
-        status: int | None,
-        started: float,
-        remaining: str | None,
-        attempt: int,
-    ) -> None:
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
-        level = logging.INFO if status is not None and status < 400 else logging.WARNING
-        logger.log(
-            level,
-            "github %s %s -> %s",
-            method,
-            path,
-            status if status is not None else "no answer",
-            extra={
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "ratelimit_remaining": int(remaining)
-                if remaining and remaining.isdigit()
-                else None,
-                "installation_id": self.installation_id,
-                "attempt": attempt,
-            },
-        )
-
-
-def _parse_retry_after(value: str) -> float:
-    """retry-after is delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return SECONDARY_RATE_LIMIT_WAIT
-
 
 def _describe(response: requests.Response) -> str:
     """GitHub's `message` and `errors`, or the start of a non-JSON body."""
@@ -570,6 +404,132 @@ def _error_for(method: str, path: str, response: requests.Response) -> GitHubErr
     if status == 422:
         return GitHubValidationFailed(method, path, status, message)
     return GitHubError(method, path, status, message)
+
+
+@dataclass(frozen=True)
+class _GitHubRules(RetryPolicy):
+    """GitHub's rules on the transport: pacing, installation-wide rate-limit pauses, 401s."""
+
+    redis: redis.Redis
+    scope: int | str
+    installation_id: int | None
+    bucket: pacing.TokenBucket
+    auth: Callable[[], str]
+    reauthenticate: Callable[[], None] | None
+    max_wait: float
+    paced: bool = True
+
+    def before_attempt(self, call: Call, wait: Wait) -> None:
+        if self.paced and call.method in MUTATING_METHODS:
+            # Pacing waits are not bounded by max_wait: queueing is their purpose.
+            wait(self.bucket.reserve(self.scope), "pacing")
+        pause = pacing.pause_remaining(self.redis, self.scope)
+        if pause > self.max_wait:
+            raise GitHubRateLimited(
+                call.method,
+                call.path,
+                0,
+                f"installation {self.scope} is paused for {pause:.0f} s by GitHub's rate "
+                f"limit, more than the {self.max_wait:.0f} s this client may block",
+                retry_after=pause,
+            )
+        wait(pause, "rate-limit pause")
+
+    def auth_headers(self) -> dict[str, str]:
+        # Asked for every try: a re-authentication replaces the installation token.
+        return {"Authorization": self.auth()}
+
+    def may_resend(self, call: Call, exc: requests.RequestException) -> bool:
+        # A read timeout after a POST may have created the comment already: only idempotent
+        # requests are resent after one. Every ConnectionError is resent, as this client
+        # always has, though requests also reports a connection dropped after sending as one.
+        return isinstance(exc, requests.ConnectionError) or (
+            isinstance(exc, requests.Timeout) and call.idempotent
+        )
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        if response.status_code not in (403, 429):
+            return None
+        retry_after = response.headers.get("retry-after")
+        if retry_after is not None:
+            return parse_retry_after(retry_after, fallback=SECONDARY_RATE_LIMIT_WAIT)
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            return _until_reset(response)
+        # A 403 without these headers is a permission problem, unless GitHub says it is a
+        # secondary rate limit; a 429 is always a rate limit.
+        if response.status_code == 429 or "rate limit" in _describe(response).lower():
+            return SECONDARY_RATE_LIMIT_WAIT
+        return None
+
+    def on_retry_after(self, call: Call, seconds: float) -> float:
+        # Per GitHub, retry-after applies to the whole installation: every process sees the
+        # pause before its next request to this installation, this one in before_attempt.
+        pacing.pause(self.redis, self.scope, seconds)
+        return 0.0
+
+    def answered(self, call: Call, response: requests.Response) -> None:
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            # The next request would fail: hold the installation until the reset.
+            pacing.pause(self.redis, self.scope, _until_reset(response))
+
+    def retry_server_error(self, call: Call, response: requests.Response) -> bool:
+        # Writes too: a 5xx is retried with bounded backoff whatever the method, as this
+        # client always has.
+        return True
+
+    def recover(self, call: Call, response: requests.Response) -> bool:
+        if response.status_code != 401 or self.reauthenticate is None:
+            return False
+        # A cached installation token can be revoked before its expires_at (uninstall /
+        # reinstall, suspended installation): fetch a fresh one once.
+        self.reauthenticate()
+        return True
+
+    def log_fields(self, response: requests.Response | None) -> dict[str, object]:
+        remaining = None
+        if response is not None:
+            remaining = response.headers.get("x-ratelimit-remaining")
+        return {
+            "ratelimit_remaining": int(remaining) if remaining and remaining.isdigit() else None,
+            "installation_id": self.installation_id,
+        }
+
+    def error(self, failure: Failure) -> Exception:
+        call, response = failure.call, failure.response
+        if failure.kind is FailureKind.REFUSED and response is not None:
+            return _error_for(call.method, call.path, response)
+        detail = _describe(response) if response is not None else failure.reason
+        if failure.kind is FailureKind.NOT_RESENT:
+            return GitHubError(
+                call.method,
+                call.path,
+                failure.status,
+                f"{detail} (not retried: {call.method} is not idempotent)",
+            )
+        if failure.kind is FailureKind.WAIT_TOO_LONG:
+            wait = failure.retry_after or 0.0
+            return GitHubRateLimited(
+                call.method,
+                call.path,
+                failure.status,
+                f"{detail} (GitHub asks to wait {wait:.0f} s, more than the "
+                f"{self.max_wait:.0f} s this client may block; retry later)",
+                retry_after=wait,
+            )
+        return GitHubRetriesExhausted(
+            call.method,
+            call.path,
+            failure.status,
+            f"{detail} (gave up after {failure.attempts} tries)",
+        )
+
+
+def _until_reset(response: requests.Response) -> float:
+    reset = response.headers.get("x-ratelimit-reset")
+    try:
+        return max(float(reset) - time.time(), 0.0) if reset else SECONDARY_RATE_LIMIT_WAIT
+    except ValueError:
+        return SECONDARY_RATE_LIMIT_WAIT
 
 
 class GitHubApp:
@@ -606,7 +566,6 @@ class GitHubApp:
         self._redis = redis
         self._session = session if session is not None else requests.Session()
         self._bucket = bucket if bucket is not None else pacing.TokenBucket(redis)
-        self._release = redis.register_script(_RELEASE_LOCK)
         self._sleep = sleep
         self._client_options: dict[str, Any] = {
             "session": self._session,
@@ -654,31 +613,28 @@ class GitHubApp:
         Only one process asks GitHub at a time (a short SET NX lock); the others wait for
         the token it stores.
         """
-        token_key = key("token", installation_id)
-        lock_key = key("token-lock", installation_id)
         while True:
-            cached = self._redis.get(token_key)
-            if cached is not None:
-                token = str(jsonlib.loads(cached)["token"])
+            token = installation_tokens.cached(self._redis, installation_id)
+            if token is None:
+                with installation_tokens.refresh_lock(
+                    self._redis, installation_id, TOKEN_LOCK_MS
+                ) as held:
+                    if held:
+                        # The previous holder may have stored a token between our read and
+                        # our lock.
+                        token = installation_tokens.cached(
+                            self._redis, installation_id
+                        ) or self._fetch_token(installation_id)
+            if token is not None:
                 logs.register_secret(token)
                 return token
-            nonce = secrets.token_hex(16)
-            if self._redis.set(lock_key, nonce, nx=True, px=TOKEN_LOCK_MS):
-                try:
-                    # The previous holder may have stored a token between our GET and SET.
-                    cached = self._redis.get(token_key)
-                    if cached is not None:
-                        continue
-                    return self._fetch_token(installation_id, token_key)
-                finally:
-                    self._release(keys=[lock_key], args=[nonce])
             self._sleep(TOKEN_LOCK_POLL)
 
     def forget_token(self, installation_id: int) -> None:
         """Drop the cached token, e.g. after GitHub refused it with 401."""
-        self._redis.delete(key("token", installation_id))
+        installation_tokens.forget(self._redis, installation_id)
 
-    def _fetch_token(self, installation_id: int, token_key: str) -> str:
+    def _fetch_token(self, installation_id: int) -> str:
         response = self.app_client()._request(
             "POST",
             f"/app/installations/{installation_id}/access_tokens",
@@ -690,10 +646,7 @@ class GitHubApp:
         logs.register_secret(token)
         expires_at = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
         ttl_ms = int((expires_at.timestamp() - time.time() - TOKEN_REFRESH_MARGIN) * 1000)
-        if ttl_ms > 0:
-            self._redis.set(
-                token_key,
-                jsonlib.dumps({"token": token, "expires_at": body["expires_at"]}),
-                px=ttl_ms,
-            )
+        installation_tokens.store(
+            self._redis, installation_id, token, str(body["expires_at"]), ttl_ms
+        )
         return token

@@ -15,7 +15,7 @@ import redis
 
 from bot.errors import GitHubError
 from bot.github.github_client import GitHubClient
-from bot.state.redis_conn import key
+from bot.state import redelivery_attempts
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +66,18 @@ def sweep(app_client: GitHubClient, conn: redis.Redis, now: datetime | None = No
         if now - _delivered_at(delivery) >= REDELIVERY_WINDOW:
             break
         recent.append(delivery)
-    guids = sorted({str(d["guid"]) for d in recent})
-    counts = conn.mget([key("redelivered", g) for g in guids]) if guids else []
-    attempts = {g: int(c) for g, c in zip(guids, counts, strict=True) if c is not None}
+    attempts = redelivery_attempts.counts(conn, (str(d["guid"]) for d in recent))
     chosen = plan(recent, now, attempts)
     by_id = {int(d["id"]): str(d["guid"]) for d in recent}
     redelivered = []
     for delivery_id in chosen:
         guid = by_id[delivery_id]
-        counter = key("redelivered", guid)
         try:
             app_client.redeliver(delivery_id)
         except GitHubError as exc:
             log.warning("redelivery refused: %s", exc, extra={"delivery_id": guid})
             continue
-        with conn.pipeline() as pipe:
-            pipe.incr(counter)
-            pipe.expire(counter, int(REDELIVERY_WINDOW.total_seconds()))
-            pipe.execute()
+        redelivery_attempts.count(conn, guid, int(REDELIVERY_WINDOW.total_seconds()))
         redelivered.append(delivery_id)
         log.info("redelivered", extra={"delivery_id": guid, "github_delivery": delivery_id})
     return redelivered

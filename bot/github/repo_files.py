@@ -7,14 +7,9 @@ import re
 import redis
 
 from bot.github.github_client import GitHubClient
-from bot.state.redis_conn import key
+from bot.state import file_cache
 
-# Contents at a full sha are immutable; a day covers every re-run of an evaluation.
-CACHE_TTL = 24 * 3600
-# Larger files are not worth keeping in Redis (metrics and DVC files are small).
-CACHE_MAX_BYTES = 1024 * 1024
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-_PRESENT, _ABSENT = b"1", b"0"
 
 
 class RepoFiles:
@@ -25,14 +20,13 @@ class RepoFiles:
 
     def read(self, path: str, ref: str) -> bytes | None:
         """The file's bytes at `ref`, or None when it does not exist there."""
+        # A branch or a short sha may point elsewhere tomorrow; only a full sha is immutable.
         cacheable = bool(_FULL_SHA.fullmatch(ref))
-        cache_key = key("file", self.repo, ref, path)
         if cacheable:
-            cached = self.conn.get(cache_key)
-            if isinstance(cached, bytes):
-                return cached[1:] if cached[:1] == _PRESENT else None
+            hit = file_cache.lookup(self.conn, self.repo, ref, path)
+            if hit is not None:
+                return hit.content
         content = self.gh.get_contents(self.repo, path, ref)
-        if cacheable and (content is None or len(content) <= CACHE_MAX_BYTES):
-            value = _ABSENT if content is None else _PRESENT + content
-            self.conn.set(cache_key, value, ex=CACHE_TTL)
+        if cacheable:
+            file_cache.remember(self.conn, self.repo, ref, path, content)
         return content

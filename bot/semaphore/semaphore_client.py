@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from bot import logs
 from bot.errors import (
@@ -22,6 +21,18 @@ from bot.errors import (
     SemaphoreRetriesExhausted,
     SemaphoreUnauthorized,
     SettingsError,
+)
+from bot.http_transport import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    MAX_TRIES,
+    TIMEOUT,
+    Call,
+    Failure,
+    FailureKind,
+    HttpTransport,
+    RetryLimits,
+    RetryPolicy,
 )
 
 logger = logging.getLogger("bot.semaphore.semaphore_client")
@@ -33,11 +44,6 @@ JSONDict = dict[str, Any]
 API_PATH = "/api/v1alpha"
 # Same page: "All API requests must set the User-Agent to `SemaphoreCI v2.0 Client`".
 USER_AGENT = "SemaphoreCI v2.0 Client"
-# Requests without a timeout can hang a worker forever: (connect, read) seconds.
-TIMEOUT = (5.0, 30.0)
-MAX_TRIES = 4
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
 # Unset protobuf timestamps come out as the Unix epoch: "1970-01-01 00:00:00.000000Z" in the
 # API, "1970-01-01T00:00:00Z" in notifications (fixtures/semaphore/SOURCE.md).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,15 +62,6 @@ UNAUTHORIZED_HINT = (
     "SEMAPHORE_API_TOKEN is wrong, or its service account's token was reset or deleted "
     "(Organization > People > the service account > Regenerate Token gives a new one)"
 )
-
-# Retries. Semaphore documents no idempotency for POST /plumber-workflows, and the API
-# gives every run request a fresh request_token (public-api wf_request_formatter.ex:
-# `request_token: UUID.uuid4()`), so sending it twice starts two workflows: two training
-# runs, two notifications. It is therefore resent only when it provably never reached
-# Semaphore (connection refused, DNS failure, connect timeout). After a read timeout, a
-# dropped connection or a 5xx the workflow may exist already: the client raises, saying so,
-# and the job's owner decides (a user can /retrain again). POST /promotions carries our
-# request_token, which Semaphore de-duplicates, so it is retried like a GET.
 
 
 @dataclass(frozen=True)
@@ -198,13 +195,15 @@ class SemaphoreClient:
         # The organization URL alone is the usual slip: the API lives under /api/v1alpha.
         path = parts.path if parts.path not in ("", "/") else API_PATH
         self.api_url = f"{parts.scheme}://{parts.netloc}{path}"
-        self._token = token
-        self._session = session if session is not None else requests.Session()
-        self._sleep = sleep
-        self._max_tries = max(1, max_tries)
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._timeout = timeout
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            "Authorization": f"Token {token}",
+        }
+        limits = RetryLimits(max_tries, backoff_base, backoff_cap, timeout=timeout)
+        self._transport = HttpTransport(
+            "semaphore", logger, session=session, sleep=sleep, limits=limits
+        )
 
     # -- links -------------------------------------------------------------------------------
 
@@ -315,81 +314,59 @@ class SemaphoreClient:
         params: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send one request with bounded retries; raise a SemaphoreError for what is left."""
-        url = self.api_url + path
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            "Authorization": f"Token {self._token}",
-        }
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                response = self._session.request(
-                    method, url, json=json, params=params, headers=headers, timeout=self._timeout
-                )
-            except requests.RequestException as exc:
-                self._log(method, path, None, started, attempt)
-                reason = f"{type(exc).__name__}: {logs.redact(str(exc))}"
-                if not (idempotent or _never_sent(exc)):
-                    raise SemaphoreError(
-                        method,
-                        path,
-                        0,
-                        f"{reason}; not retried, because Semaphore may have acted on it (a "
-                        "workflow may have started): check the project before running again",
-                    ) from exc
-                if attempt >= self._max_tries:
-                    raise SemaphoreRetriesExhausted(
-                        method, path, 0, f"{reason} (gave up after {attempt} tries)"
-                    ) from exc
-                self._sleep(self._backoff(attempt))
-                continue
-
-            status = response.status_code
-            self._log(method, path, status, started, attempt)
-            if status < 400:
-                return response
-            message = _describe(response)
-            if status >= 500:
-                if not idempotent:
-                    raise SemaphoreError(
-                        method,
-                        path,
-                        status,
-                        f"{message}; not retried, because a workflow may have started anyway: "
-                        "check the project's workflows before running again",
-                    )
-                if attempt >= self._max_tries:
-                    raise SemaphoreRetriesExhausted(
-                        method, path, status, f"{message} (gave up after {attempt} tries)"
-                    )
-                self._sleep(self._backoff(attempt))
-                continue
-            raise _error_for(method, path, status, message)
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self._backoff_base * 2 ** (attempt - 1), self._backoff_cap))
-
-    @staticmethod
-    def _log(method: str, path: str, status: int | None, started: float, attempt: int) -> None:
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
-        level = logging.INFO if status is not None and status < 400 else logging.WARNING
-        logger.log(
-            level,
-            "semaphore %s %s -> %s",
+        call = Call(
             method,
+            self.api_url + path,
             path,
-            status if status is not None else "no answer",
-            extra={
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "attempt": attempt,
-            },
+            idempotent,
+            json=json,
+            params=params,
+            headers=self._headers,
         )
+        return self._transport.send(call, _SEMAPHORE_RULES)
+
+
+# The transport's strict defaults are Semaphore's retry rules. Semaphore documents no
+# idempotency for POST /plumber-workflows, and the API gives every run request a fresh
+# request_token (public-api wf_request_formatter.ex: `request_token: UUID.uuid4()`), so
+# sending it twice starts two workflows: two training runs, two notifications. It is
+# therefore resent only when it provably never reached Semaphore (connection refused, DNS
+# failure, connect timeout). After a read timeout, a dropped connection or a 5xx the
+# workflow may exist already: the client raises, saying so, and the job's owner decides (a
+# user can /retrain again). POST /promotions carries our request_token, which Semaphore
+# de-duplicates, so it is retried like a GET.
+class _SemaphoreRules(RetryPolicy):
+    """Semaphore's rules on the transport: the strict defaults, and its own error messages."""
+
+    def error(self, failure: Failure) -> Exception:
+        call, response = failure.call, failure.response
+        method, path, status = call.method, call.path, failure.status
+        detail = failure.reason if response is None else _describe(response)
+        if failure.kind is FailureKind.NOT_RESENT and response is None:
+            return SemaphoreError(
+                method,
+                path,
+                status,
+                f"{detail}; not retried, because Semaphore may have acted on it (a "
+                "workflow may have started): check the project before running again",
+            )
+        if failure.kind is FailureKind.NOT_RESENT:
+            return SemaphoreError(
+                method,
+                path,
+                status,
+                f"{detail}; not retried, because a workflow may have started anyway: "
+                "check the project's workflows before running again",
+            )
+        if failure.kind is FailureKind.REFUSED:
+            return _error_for(method, path, status, detail)
+        # Only EXHAUSTED is left: without a retry_after rule, no wait is ever too long.
+        return SemaphoreRetriesExhausted(
+            method, path, status, f"{detail} (gave up after {failure.attempts} tries)"
+        )
+
+
+_SEMAPHORE_RULES = _SemaphoreRules()
 
 
 def _string_map(values: Mapping[str, str], what: str) -> dict[str, str]:
@@ -400,20 +377,6 @@ def _string_map(values: Mapping[str, str], what: str) -> dict[str, str]:
             raise TypeError(f"{what} must map non-empty names to strings, not {name!r}: {value!r}")
         result[name] = value
     return result
-
-
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the request provably never reached Semaphore (no connection was made)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.ConnectionError):
-        return False
-    reason: object = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    # NewConnectionError covers refused connections and DNS failures (NameResolutionError);
-    # "Connection aborted" (ProtocolError) may come after the request was sent.
-    return isinstance(reason, NewConnectionError)
 
 
 def _describe(response: requests.Response) -> str:
