@@ -80,10 +80,19 @@ def settings_variables() -> set[str]:
     return _env_reads(ROOT / "bot" / "settings.py")
 
 
+def docs() -> list[Path]:
+    """README.md and docs/: the operator's documentation may move between them."""
+    return [README, *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def docs_text() -> str:
+    return "\n".join(doc.read_text() for doc in docs())
+
+
 def readme_variables() -> set[str]:
     """The names in the configuration table (`| variable | meaning |`), wherever it lives."""
     names: set[str] = set()
-    for doc in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+    for doc in docs():
         in_table = False
         for line in doc.read_text().splitlines():
             if re.fullmatch(r"\|\s*variable\s*\|\s*meaning\s*\|", line.strip()):
@@ -102,7 +111,7 @@ def documented(names: set[str], where: str) -> None:
 
 
 def readme_image() -> str:
-    builds = re.findall(r"docker build -f deploy/Dockerfile (.*?)-t (\S+) \.", README.read_text())
+    builds = re.findall(r"docker build -f deploy/Dockerfile (.*?)-t (\S+) \.", docs_text())
     assert builds, "README shows no `docker build -f deploy/Dockerfile ... -t NAME .`"
     assert len({name for _, name in builds}) == 1, builds
     return cast(str, builds[0][1])
@@ -366,7 +375,7 @@ def test_the_ml_layer_is_the_ml_extra_with_dvc_built_by_the_readmes_build_arg() 
     assert default == ""  # without the build arg, no ML layer
     [layer] = [args for args in docker_args("RUN") if f"${name}" in args]
     assert f'pip install --no-cache-dir ".[${name}]"' in layer
-    assert f"docker build -f deploy/Dockerfile --build-arg {name}=ml -t" in README.read_text()
+    assert f"docker build -f deploy/Dockerfile --build-arg {name}=ml -t" in docs_text()
 
 
 def test_image_runs_as_a_numeric_user_with_a_writable_data_dir_and_serves_on_port() -> None:
@@ -660,7 +669,7 @@ def systemd_unit(name: str) -> dict[str, list[str]]:
 
 
 def test_systemd_units_run_the_cli_in_a_writable_state_directory() -> None:
-    readme = README.read_text()
+    readme = docs_text()
     commands = set()
     for name in ("web", "worker", "scheduler"):
         unit = systemd_unit(name)
@@ -693,9 +702,10 @@ PERMISSIONS = {
 
 
 def registering_section() -> str:
-    text = README.read_text()
-    start = text.index("### Registering the GitHub App")
-    return text[start : text.index("\n#", start + 1)]
+    text = docs_text()
+    start = text.index("# Registering the GitHub App")
+    end = text.find("\n#", start + 1)
+    return text[start : end if end != -1 else len(text)]
 
 
 def test_manifest_asks_for_what_the_readme_lists_and_not_members() -> None:
