@@ -20,6 +20,7 @@ import requests
 
 from bot import logs
 from bot.core import signatures
+from bot.core.config import CONFIG_PATH
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError, SettingsError
 from bot.settings import Settings
@@ -42,6 +43,7 @@ def _settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 @click.group()
+@click.version_option(package_name="mlgate", prog_name="mlgate", message="%(prog)s %(version)s")
 def main() -> None:
     """mlgate: CI/CD for machine-learning repositories, as a GitHub App."""
 
@@ -139,11 +141,19 @@ def config() -> None:
 
 
 @config.command("validate")
-@click.argument("file", default=".github/mlgate.yml", type=click.Path(path_type=Path))
+@click.argument("file", default=CONFIG_PATH, type=click.Path(path_type=Path))
 def config_validate(file: Path) -> None:
-    """Check FILE as mlgate would; every problem names file:line, the key and what was expected."""
+    """Check FILE (default: .github/mlgate.yml under the current directory) as mlgate would.
+
+    Every problem names file:line, the key and what was expected. Without the file mlgate uses
+    its defaults, so a missing FILE is not an error.
+    """
     from bot.core.config import validate_file
 
+    if not file.exists() and not file.is_symlink():
+        # As the bot: a repository without the file gets the defaults (report only, no gates).
+        click.echo(f"{file}: no file: the defaults apply — OK")
+        return
     problems = validate_file(file)
     for problem in problems:
         click.echo(problem)
@@ -248,7 +258,9 @@ def _pump(prefix: str, stream: IO[bytes]) -> None:
 
 
 @main.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, help="Port of the web app on 127.0.0.1."
+)
 def dev(port: str) -> None:
     """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
     _load_env_file()
@@ -360,7 +372,10 @@ def register(
 @click.argument("payload", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--event", required=True, help="The X-GitHub-Event, e.g. pull_request.")
 @click.option(
-    "--url", default=f"http://127.0.0.1:{DEFAULT_PORT}/webhooks/github", show_default=True
+    "--url",
+    default=f"http://127.0.0.1:{DEFAULT_PORT}/webhooks/github",
+    show_default=True,
+    help="The server's webhook endpoint.",
 )
 @click.option(
     "--delivery", help="X-GitHub-Delivery (default: a new id, so it is never a duplicate)."

@@ -67,12 +67,14 @@ class Settings:
                 raise SettingsError(
                     f"GITHUB_PRIVATE_KEY_PATH={key_path} cannot be read: {exc.strerror}"
                 ) from exc
+        # The text as given, escaped or not, is redacted from logs like the key itself.
+        logs.register_secret(key)
         settings = cls(
             webhook_secrets=secrets,
             redis_url=redis_url,
             github_api_url=env.get("GITHUB_API_URL", DEFAULT_GITHUB_API_URL).rstrip("/"),
             github_app_id=env.get("GITHUB_APP_ID", ""),
-            github_private_key=key,
+            github_private_key=unescape_pem(key),
             semaphore_api_url=env.get("SEMAPHORE_API_URL", "").rstrip("/"),
             semaphore_api_token=env.get("SEMAPHORE_API_TOKEN", ""),
             semaphore_webhook_secret=env.get("SEMAPHORE_WEBHOOK_SECRET", ""),
@@ -99,6 +101,15 @@ class Settings:
             self.metrics_token,
         ):
             logs.register_secret(value)
+
+
+def unescape_pem(text: str) -> str:
+    """A PEM given on one line with `\\n` escapes (as .env files hold it), on its own lines."""
+    # A PEM with real line breaks is left as it is: a backslash-n inside one is damage that
+    # the key loader reports, not an escape.
+    if "\n" in text.strip() or "\\n" not in text:
+        return text
+    return text.strip().replace("\\r\\n", "\n").replace("\\n", "\n")
 
 
 def _parse_delays(value: str | None) -> tuple[int, ...]:

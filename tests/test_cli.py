@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import signal
@@ -9,8 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 import redis
 import requests
@@ -169,3 +173,75 @@ def test_config_validate_accepts_a_valid_file(tmp_path: Path) -> None:
     good.write_text("version: 1\ngates:\n  accuracy: {min: 0.87, max_drop: 0.01}\n")
     result = CliRunner().invoke(main, ["config", "validate", str(good)])
     assert (result.exit_code, result.output) == (0, f"{good}: valid\n")
+
+
+def test_config_validate_without_the_file_says_the_defaults_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["config", "validate"])
+    assert (result.exit_code, result.output) == (
+        0,
+        ".github/mlgate.yml: no file: the defaults apply — OK\n",
+    )
+    missing = tmp_path / "elsewhere.yml"
+    result = CliRunner().invoke(main, ["config", "validate", str(missing)])
+    assert (result.exit_code, result.output) == (
+        0,
+        f"{missing}: no file: the defaults apply — OK\n",
+    )
+
+
+def test_config_validate_reads_the_repositorys_file_by_default_and_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "mlgate.yml").write_text("version: 1\ngates:\n  accuracy: {}\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["config", "validate"])
+    assert (result.exit_code, result.output) == (
+        1,
+        ".github/mlgate.yml:3 gates.accuracy: expected at least one threshold:"
+        " min, max, max_drop or max_rise, got an empty mapping\n",
+    )
+    helped = CliRunner().invoke(main, ["config", "validate", "--help"])
+    assert "default: .github/mlgate.yml under the current directory" in helped.output
+
+
+def test_version_is_the_installed_packages(tmp_path: Path) -> None:
+    with (Path(__file__).parent.parent / "pyproject.toml").open("rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert version == importlib.metadata.version("mlgate")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, f"mlgate {version}\n")
+
+
+def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
+    for name, command in sorted(group.commands.items()):
+        yield f"{prefix} {name}", command
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix} {name}")
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    undocumented = [
+        f"{path} {option.opts[0]}"
+        for path, command in [("mlgate", main), *_commands(main, "mlgate")]
+        for option in command.params
+        if isinstance(option, click.Option) and not (option.help or "").strip()
+    ]
+    assert undocumented == []
+    # The check must see the options it judges: these are known to exist.
+    seen = {
+        f"{path} {opt}"
+        for path, command in [("mlgate", main), *_commands(main, "mlgate")]
+        for option in command.params
+        for opt in option.opts
+    }
+    assert {"mlgate --version", "mlgate dev --port", "mlgate replay --url"} <= seen

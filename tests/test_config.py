@@ -516,7 +516,6 @@ def test_gate_thresholds_absolute_and_relative() -> None:
           loss: {direction: lower, max_rise: 5%}
           latency_ms: {direction: lower, max: 120, max_rise: " 2.5 % "}
           f1: {max_drop: 0}
-          auc: {}
         """
     )
     assert config.gates == (
@@ -524,7 +523,37 @@ def test_gate_thresholds_absolute_and_relative() -> None:
         Gate("loss", "lower", max_rise=Threshold(5.0, relative=True)),
         Gate("latency_ms", "lower", max=120, max_rise=Threshold(2.5, relative=True)),
         Gate("f1", max_drop=Threshold(0.0)),
-        Gate("auc"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("gate", "got"),
+    [
+        ("auc: {}", "an empty mapping"),
+        ("auc:", "nothing"),
+        ("auc: {min: }", "nothing"),
+        ("auc: {direction: lower}", "only direction"),
+    ],
+)
+def test_gate_without_a_threshold_is_refused_with_line_and_key(gate: str, got: str) -> None:
+    # It could never fail: a gate in name only.
+    assert problem(f"version: 1\ngates:\n  accuracy: {{min: 0.8}}\n  {gate}\n") == (
+        f"{F}:4 gates.auc: expected at least one threshold: min, max, max_drop or max_rise,"
+        f" got {got}"
+    )
+
+
+@pytest.mark.parametrize("threshold", ["min: 0", "max: 1", "max_drop: 0", "max_rise: 0"])
+def test_any_one_threshold_makes_a_gate(threshold: str) -> None:
+    direction = "lower" if threshold.startswith("max_rise") else "higher"
+    config = parse(f"gates:\n  auc: {{direction: {direction}, {threshold}}}\n")
+    assert [gate.metric for gate in config.gates] == ["auc"]
+
+
+def test_gate_with_only_a_misspelt_threshold_is_reported_once() -> None:
+    assert problem("gates:\n  auc: {mni: 0.9}\n") == (
+        f"{F}:2 gates.auc.mni: unknown key; expected one of direction, max, max_drop, max_rise,"
+        ' min (did you mean "min"?)'
     )
 
 
@@ -582,8 +611,8 @@ def test_gate_must_be_a_mapping() -> None:
 
 
 def test_gate_for_a_nested_dvc_metric_keeps_its_dotted_name() -> None:
-    assert parse("gates:\n  train.loss: {direction: lower}\n").gates == (
-        Gate("train.loss", "lower"),
+    assert parse("gates:\n  train.loss: {direction: lower, max: 0.5}\n").gates == (
+        Gate("train.loss", "lower", max=0.5),
     )
 
 

@@ -368,6 +368,7 @@ _SECTIONS = (
 MONITOR_ACTIONS = ("issue", "retrain")
 _ENV_NAME = re.compile(r"[A-Za-z0-9._-]{1,50}")
 _GATE_KEYS = ("direction", "max", "max_drop", "max_rise", "min")
+_THRESHOLD_KEYS = ("min", "max", "max_drop", "max_rise")
 _PARAMETER_KEYS = ("choices", "default", "max", "min", "required", "type")
 
 T = TypeVar("T")
@@ -899,8 +900,18 @@ class _Checker:
         return tuple(gate for gate in gates if gate is not None)
 
     def gate(self, metric: str, field: _Field) -> Gate | None:
+        start = len(self.problems)
         entries = self.mapping(field, _GATE_KEYS)
         if entries is None:
+            return None
+        # A gate with no threshold can never fail, so `accuracy: {}` would look like a gate
+        # while gating nothing. A misspelt key (already reported) is not reported twice.
+        if len(self.problems) == start and not any(key in entries for key in _THRESHOLD_KEYS):
+            node = field.node
+            got = "only direction" if "direction" in entries else "nothing"
+            if isinstance(node, MappingNode) and not node.value:
+                got = "an empty mapping"
+            self.expected(field, "at least one threshold: min, max, max_drop or max_rise", got)
             return None
         before = len(self.problems)
         direction = cast(
