@@ -36,6 +36,11 @@ def mark_horse() -> None:
     _horse_of = os.getppid()
 
 
+def _directory() -> str | None:
+    """Where this process writes its figures; None: in memory only (one process)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def _identity() -> str:
     return f"horse{_horse_of}" if _horse_of is not None else str(os.getpid())
 
@@ -43,7 +48,7 @@ def _identity() -> str:
 def use_directory(directory: Path) -> None:
     """Make this process (and its children) write to `directory`, unless one is set already;
     call before the first metric is used."""
-    if not os.environ.get(MULTIPROC_DIR):
+    if _directory() is None:
         directory.mkdir(parents=True, exist_ok=True)
         os.environ[MULTIPROC_DIR] = str(directory)
 
@@ -63,7 +68,7 @@ class Metrics:
 
 @cache
 def metrics() -> Metrics:
-    if os.environ.get(MULTIPROC_DIR):
+    if _directory() is not None:
         values.ValueClass = values.MultiProcessValue(_identity)  # type: ignore[no-untyped-call]
     return Metrics(
         webhooks=Counter(
@@ -97,7 +102,7 @@ def metrics() -> Metrics:
 def exposition(*collectors: Collector) -> bytes:
     """The text format of every process's metrics, then `collectors`, read at scrape time."""
     metrics()  # the names exist even before anything happened
-    if os.environ.get(MULTIPROC_DIR):
+    if _directory() is not None:
         summed = CollectorRegistry()
         multiprocess.MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
         text = generate_latest(summed)
@@ -111,5 +116,5 @@ def exposition(*collectors: Collector) -> bytes:
 
 def process_dead(pid: int) -> None:
     """gunicorn's child_exit: drop the live gauges of a web worker that ended."""
-    if os.environ.get(MULTIPROC_DIR):
+    if _directory() is not None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

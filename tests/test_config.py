@@ -180,8 +180,8 @@ def test_absurdly_nested_yaml_is_refused_not_crashed_on() -> None:
 )
 def test_top_level_must_be_a_mapping(text: str, got: str) -> None:
     assert problem(text) == (
-        f"{F}:1 top level: expected a mapping of deploy, evaluate, gates, metrics, retrain,"
-        f" semaphore, triggers, version, got {got}"
+        f"{F}:1 top level: expected a mapping of deploy, evaluate, gates, metrics, monitor,"
+        f" retrain, semaphore, triggers, version, got {got}"
     )
 
 
@@ -205,8 +205,8 @@ def test_unknown_key_lists_accepted_keys_and_suggests_the_closest() -> None:
 
 def test_unknown_top_level_key_suggests_the_section() -> None:
     assert problem("gate:\n  accuracy: {min: 1}\n") == (
-        f"{F}:1 gate: unknown key; expected one of deploy, evaluate, gates, metrics, retrain,"
-        ' semaphore, triggers, version (did you mean "gates"?)'
+        f"{F}:1 gate: unknown key; expected one of deploy, evaluate, gates, metrics, monitor,"
+        ' retrain, semaphore, triggers, version (did you mean "gates"?)'
     )
 
 
