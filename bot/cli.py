@@ -141,19 +141,24 @@ def config() -> None:
 
 
 @config.command("validate")
-@click.argument("file", default=CONFIG_PATH, type=click.Path(path_type=Path))
-def config_validate(file: Path) -> None:
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+def config_validate(file: Path | None) -> None:
     """Check FILE (default: .github/mlgate.yml under the current directory) as mlgate would.
 
-    Every problem names file:line, the key and what was expected. Without the file mlgate uses
-    its defaults, so a missing FILE is not an error.
+    Every problem names file:line, the key and what was expected. A repository without
+    .github/mlgate.yml gets the defaults, so its absence is not an error; a FILE named
+    explicitly must exist (a typo in CI must not pass).
     """
     from bot.core.config import validate_file
 
-    if not file.exists() and not file.is_symlink():
-        # As the bot: a repository without the file gets the defaults (report only, no gates).
-        click.echo(f"{file}: no file: the defaults apply — OK")
-        return
+    if file is None:
+        file = Path(CONFIG_PATH)
+        if not file.exists() and not file.is_symlink():
+            # As the bot: a repository without the file gets the defaults (no gates).
+            click.echo(f"{file}: no file: the defaults apply — OK")
+            return
+    elif not file.exists() and not file.is_symlink():
+        raise click.ClickException(f"{file}: no such file")
     problems = validate_file(file)
     for problem in problems:
         click.echo(problem)

@@ -184,12 +184,10 @@ def test_config_validate_without_the_file_says_the_defaults_apply(
         0,
         ".github/mlgate.yml: no file: the defaults apply — OK\n",
     )
+    # A file named explicitly must exist: a typo in a CI step must not pass.
     missing = tmp_path / "elsewhere.yml"
     result = CliRunner().invoke(main, ["config", "validate", str(missing)])
-    assert (result.exit_code, result.output) == (
-        0,
-        f"{missing}: no file: the defaults apply — OK\n",
-    )
+    assert (result.exit_code, result.output) == (1, f"Error: {missing}: no such file\n")
 
 
 def test_config_validate_reads_the_repositorys_file_by_default_and_names_it(
