@@ -83,7 +83,15 @@ def serve(bind: str | None) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
 @click.option("--runs", default=1, show_default=True, help="Worker processes on the `runs` queue.")
-def worker(burst: bool, runs: int) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Serve this machine's Prometheus figures on this port (0: off). Where web and "
+    "workers share no disk (separate containers or pods), scrape each.",
+)
+def worker(burst: bool, runs: int, metrics_port: int) -> None:
     """Run rq workers: one on `events`, --runs on `runs`."""
     from workers import worker as worker_module
 
@@ -91,6 +99,10 @@ def worker(burst: bool, runs: int) -> None:
     _load_env_file()
     settings = _settings()
     _share_metrics(settings)
+    if metrics_port:
+        from bot import telemetry
+
+        telemetry.serve(metrics_port)
     sys.exit(worker_module.run(settings.redis_url, burst=burst, runs=runs))
 
 

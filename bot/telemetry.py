@@ -20,6 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
     values,
 )
 from prometheus_client.registry import Collector
@@ -112,6 +113,17 @@ def exposition(*collectors: Collector) -> bytes:
     for collector in collectors:
         extra.register(collector)
     return text + generate_latest(extra)
+
+
+def serve(port: int) -> None:
+    """Serve GET /metrics of this machine's processes from a thread (workers' own endpoint)."""
+    metrics()
+    registry = CollectorRegistry()
+    if _directory() is not None:
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = REGISTRY
+    start_http_server(port, registry=registry)
 
 
 def process_dead(pid: int) -> None:

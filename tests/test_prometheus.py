@@ -189,3 +189,27 @@ def test_figures_are_summed_over_several_gunicorn_processes(
     # ...and more than one process wrote them.
     assert len(list(multiproc.glob("counter_*.db"))) >= 2
     assert len(list(multiproc.glob("histogram_*.db"))) >= 2
+
+
+def test_a_worker_serves_its_machines_figures_on_its_own_port(
+    env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    worker_env = os.environ | env | {"MLGATE_DATA_DIR": str(tmp_path)}
+    worker_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker", "--metrics-port", str(port)],
+        env=worker_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/metrics"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    # The figures of this machine's directory (labelled series appear once they have a value).
+    assert "# TYPE mlgate_webhook_seconds histogram" in text
+    assert (tmp_path / "prometheus").is_dir()
