@@ -213,3 +213,13 @@ def test_a_worker_serves_its_machines_figures_on_its_own_port(
     # The figures of this machine's directory (labelled series appear once they have a value).
     assert "# TYPE mlgate_webhook_seconds histogram" in text
     assert (tmp_path / "prometheus").is_dir()
+
+
+def test_the_grafana_dashboard_charts_every_name_and_no_other() -> None:
+    dashboard = json.loads(
+        (Path(__file__).parent.parent / "deploy" / "grafana" / "mlgate-dashboard.json").read_text()
+    )
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    used = set(re.findall(r"mlgate_[a-z_]+", exprs))
+    bases = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
+    assert bases == set(NAMES)
