@@ -420,6 +420,22 @@ def test_a_missing_executable_is_an_error_result_not_a_crash(tmp_path: Path) -> 
     assert "no-such-command-mlgate" in result.log and "not found" in result.log
 
 
+@pytest.mark.parametrize("sandbox", SANDBOX_MODES)
+def test_a_file_that_is_not_executable_is_126_and_a_signal_is_negative(
+    tmp_path: Path, sandbox: str
+) -> None:
+    (tmp_path / "train.sh").write_text("#!/bin/sh\necho trained\n")
+    result = run(["./train.sh"], tmp_path, env=_env(tmp_path), timeout=5, sandbox=sandbox)
+    assert result.exit_code == 126 and "permission denied" in result.log
+    (tmp_path / "train.sh").chmod(0o755)
+    result = run(["./train.sh"], tmp_path, env=_env(tmp_path), timeout=5, sandbox=sandbox)
+    assert result.exit_code == 0 and result.log == "trained\n"
+    env = _env(tmp_path)
+    killed = run(["sh", "-c", "kill -KILL $$"], tmp_path, env=env, timeout=5, sandbox=sandbox)
+    assert killed.exit_code == -9 and not killed.timed_out
+    assert run(["sh", "-c", "exit 7"], tmp_path, env=env, timeout=5, sandbox=sandbox).exit_code == 7
+
+
 def test_a_missing_working_directory_is_an_error_result(tmp_path: Path) -> None:
     result = run(["true"], tmp_path / "gone", env=_env(tmp_path), timeout=5)
     assert result.exit_code == 126 and "does not exist" in result.log

@@ -614,6 +614,7 @@ def run(
         return RunResult(code, False, 0.0, logs.redact(note, secrets), False)
     if data_dir is None:
         data_dir = Path(os.environ.get("MLGATE_DATA_DIR", DEFAULT_DATA_DIR))
+    cwd = cwd.resolve()
     # The private /tmp lives on disk beside the checkout, not in RAM, and goes with the run.
     tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(cwd), dir=cwd.parent))
     try:
@@ -640,22 +641,24 @@ def _unrunnable(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple
     if not cwd.is_dir():
         return 126, f"[mlgate] cannot run {argv[0]!r}: working directory {cwd} does not exist\n"
     if "/" in argv[0]:
-        found: str | None = str(cwd / argv[0])
-        if not os.path.exists(str(found)):
-            found = None
+        path = cwd / argv[0]
+        runnable = path.is_file() and os.access(path, os.X_OK)
+        exists = path.exists()
     else:
+        # As execvp() searches: the first executable file on PATH, relative entries from cwd.
         search = os.pathsep.join(
             d if os.path.isabs(d) else str(cwd / d)
             for d in env.get("PATH", os.defpath).split(os.pathsep)
         )
-        found = shutil.which(argv[0], mode=os.F_OK, path=search)
-    if found is None:
-        return 127, (
-            f"[mlgate] cannot run {argv[0]!r}: command not found (PATH={env.get('PATH', '')})\n"
-        )
-    if os.path.isdir(found) or not os.access(found, os.X_OK):
+        runnable = shutil.which(argv[0], path=search) is not None
+        exists = shutil.which(argv[0], mode=os.F_OK, path=search) is not None
+    if runnable:
+        return None
+    if exists:
         return 126, f"[mlgate] cannot run {argv[0]!r}: permission denied (is it executable?)\n"
-    return None
+    return 127, (
+        f"[mlgate] cannot run {argv[0]!r}: command not found (PATH={env.get('PATH', '')})\n"
+    )
 
 
 def _execute(

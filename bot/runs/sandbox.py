@@ -195,8 +195,7 @@ class Jail:
         data = b""
         until = time.monotonic() + _START_WAIT
         while time.monotonic() < until:
-            ready, _, _ = select.select([self.info_read], [], [], until - time.monotonic())
-            if not ready:
+            if not _readable(self.info_read, until - time.monotonic()):
                 break
             chunk = os.read(self.info_read, 4096)
             if not chunk:
@@ -231,7 +230,7 @@ class Jail:
             signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         # A pidfd reads ready once its process exited, and an init exits only after the
         # kernel ended every other process of its namespace.
-        select.select([self._pidfd], [], [], wait)
+        _readable(self._pidfd, wait)
         self._close_pidfd()
 
     def close(self) -> None:
@@ -255,11 +254,18 @@ class Jail:
 
 def _parent(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name, in parentheses, may hold spaces and parentheses itself.
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    return int(fields.rsplit(")", 1)[1].split()[1])
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    # poll(), not select(): a worker may hold descriptors numbered above select()'s 1024.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
 def _descendants(root: int) -> list[int]:
@@ -362,11 +368,14 @@ def confine(
             "--info-fd",
             str(info_write),
         ]
+        # /tmp first: whatever lies under the host's /tmp (a clone's venv, a test's checkout)
+        # is then mounted inside the private one instead of hidden by it.
+        args += ["--bind", str(writable[-1]), "/tmp"]
         for directory in system_dirs:
             if os.path.islink(directory):
                 args += ["--symlink", os.readlink(directory), directory]
             elif os.path.isdir(directory):
-                args += ["--ro-bind", directory, directory]
+                args += [*_ancestors(Path(directory)), "--ro-bind", directory, directory]
         # Masks before the tool directories: a tool kept inside a masked HOME stays usable.
         for secret in hidden:
             if not os.path.lexists(secret) or not any(
@@ -382,7 +391,6 @@ def confine(
         args += ["--proc", "/proc", "--dev", "/dev"]
         # /dev/shm is RAM: bounded like the memory of one process.
         args += ["--perms", "1777", "--size", str(memory), "--tmpfs", "/dev/shm"]
-        args += ["--bind", str(writable[-1]), "/tmp"]
         for place in dict.fromkeys(writable[:-1]):
             args += [*_ancestors(place), "--bind", str(place), str(place)]
         args += ["--chdir", str(cwd), "--remount-ro", "/dev", "--remount-ro", "/", "--"]
