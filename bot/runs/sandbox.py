@@ -160,15 +160,15 @@ def hidden_paths(data_dir: Path | None, environ: Mapping[str, str]) -> list[Path
     return hidden
 
 
-def _ancestors(path: Path) -> list[str]:
+def _ancestors(path: Path, made: set[Path]) -> list[str]:
     # bwrap makes missing mount points 0700 when it runs as root: nobody could not reach its
-    # checkout. Existing directories are left as they are.
-    return [
-        arg
-        for parent in reversed(path.parents)
-        if len(parent.parts) > 1
-        for arg in ("--perms", "0755", "--dir", str(parent))
-    ]
+    # checkout. Existing directories are left as they are; `made` holds those already asked.
+    args: list[str] = []
+    for parent in reversed(path.parents):
+        if len(parent.parts) > 1 and parent not in made:
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return args
 
 
 @dataclass
@@ -371,11 +371,12 @@ def confine(
         # /tmp first: whatever lies under the host's /tmp (a clone's venv, a test's checkout)
         # is then mounted inside the private one instead of hidden by it.
         args += ["--bind", str(writable[-1]), "/tmp"]
+        made: set[Path] = set()
         for directory in system_dirs:
             if os.path.islink(directory):
                 args += ["--symlink", os.readlink(directory), directory]
             elif os.path.isdir(directory):
-                args += [*_ancestors(Path(directory)), "--ro-bind", directory, directory]
+                args += [*_ancestors(Path(directory), made), "--ro-bind", directory, directory]
         # Masks before the tool directories: a tool kept inside a masked HOME stays usable.
         for secret in hidden:
             if not os.path.lexists(secret) or not any(
@@ -387,12 +388,12 @@ def confine(
             else:
                 args += ["--ro-bind", "/dev/null", str(secret)]
         for tool in tools:
-            args += [*_ancestors(tool), "--ro-bind", str(tool), str(tool)]
+            args += [*_ancestors(tool, made), "--ro-bind", str(tool), str(tool)]
         args += ["--proc", "/proc", "--dev", "/dev"]
         # /dev/shm is RAM: bounded like the memory of one process.
         args += ["--perms", "1777", "--size", str(memory), "--tmpfs", "/dev/shm"]
         for place in dict.fromkeys(writable[:-1]):
-            args += [*_ancestors(place), "--bind", str(place), str(place)]
+            args += [*_ancestors(place, made), "--bind", str(place), str(place)]
         args += ["--chdir", str(cwd), "--remount-ro", "/dev", "--remount-ro", "/", "--"]
         if root:
             assert programs.setpriv is not None

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -352,6 +353,40 @@ def test_a_timed_out_run_leaves_no_process_either(worker: Worker) -> None:
     script = f"setsid sleep {marker} & trap '' TERM; while :; do sleep 1; done"
     result = _run(worker, ["sh", "-c", script], timeout=1, grace=0.5)
     assert result.timed_out and result.exit_code == -9
+    assert _with_marker(marker) == []
+
+
+def test_a_killed_worker_takes_its_sandbox_with_it(worker: Worker) -> None:
+    # rq ends a job past its timeout with SIGKILL: no finally block of the runner runs then.
+    marker = _marker()
+    job = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from bot.runs.runner import run, run_environment
+        checkout = Path({str(worker.checkout)!r})
+        env = run_environment(params={{}}, run_id="r", repo="octo/model", pr=7, sha={SHA!r},
+                              allowed_secrets={{}}, home=checkout)
+        run(["sh", "-c", "setsid sleep {marker} & echo started; wait"], checkout, env=env,
+            timeout=60, sandbox="bwrap")
+        """
+    )
+    horse = subprocess.Popen(
+        [sys.executable, "-c", job], cwd=Path(__file__).parents[2], stdout=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _with_marker(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _with_marker(marker), "the sandboxed sleep never started"
+    finally:
+        horse.kill()
+        horse.wait()
+        assert horse.stdout is not None
+        horse.stdout.close()
+    deadline = time.monotonic() + 5
+    while _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _with_marker(marker) == []
 
 
