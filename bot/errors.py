@@ -107,6 +107,13 @@ class RunEnvironmentError(RunnerError):
     """A run parameter cannot reach a command as an environment variable; names it and why."""
 
 
+class SandboxUnavailable(RunnerError):
+    """Repository code cannot run because the sandbox cannot be set up here; nothing ran.
+
+    The message says why and how to fix it (install bubblewrap, or set `MLGATE_SANDBOX=none`).
+    """
+
+
 class LocalGitError(MlgateError):
     """A git command on a local checkout failed (`mlgate report`); says which and git's words."""
 

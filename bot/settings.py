@@ -17,6 +17,12 @@ DEFAULT_RETRY_DELAYS = (10, 60, 300)
 # How long a Semaphore run may wait for its pipeline before mlgate gives up on it: longer
 # than a training run normally takes, short enough that a lost notification shows the same day.
 DEFAULT_SEMAPHORE_RUN_TIMEOUT = 6 * 3600.0
+DEFAULT_DATA_DIR = ".mlgate"
+# MLGATE_SANDBOX: how commands a repository supplies run. `none` is the operator's explicit
+# opt-out, logged at every run; there is no silent fallback when bubblewrap is missing.
+SANDBOX_BWRAP = "bwrap"
+SANDBOX_NONE = "none"
+SANDBOX_MODES = (SANDBOX_BWRAP, SANDBOX_NONE)
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,13 @@ class Settings:
     metrics_token: str = ""  # MLGATE_METRICS_TOKEN: a bearer GET /metrics asks for, when set
     public_url: str = ""
     repo_allowlist: tuple[str, ...] = ()
-    data_dir: Path = field(default_factory=lambda: Path(".mlgate"))
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
     # Names (not values) of server variables trusted runs may see: MLGATE_RUNNER_SECRETS.
     runner_secrets: str = ""
     semaphore_run_timeout: float = DEFAULT_SEMAPHORE_RUN_TIMEOUT
+    # MLGATE_SANDBOX: `bwrap` (default) or `none`.
+    sandbox: str = SANDBOX_BWRAP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,10 +91,11 @@ class Settings:
             repo_allowlist=tuple(
                 g.strip() for g in env.get("MLGATE_REPO_ALLOWLIST", "").split(",") if g.strip()
             ),
-            data_dir=Path(env.get("MLGATE_DATA_DIR", ".mlgate")),
+            data_dir=Path(env.get("MLGATE_DATA_DIR", DEFAULT_DATA_DIR)),
             retry_delays=_parse_delays(env.get("MLGATE_RETRY_DELAYS")),
             runner_secrets=env.get("MLGATE_RUNNER_SECRETS", ""),
             semaphore_run_timeout=_parse_timeout(env.get("MLGATE_SEMAPHORE_RUN_TIMEOUT")),
+            sandbox=sandbox_mode(env),
         )
         settings.register_secrets()
         return settings
@@ -110,6 +119,24 @@ def unescape_pem(text: str) -> str:
     if "\n" in text.strip() or "\\n" not in text:
         return text
     return text.strip().replace("\\r\\n", "\n").replace("\\n", "\n")
+
+
+def sandbox_mode(env: Mapping[str, str] | None = None) -> str:
+    """MLGATE_SANDBOX from `env` (default: os.environ): `bwrap` unless set; SettingsError for
+    anything but `bwrap` or `none`."""
+    env = os.environ if env is None else env
+    value = env.get("MLGATE_SANDBOX", "").strip() or SANDBOX_BWRAP
+    return check_sandbox_mode(value, f"MLGATE_SANDBOX={value!r}")
+
+
+def check_sandbox_mode(value: str, where: str = "sandbox") -> str:
+    """`value` if it is a sandbox mode; SettingsError naming `where` otherwise."""
+    if value not in SANDBOX_MODES:
+        raise SettingsError(
+            f"{where}: expected `bwrap` (run repository commands under bubblewrap) or `none` "
+            "(run them unsandboxed, only where every repository's code is trusted)"
+        )
+    return value
 
 
 def _parse_delays(value: str | None) -> tuple[int, ...]:

@@ -157,8 +157,11 @@ def test_commands_in_code_blocks_quotes_edits_and_by_bots_are_ignored(
 
 
 def test_fork_code_runs_only_after_evaluate_and_only_for_that_commit(
-    bot: Bot, emulator: GitHubEmulator, tmp_path: Path
+    bot: Bot, emulator: GitHubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The canary is a file outside the checkout, which the sandbox would not let the code
+    # write (tests/security shows that): this test is about when code runs, not where.
+    monkeypatch.setenv("MLGATE_SANDBOX", "none")
     emulator.add_installation(42, "octo")
     files = sample.files(sample.BASE_DATA, sample.BASE_PARAMS, source="run")
     emulator.create_repo(REPO, installation_id=42, files=files | {".github/mlgate.yml": CONFIG})

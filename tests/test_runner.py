@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,11 @@ from bot.runs.runner import (
     fetch,
     fresh_home,
     home_path,
+    remove_checkout,
     run,
     run_environment,
 )
+from bot.settings import SANDBOX_MODES
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 FAKE_TOKEN = "ghs_FakeInstallationToken0123456789abcd"
@@ -121,6 +124,34 @@ def _dead_soon(pid: int) -> bool:
     return True
 
 
+def _marker() -> str:
+    """A `sleep` argument no other process has: it finds the process whatever its PID
+    namespace (a PID the sandbox prints means nothing outside it)."""
+    return f"60.{uuid.uuid4().int % 10**9:09d}"
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker.encode() in argv and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def _gone_soon(marker: str) -> bool:
+    until = time.monotonic() + 3
+    while _with_marker(marker):
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _run_python(
     tmp_path: Path, code: str, *, log_limit: int = 1_000_000, secrets: tuple[str, ...] = ()
 ) -> RunResult:
@@ -137,17 +168,29 @@ def _run_python(
 # -- checkout paths -------------------------------------------------------------------------
 
 
-def test_checkout_path_is_one_directory_per_repo_and_pr(tmp_path: Path) -> None:
-    path = checkout_path(tmp_path, "Octo/Model.v2", 12, SHA)
-    assert path == tmp_path.resolve() / "checkouts" / "octo" / "model.v2" / "pr-12"
-    assert checkout_path(tmp_path, "octo/model.v2", 12, "f" * 40) == path
-    assert checkout_path(tmp_path, "octo/model.v2", 13, SHA) != path
+def test_checkout_path_is_one_directory_per_run_under_its_repo_and_pr(tmp_path: Path) -> None:
+    path = checkout_path(tmp_path, "Octo/Model.v2", 12, SHA, run_id="run-1")
+    assert path == tmp_path.resolve() / "checkouts" / "octo" / "model.v2" / "pr-12" / "run-1"
+    assert checkout_path(tmp_path, "octo/model.v2", 12, "f" * 40, run_id="run-1") == path
+    assert checkout_path(tmp_path, "octo/model.v2", 13, SHA, run_id="run-1") != path
+    first, second = (checkout_path(tmp_path, "octo/model.v2", 12, SHA) for _ in range(2))
+    assert first.parent == second.parent == path.parent and first != second
 
 
-def test_checkout_path_of_a_baseline_is_per_sha(tmp_path: Path) -> None:
+def test_checkout_path_of_a_baseline_is_per_sha_and_per_run(tmp_path: Path) -> None:
     path = checkout_path(tmp_path, "octo/model", None, SHA)
-    assert path.name == f"sha-{SHA}"
-    assert checkout_path(tmp_path, "octo/model", None, "f" * 40) != path
+    assert path.parent.name == f"sha-{SHA}"
+    assert checkout_path(tmp_path, "octo/model", None, "f" * 40).parent != path.parent
+    # A baseline run and deploy.run of one commit used to share, and delete, one tree.
+    assert checkout_path(tmp_path, "octo/model", None, SHA) != path
+
+
+@pytest.mark.parametrize("run_id", ["", "../x", "a/b", ".hidden", "a.lock", "x" * 65, "ü"])
+def test_checkout_path_refuses_run_ids_that_are_not_one_plain_name(
+    tmp_path: Path, run_id: str
+) -> None:
+    with pytest.raises(UnsafeCheckoutPath, match="run id"):
+        checkout_path(tmp_path, "octo/model", 1, SHA, run_id=run_id)
 
 
 @pytest.mark.parametrize(
@@ -204,6 +247,74 @@ def test_fresh_home_is_empty_and_beside_the_checkout(tmp_path: Path) -> None:
 
 
 # -- fetching -------------------------------------------------------------------------------
+
+
+def test_fetch_ignores_the_workers_own_git_configuration(
+    tmp_path: Path, origin: Origin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a command that once wrote the real ~/.gitconfig would leave for later fetches.
+    home = tmp_path / "worker-home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(
+        f'[url "file://{tmp_path}/planted"]\n\tinsteadOf = {origin.url}\n'
+        "[core]\n\thooksPath = /nonexistent\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    dest = checkout_path(tmp_path / "data", "octo/model", 1, origin.first)
+    fetch(origin.url, origin.first, dest, None)
+    assert (dest / "params.yaml").read_text() == "epochs: 1\n"
+    assert origin.url in (dest / ".git" / "config").read_text()
+
+
+def test_runs_of_one_commit_get_separate_checkouts(tmp_path: Path, origin: Origin) -> None:
+    baseline = checkout_path(tmp_path / "data", "octo/model", None, origin.first)
+    deploy = checkout_path(tmp_path / "data", "octo/model", None, origin.first)
+    fetch(origin.url, origin.first, baseline, None)
+    (baseline / "metrics.json").write_text('{"accuracy": 0.9}')
+    fetch(origin.url, origin.first, deploy, None)
+    assert (baseline / "metrics.json").read_text() == '{"accuracy": 0.9}'
+    assert (deploy / "params.yaml").exists() and not (deploy / "metrics.json").exists()
+    remove_checkout(baseline)
+    assert not baseline.exists() and not home_path(baseline).exists()
+    assert not baseline.with_name(baseline.name + ".lock").exists()
+    assert (deploy / "params.yaml").exists()
+
+
+def test_a_fetch_removes_what_finished_runs_left_but_not_a_run_in_progress(
+    tmp_path: Path, origin: Origin
+) -> None:
+    data = tmp_path / "data"
+    # A worker that died mid-run: its process, and so its lock, are gone; its files are not.
+    crashed = checkout_path(data, "octo/model", 5, origin.first)
+    code = (
+        "import sys; from pathlib import Path; from bot.runs.runner import fetch, fresh_home\n"
+        "dest = Path(sys.argv[1]); fetch(sys.argv[2], sys.argv[3], dest, None); fresh_home(dest)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(crashed), origin.url, origin.first],
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert crashed.exists() and home_path(crashed).exists()
+    running = checkout_path(data, "octo/model", 5, origin.first)
+    fetch(origin.url, origin.first, running, None)
+    # Left by an mlgate from before per-run checkouts: a checkout in the leaf, HOME beside it.
+    leaf = running.parent
+    (leaf / ".git").mkdir()
+    (leaf / "params.yaml").write_text("old")
+    leaf.with_name(leaf.name + ".home").mkdir()
+    later = checkout_path(data, "octo/model", 5, origin.second)
+    fetch(origin.url, origin.second, later, None)
+    assert not crashed.exists() and not home_path(crashed).exists()
+    assert not crashed.with_name(crashed.name + ".lock").exists()
+    assert (running / "params.yaml").read_text() == "epochs: 1\n"
+    assert (later / "params.yaml").read_text() == "epochs: 2\n"
+    assert not (leaf / ".git").exists() and not (leaf / "params.yaml").exists()
+    assert not leaf.with_name(leaf.name + ".home").exists()
+    other_pr = checkout_path(data, "octo/model", 6, origin.first)
+    fetch(origin.url, origin.first, other_pr, None)
+    assert running.exists() and later.exists()  # another PR's fetch leaves these alone
 
 
 def test_fetch_checks_out_exactly_the_requested_commit(tmp_path: Path, origin: Origin) -> None:
@@ -309,36 +420,76 @@ def test_a_missing_executable_is_an_error_result_not_a_crash(tmp_path: Path) -> 
     assert "no-such-command-mlgate" in result.log and "not found" in result.log
 
 
+@pytest.mark.parametrize("sandbox", SANDBOX_MODES)
+def test_a_file_that_is_not_executable_is_126_and_a_signal_is_negative(
+    tmp_path: Path, sandbox: str
+) -> None:
+    (tmp_path / "train.sh").write_text("#!/bin/sh\necho trained\n")
+    result = run(["./train.sh"], tmp_path, env=_env(tmp_path), timeout=5, sandbox=sandbox)
+    assert result.exit_code == 126 and "permission denied" in result.log
+    (tmp_path / "train.sh").chmod(0o755)
+    result = run(["./train.sh"], tmp_path, env=_env(tmp_path), timeout=5, sandbox=sandbox)
+    assert result.exit_code == 0 and result.log == "trained\n"
+    env = _env(tmp_path)
+    killed = run(["sh", "-c", "kill -KILL $$"], tmp_path, env=env, timeout=5, sandbox=sandbox)
+    assert killed.exit_code == -9 and not killed.timed_out
+    assert run(["sh", "-c", "exit 7"], tmp_path, env=env, timeout=5, sandbox=sandbox).exit_code == 7
+
+
 def test_a_missing_working_directory_is_an_error_result(tmp_path: Path) -> None:
     result = run(["true"], tmp_path / "gone", env=_env(tmp_path), timeout=5)
     assert result.exit_code == 126 and "does not exist" in result.log
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", SANDBOX_MODES)
+def test_timeout_kills_the_whole_process_group(tmp_path: Path, sandbox: str) -> None:
     # `sh` is the configured command here; the grandchild `sleep` would outlive it.
-    script = "sleep 60 & echo $! > grandchild.pid; sleep 60"
-    result = run(["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=0.5, grace=5)
+    grandchild, child = _marker(), _marker()
+    script = f"sleep {grandchild} & echo $! > grandchild.pid; sleep {child}"
+    result = run(
+        ["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=0.5, grace=5, sandbox=sandbox
+    )
     assert result.timed_out and result.exit_code == -15
     assert result.duration < 4  # all went on SIGTERM, none waited for SIGKILL after the grace
     assert "timed out after 0.5 s" in result.log
-    assert _dead_soon(int((tmp_path / "grandchild.pid").read_text()))
+    assert (tmp_path / "grandchild.pid").read_text().strip().isdigit()
+    assert _gone_soon(grandchild) and _gone_soon(child)
+    if sandbox == "none":
+        assert _dead_soon(int((tmp_path / "grandchild.pid").read_text()))
 
 
-def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
-    script = "trap '' TERM; sleep 60 & echo $! > grandchild.pid; wait"
-    result = run(["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=0.3, grace=0.3)
+@pytest.mark.parametrize("sandbox", SANDBOX_MODES)
+def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path, sandbox: str) -> None:
+    grandchild = _marker()
+    script = f"trap '' TERM; sleep {grandchild} & echo $! > grandchild.pid; wait"
+    result = run(
+        ["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=0.3, grace=0.3, sandbox=sandbox
+    )
     assert result.timed_out and result.exit_code == -9
     assert 0.6 <= result.duration < 3
-    assert _dead_soon(int((tmp_path / "grandchild.pid").read_text()))
+    assert (tmp_path / "grandchild.pid").read_text().strip().isdigit()
+    assert _gone_soon(grandchild)
+    if sandbox == "none":
+        assert _dead_soon(int((tmp_path / "grandchild.pid").read_text()))
 
 
-def test_background_processes_do_not_outlive_a_finished_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", SANDBOX_MODES)
+def test_background_processes_do_not_outlive_a_finished_command(
+    tmp_path: Path, sandbox: str
+) -> None:
     # One background process keeps the output pipe open, the other does not.
-    script = "sleep 60 & echo $! > holder.pid; sleep 60 >/dev/null 2>&1 & echo $! > quiet.pid"
-    result = run(["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=10)
+    holder, quiet = _marker(), _marker()
+    script = (
+        f"sleep {holder} & echo $! > holder.pid; "
+        f"sleep {quiet} >/dev/null 2>&1 & echo $! > quiet.pid"
+    )
+    result = run(["sh", "-c", script], tmp_path, env=_env(tmp_path), timeout=10, sandbox=sandbox)
     assert result.exit_code == 0 and not result.timed_out and result.duration < 3
-    assert _dead_soon(int((tmp_path / "holder.pid").read_text()))
-    assert _dead_soon(int((tmp_path / "quiet.pid").read_text()))
+    assert (tmp_path / "holder.pid").exists() and (tmp_path / "quiet.pid").exists()
+    assert _gone_soon(holder) and _gone_soon(quiet)
+    if sandbox == "none":
+        assert _dead_soon(int((tmp_path / "holder.pid").read_text()))
+        assert _dead_soon(int((tmp_path / "quiet.pid").read_text()))
 
 
 def test_output_cap_keeps_head_and_tail_in_bounded_memory(tmp_path: Path) -> None:

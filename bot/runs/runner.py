@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import fcntl
+import logging
 import os
 import re
 import selectors
@@ -10,7 +12,9 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,10 @@ from bot.errors import (
     SettingsError,
     UnsafeCheckoutPath,
 )
+from bot.runs.sandbox import DEFAULT_MEMORY, DEFAULT_PROCESSES, Jail, confine, exit_status, require
+from bot.settings import DEFAULT_DATA_DIR, SANDBOX_NONE, check_sandbox_mode, sandbox_mode
+
+log = logging.getLogger(__name__)
 
 # The server setting naming the variables of the worker's environment that trusted runs see.
 RUNNER_SECRETS_VARIABLE = "MLGATE_RUNNER_SECRETS"
@@ -42,6 +50,9 @@ _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # value starting with `-` would reach git as an option.
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# One run's directory inside its checkout_path() leaf; a uuid4 hex unless the caller names it.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_LEAF = re.compile(r"pr-[1-9][0-9]*|sha-(?:[0-9a-f]{40}|[0-9a-f]{64})")
 _RESERVED = ("PATH", "HOME", "LANG")
 _CLONE_SCHEMES = ("https", "http", "file")
 
@@ -59,13 +70,11 @@ _LINE_SLACK = 4096
 _MIN_FRAGMENT = 4
 _HEAD_SHARE = 4  # the head gets 1/4 of the budget: the tail, where errors are, gets the rest
 _FETCH_LOG_LIMIT = 65536
-# What git may inherit from the worker: its own configuration, proxies and CA bundles,
-# never the bot's secrets.
+# What git may inherit from the worker: proxies and CA bundles, never the bot's secrets nor
+# its HOME, where a configuration file could redirect a fetch or run a helper.
 _GIT_INHERITED = (
     "PATH",
-    "HOME",
     "TMPDIR",
-    "XDG_CONFIG_HOME",
     "http_proxy",
     "https_proxy",
     "no_proxy",
@@ -84,10 +93,16 @@ _GIT_INHERITED = (
 # -- checkouts ------------------------------------------------------------------------------
 
 
-def checkout_path(data_dir: Path, repo: str, pr: int | None, sha: str) -> Path:
-    """The checkout of `repo` for PR `pr`, or for commit `sha` when `pr` is None (baselines).
+def checkout_path(
+    data_dir: Path, repo: str, pr: int | None, sha: str, *, run_id: str | None = None
+) -> Path:
+    """A checkout of `repo` for PR `pr`, or for commit `sha` when `pr` is None (baselines),
+    of its own: each call without `run_id` names a new directory, so that two runs (a
+    baseline and a deploy of one commit, say) never share or delete each other's tree.
 
-    Raises UnsafeCheckoutPath unless `repo` is a plain owner/name and the resolved path
+    Pass it to fetch(), and to remove_checkout() when done; fetch() also removes the
+    directories of finished runs of the same PR or commit. Raises UnsafeCheckoutPath unless
+    `repo` is a plain owner/name, `run_id` letters, digits, '_' and '-', and the resolved path
     stays inside `data_dir`.
     """
     parts = repo.split("/")
@@ -104,9 +119,13 @@ def checkout_path(data_dir: Path, repo: str, pr: int | None, sha: str) -> Path:
         raise UnsafeCheckoutPath(f"pull request number {pr!r} is not a positive integer")
     else:
         leaf = f"pr-{pr}"
+    if run_id is None:
+        run_id = uuid.uuid4().hex
+    elif not _RUN_ID.fullmatch(run_id):
+        raise UnsafeCheckoutPath(f"run id {run_id!r} is not letters, digits, '_' and '-'")
     root = data_dir.resolve()
     # GitHub names are case-insensitive: one directory per repository, however it is spelt.
-    path = (root / "checkouts" / parts[0].lower() / parts[1].lower() / leaf).resolve()
+    path = (root / "checkouts" / parts[0].lower() / parts[1].lower() / leaf / run_id).resolve()
     if not path.is_relative_to(root):
         raise UnsafeCheckoutPath(f"the checkout of {repo} would be {path}, outside {root}")
     return path
@@ -115,6 +134,95 @@ def checkout_path(data_dir: Path, repo: str, pr: int | None, sha: str) -> Path:
 def home_path(checkout: Path) -> Path:
     """HOME for commands run in `checkout`: beside it, so the work tree never sees it."""
     return checkout.with_name(checkout.name + ".home")
+
+
+def _tmp_prefix(checkout: Path) -> str:
+    return checkout.name + ".tmp-"
+
+
+def _lock_path(checkout: Path) -> Path:
+    return checkout.with_name(checkout.name + ".lock")
+
+
+# Checkouts this process is using, each with its flock()ed lock file: the lock goes when the
+# process does (rq runs each job in a process of its own), so a crashed run's checkout is
+# removed by the next fetch of the same PR or commit.
+_claims: dict[Path, int] = {}
+
+
+def _is_run_directory(checkout: Path) -> bool:
+    return bool(_RUN_ID.fullmatch(checkout.name) and _LEAF.fullmatch(checkout.parent.name))
+
+
+def _claim(dest: Path) -> None:
+    if dest in _claims or not _is_run_directory(dest):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(dest)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunnerError(
+                f"checkout {dest} is in use by another run: refusing to fetch into it"
+            ) from None
+        # A pruning process may have removed the file between open() and flock(): a lock
+        # on a file no longer there protects nothing.
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    _claims[dest] = fd
+    _prune(dest)
+
+
+def _prune(dest: Path) -> None:
+    """Remove what finished runs left beside `dest`, and what an mlgate from before per-run
+    checkouts left in its place (a checkout directly in the leaf, its `.home` beside it)."""
+    leaf = dest.parent
+    _remove_tree(leaf.with_name(leaf.name + ".home"))
+    for lock in sorted(leaf.glob("*.lock")):
+        run_id = lock.name[: -len(".lock")]
+        if run_id == dest.name or not _RUN_ID.fullmatch(run_id):
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a run in progress
+        try:
+            _remove_run(leaf / run_id)
+        finally:
+            os.close(fd)
+    # A run creates its lock before its directories, so an entry without a lock is left over.
+    for entry in list(leaf.iterdir()):
+        owner = entry.name.split(".", 1)[0]
+        if not entry.name.endswith(".lock") and not (leaf / f"{owner}.lock").exists():
+            _remove_tree(entry)
+
+
+def _remove_run(checkout: Path) -> None:
+    _remove_tree(checkout)
+    _remove_tree(home_path(checkout))
+    for tmp in checkout.parent.glob(_tmp_prefix(checkout) + "*"):
+        _remove_tree(tmp)
+    _lock_path(checkout).unlink(missing_ok=True)
+
+
+def remove_checkout(checkout: Path) -> None:
+    """Delete `checkout` with its HOME and lock: call it once the run's files were read."""
+    _remove_run(checkout)
+    fd = _claims.pop(checkout, None)
+    if fd is not None:
+        os.close(fd)
 
 
 def fresh_home(checkout: Path) -> Path:
@@ -144,22 +252,24 @@ def fetch(
     if not _SHA.fullmatch(sha):
         raise RunnerError(f"{sha!r} is not a full lowercase commit sha: refusing to fetch it")
     _check_clone_url(clone_url)
+    _claim(dest)
     # An earlier command could write .git (hooks, url.insteadOf, credential helpers) and so
     # steal the next fetch's token: every fetch starts from an empty directory, which also
     # leaves nothing for `git clean` to do.
     _remove_tree(dest)
     dest.mkdir(parents=True)
-    env = _git_environment(token)
     secrets = _token_secrets(token)
     deadline = time.monotonic() + timeout
-    for args in (
-        ("init", "-q", "--template="),
-        ("remote", "add", "origin", clone_url),
-        ("fetch", "-q", "--depth", "1", "--no-tags", "--recurse-submodules=no", "origin", sha),
-        ("checkout", "-q", "--force", "--detach", "FETCH_HEAD"),
-    ):
-        _git(args, dest, env, deadline, secrets)
-    head = _git(("rev-parse", "HEAD"), dest, env, deadline, secrets).strip().splitlines()
+    with tempfile.TemporaryDirectory(prefix="mlgate-git-home-") as home:
+        env = _git_environment(token, Path(home))
+        for args in (
+            ("init", "-q", "--template="),
+            ("remote", "add", "origin", clone_url),
+            ("fetch", "-q", "--depth", "1", "--no-tags", "--recurse-submodules=no", "origin", sha),
+            ("checkout", "-q", "--force", "--detach", "FETCH_HEAD"),
+        ):
+            _git(args, dest, env, deadline, secrets)
+        head = _git(("rev-parse", "HEAD"), dest, env, deadline, secrets).strip().splitlines()
     if not head or head[-1] != sha:
         raise RunnerError(f"git checked out {head[-1:]} instead of {sha}: refusing the checkout")
 
@@ -175,10 +285,10 @@ def _check_clone_url(clone_url: str) -> None:
         raise RunnerError("the clone URL carries credentials: pass the token separately")
 
 
-def _git_environment(token: str | None) -> dict[str, str]:
+def _git_environment(token: str | None, home: Path) -> dict[str, str]:
     env = {name: os.environ[name] for name in _GIT_INHERITED if name in os.environ}
     env.setdefault("PATH", os.defpath)
-    env |= {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+    env |= {"HOME": str(home), "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
     config: list[tuple[str, str]] = []
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
@@ -206,14 +316,10 @@ def _git(
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchError(command, -1, "the fetch ran out of time before this step")
-    result = run(
-        ["git", *args],
-        cwd,
-        env=env,
-        timeout=remaining,
-        log_limit=_FETCH_LOG_LIMIT,
-        secrets=secrets,
-        grace=1.0,
+    # git is the bot's own program, run outside the sandbox: it needs the network and the
+    # token, and the checkout it writes holds nothing the command has touched yet.
+    result = _execute(
+        ["git", *args], cwd, env, remaining, _FETCH_LOG_LIMIT, tuple(secrets), 1.0, None
     )
     if result.timed_out:
         raise FetchError(command, result.exit_code, f"timed out; {result.log}")
@@ -405,6 +511,7 @@ class RunResult:
 
     `exit_code` is negative when a signal ended the command (a timeout ends in -15 or -9),
     127 when its executable was not found and 126 when it could not be started otherwise.
+    (In the sandbox, an exit status of 128 + n reads as signal n, as a shell reports it.)
     `log` is stdout and stderr merged, capped, secrets redacted, with the runner's notes.
     """
 
@@ -469,9 +576,21 @@ def run(
     log_limit: int = DEFAULT_LOG_LIMIT,
     secrets: Iterable[str] = (),
     grace: float = DEFAULT_GRACE,
+    network: bool = False,
+    memory: int = DEFAULT_MEMORY,
+    processes: int = DEFAULT_PROCESSES,
+    sandbox: str | None = None,
+    data_dir: Path | None = None,
 ) -> RunResult:
     """Run `argv` (never through a shell) in `cwd` with exactly `env`, for at most `timeout`
     seconds; then SIGTERM, after `grace` seconds SIGKILL, to every process it started.
+
+    Under `sandbox` `bwrap` (default: MLGATE_SANDBOX) the command runs in a bubblewrap
+    sandbox (see sandbox.confine): only `cwd`, `env["HOME"]` and a private /tmp writable,
+    nothing of `data_dir` (default: MLGATE_DATA_DIR) else visible, no network unless
+    `network`, at most `memory` bytes of address space per process and `processes`
+    processes. Raises SandboxUnavailable, before anything ran, where it cannot be set up.
+    Under `none` it runs unsandboxed, and says so in the worker's log.
 
     Processes the command leaves behind when it exits are killed too. The log keeps the
     head and the tail of the output within `log_limit` bytes, with `secrets` (pass the
@@ -479,6 +598,79 @@ def run(
     redacted.
     """
     secrets = tuple(secrets)
+    mode = sandbox_mode() if sandbox is None else check_sandbox_mode(sandbox)
+    if mode == SANDBOX_NONE:
+        log.warning(
+            "running a repository command without a sandbox (MLGATE_SANDBOX=none)",
+            extra={"cwd": str(cwd), "command": argv[0] if argv else ""},
+        )
+        return _execute(argv, cwd, env, timeout, log_limit, secrets, grace, None)
+    programs = require()
+    if not argv:
+        return RunResult(126, False, 0.0, "[mlgate] no command to run\n", False)
+    unrunnable = _unrunnable(argv, cwd, env)
+    if unrunnable is not None:
+        code, note = unrunnable
+        return RunResult(code, False, 0.0, logs.redact(note, secrets), False)
+    if data_dir is None:
+        data_dir = Path(os.environ.get("MLGATE_DATA_DIR", DEFAULT_DATA_DIR))
+    cwd = cwd.resolve()
+    # The private /tmp lives on disk beside the checkout, not in RAM, and goes with the run.
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(cwd), dir=cwd.parent))
+    try:
+        with confine(
+            argv,
+            cwd,
+            home=Path(env["HOME"]) if "HOME" in env else None,
+            tmp=tmp,
+            network=network,
+            programs=programs,
+            data_dir=data_dir,
+            memory=memory,
+            processes=processes,
+            path=env.get("PATH", os.defpath),
+        ) as jail:
+            return _execute(jail.argv, cwd, env, timeout, log_limit, secrets, grace, jail)
+    finally:
+        _remove_tree(tmp)
+
+
+def _unrunnable(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str] | None:
+    """What run() would report for a command that cannot start: inside the sandbox bwrap would
+    only say "execvp" and exit 1."""
+    if not cwd.is_dir():
+        return 126, f"[mlgate] cannot run {argv[0]!r}: working directory {cwd} does not exist\n"
+    if "/" in argv[0]:
+        path = cwd / argv[0]
+        runnable = path.is_file() and os.access(path, os.X_OK)
+        exists = path.exists()
+    else:
+        # As execvp() searches: the first executable file on PATH, relative entries from cwd.
+        search = os.pathsep.join(
+            d if os.path.isabs(d) else str(cwd / d)
+            for d in env.get("PATH", os.defpath).split(os.pathsep)
+        )
+        runnable = shutil.which(argv[0], path=search) is not None
+        exists = shutil.which(argv[0], mode=os.F_OK, path=search) is not None
+    if runnable:
+        return None
+    if exists:
+        return 126, f"[mlgate] cannot run {argv[0]!r}: permission denied (is it executable?)\n"
+    return 127, (
+        f"[mlgate] cannot run {argv[0]!r}: command not found (PATH={env.get('PATH', '')})\n"
+    )
+
+
+def _execute(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    log_limit: int,
+    secrets: tuple[str, ...],
+    grace: float,
+    jail: Jail | None,
+) -> RunResult:
     capture = LogCapture(log_limit)
     started = time.monotonic()
     if not argv:
@@ -494,6 +686,7 @@ def run(
             # Its own session and process group: a timeout can then stop every process the
             # command started, and none of them can signal the worker's group.
             start_new_session=True,
+            pass_fds=jail.pass_fds if jail is not None else (),
         )
     except (OSError, ValueError) as exc:
         code, note = _not_started(argv, cwd, env, exc)
@@ -502,6 +695,8 @@ def run(
     pipe = _Pipe(process.stdout.fileno(), capture)
     timed_out = False
     try:
+        if jail is not None:
+            jail.started(process.pid)
         deadline = started + timeout
         while not _exited(process.pid):
             remaining = deadline - time.monotonic()
@@ -510,26 +705,33 @@ def run(
                 break
             pipe.read(min(_POLL, remaining))
         if timed_out:
-            _signal_group(process.pid, signal.SIGTERM)
+            if jail is not None:
+                jail.terminate()
+            else:
+                _signal_group(process.pid, signal.SIGTERM)
             grace_end = time.monotonic() + grace
             while not (pipe.eof and _exited(process.pid)) and time.monotonic() < grace_end:
                 pipe.read(min(_POLL, grace_end - time.monotonic()))
     finally:
         # Also on a normal exit, and when the worker's job is interrupted: nothing the
         # command started may outlive it.
+        if jail is not None:
+            jail.kill(_DRAIN)
         _signal_group(process.pid, signal.SIGKILL)
         pipe.drain(_DRAIN)
         pipe.close()
         process.stdout.close()
         exit_code = process.wait()
+    if jail is not None:
+        exit_code = exit_status(exit_code)
     duration = time.monotonic() - started
-    log = capture.text(secrets)
+    log_text = capture.text(secrets)
     if timed_out:
-        log += (
+        log_text += (
             f"\n[mlgate] timed out after {timeout:g} s: stopped the command and every process "
             "it started\n"
         )
-    return RunResult(exit_code, timed_out, duration, log, capture.truncated)
+    return RunResult(exit_code, timed_out, duration, log_text, capture.truncated)
 
 
 def _not_started(

@@ -1,0 +1,1 @@
+"""Attacks on mlgate, each a test: what a hostile repository, comment or request tries."""
