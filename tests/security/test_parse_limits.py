@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
-from bot import sample
+from bot import create_app, sample
 from bot.core import dvc
 from bot.core.bounded_parse import MAX_BYTES, MAX_DEPTH, MAX_NODES
 from bot.core.metrics import parse_metrics
 from bot.emulator import GitHubEmulator
 from bot.errors import DvcFileError, MetricsFileError
+from bot.state import upload_tokens
 from tests.support import Bot, pull_request_event
 
 NODES = "more than 100,000 nodes"
@@ -298,3 +301,24 @@ def test_a_hostile_file_in_a_pr_fails_mlgate_quality_with_its_name_and_limit(
     assert (quality[-1]["status"], quality[-1]["conclusion"]) == ("completed", "failure")
     assert message in quality[-1]["output"]["title"] + quality[-1]["output"]["summary"]
     assert message in emulator.comments(REPO, number)[0]["body"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "limit"),
+    [("metrics.yaml", alias_bomb(), NODES), ("metrics.json", "[" * 200_000, DEEP)],
+)
+def test_an_uploaded_bomb_is_a_400_naming_the_file_and_the_limit(
+    env: dict[str, str], redis_conn: redis.Redis, path: str, body: str, limit: str
+) -> None:
+    token = upload_tokens.create(redis_conn, REPO, time.time())
+    with create_app(env).test_client() as client:
+        response = client.post(
+            "/api/v1/metrics",
+            query_string={"repo": REPO, "sha": "6fd84f4c" * 5, "run": "1", "path": path},
+            data=body.encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith(
+        f"malformed metrics: {path}: over a parsing limit: {limit}"
+    )
