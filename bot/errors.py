@@ -82,6 +82,14 @@ class MetricsFileError(MlgateError):
         super().__init__(f"{path}: {reason}")
 
 
+class FileLimitExceeded(MlgateError):
+    """A repository file is over a parsing limit (size, nesting depth or nodes); says which.
+
+    Callers re-raise it as their file's own error (`DvcFileError`, `MetricsFileError`), which
+    adds the file's name.
+    """
+
+
 class RunnerError(MlgateError):
     """The local runner could not prepare a checkout or an environment for a command."""
 

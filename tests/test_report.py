@@ -227,7 +227,9 @@ def test_text_that_could_close_the_html_comment_is_escaped_and_survives() -> Non
     assert "--" not in block[len(DATA_PREFIX) : -len(" -->")]
     data = parse_data(body)
     assert data is not None and list(data["metrics"]["m.json"]) == [key]
-    assert "&lt;!--d" in body  # and the table cell cannot open a comment either
+    # The table cell cannot open a comment either: only the marker and the data block do.
+    assert body.count("<!--") == 2
+    assert "| `a-->b--!>c<!-\u200c-d---e>` |" in body
 
 
 def test_markers_inside_the_log_tail_cannot_be_mistaken_for_ours() -> None:
@@ -337,7 +339,7 @@ def test_thousands_of_metrics_keep_marker_failed_gates_and_capped_data_block() -
     assert "unchanged metrics" in body and "the trend" in body
     assert "[Full report](https://mlgate.example.com/runs/7)" in body
     # The failing gate's row sorts first, so it is what survives the cut.
-    assert "| metrics.json:accuracy | 0.9 | 0.8 |" in body
+    assert "| `metrics.json:accuracy` | 0.9 | 0.8 |" in body
     block = body[body.rfind(DATA_PREFIX) :]
     assert text_length(block) <= DATA_LIMIT
     data = parse_data(body)

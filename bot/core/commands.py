@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from bot.core.config import PERMISSIONS, Parameter, describe_accepted, validate_parameters
+from bot.core.markdown_escape import code, escape
 from bot.errors import ParameterError
 
 # How a command reads the text after its name.
@@ -213,7 +214,7 @@ def unknown_command_reply(name: str, parameters: Sequence[Parameter] = ()) -> st
     if len(name) <= _NAME_LIMIT:  # a longer word is close to no command; spare difflib
         close = difflib.get_close_matches(name.lower(), list(COMMANDS), n=1)
     suggestion = f": did you mean `/{close[0]}`?" if close else "."
-    return f"Unknown command {_code_span('/' + shown)}{suggestion}\n\n{help_text(parameters)}"
+    return f"Unknown command {code('/' + shown)}{suggestion}\n\n{help_text(parameters)}"
 
 
 def refusal(command: Command, who: str, required: str, has: str | None = None) -> str:
@@ -302,10 +303,11 @@ def _describe_parameter(spec: Parameter) -> str:
     if spec.required:
         extra = "required"
     elif spec.default is not None:
-        extra = f"default {_code_span(spec.default)}"
+        extra = f"default {code(spec.default)}"
     else:
         extra = "optional"
-    return f"- `{spec.name}`: {_escape(describe_accepted(spec))}; {extra}"
+    # Names, choices and defaults come from the repository's configuration.
+    return f"- {code(spec.name)}: {escape(describe_accepted(spec), line_start=False)}; {extra}"
 
 
 def _brief(text: str, limit: int = 60) -> str:
@@ -321,26 +323,12 @@ def quote_line(line: str) -> str:
     text = line.strip()
     if len(text) > _QUOTE_LIMIT:
         text = text[:_QUOTE_LIMIT] + "…"
-    return f"> {_code_span(text)}"
-
-
-def _code_span(text: str) -> str:
-    ticks = "`" * (_longest_run(text, "`") + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
+    return f"> {code(text)}"
 
 
 def _longest_run(text: str, char: str) -> int:
     runs = re.findall(re.escape(char) + "+", text)
     return max((len(run) for run in runs), default=0)
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#&!])")
-
-
-def _escape(text: str) -> str:
-    """Text from the configuration, shown literally in Markdown."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 # A command name starts with a letter and ends at a space, a tab or the end of the line, so that

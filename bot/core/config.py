@@ -15,8 +15,9 @@ from typing import Literal, TypeVar, cast
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.core.bounded_parse import check_size
 from bot.core.gates import Direction, Gate, Threshold
-from bot.errors import ParameterError, RepoConfigError
+from bot.errors import FileLimitExceeded, ParameterError, RepoConfigError
 
 CONFIG_PATH = ".github/mlgate.yml"
 
@@ -153,9 +154,14 @@ def parse_config(text: str, filename: str = CONFIG_PATH) -> RepoConfig:
     """Parse and validate the configuration; `RepoConfigError` lists every problem found."""
     problems: list[tuple[int, str]] = []
     try:
+        # Only the size limit: the checker below resolves aliases and merges once each and
+        # catches deep nesting, so the node and depth limits of repository files are not needed.
+        check_size(text)
         loader = yaml.SafeLoader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters up front
         raise RepoConfigError([_yaml_problem(filename, text, exc)]) from None
+    except FileLimitExceeded as exc:
+        raise RepoConfigError([f"{filename}:1 {exc}"]) from None
     try:
         root = loader.get_single_node()
         checker = _Checker(filename, loader, problems)

@@ -6,14 +6,14 @@ import hashlib
 import json
 import posixpath
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
-from bot.errors import DvcFileError
+from bot.core import bounded_parse
+from bot.errors import DvcFileError, FileLimitExceeded
 
 ParamValue = Any  # a YAML/JSON/TOML leaf: str, int, float, bool, None or a list
 ChangeKind = Literal["added", "removed", "modified"]
@@ -82,13 +82,14 @@ def _text(content: str | bytes) -> str:
 
 
 def load_yaml(content: str | bytes) -> Any:
-    """Parse YAML the way DVC does (YAML 1.2 scalars); raises `yaml.YAMLError`."""
-    return yaml.load(_text(content), Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML the way DVC does (YAML 1.2 scalars); raises `yaml.YAMLError`, and
+    `FileLimitExceeded` over a parsing limit (size, depth, nodes after alias expansion)."""
+    return bounded_parse.load_yaml(_text(content), _Yaml12Loader)
 
 
 def compose_yaml(content: str | bytes) -> yaml.Node | None:
-    """The YAML node tree (with line marks) under the same resolver as `load_yaml`."""
-    return yaml.compose(_text(content), Loader=_Yaml12Loader)
+    """The YAML node tree (with line marks) under the same resolver and limits as `load_yaml`."""
+    return bounded_parse.compose_yaml(_text(content), _Yaml12Loader)
 
 
 def _load_yaml_file(content: str | bytes, path: str) -> Any:
@@ -98,6 +99,8 @@ def _load_yaml_file(content: str | bytes, path: str) -> Any:
         raise DvcFileError(path, f"not UTF-8 text ({exc.reason})") from exc
     except yaml.YAMLError as exc:
         raise DvcFileError(path, f"invalid YAML: {_one_line(str(exc))}") from exc
+    except FileLimitExceeded as exc:
+        raise DvcFileError(path, str(exc)) from exc
 
 
 def _one_line(text: str) -> str:
@@ -385,9 +388,9 @@ def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
     ext = posixpath.splitext(path)[1].lower()
     try:
         if ext == ".json":
-            data: Any = json.loads(_text(content))
+            data: Any = bounded_parse.load_json(_text(content))
         elif ext == ".toml":
-            data = tomllib.loads(_text(content))
+            data = bounded_parse.load_toml(_text(content))
         else:
             data = load_yaml(content)
     except UnicodeDecodeError as exc:
@@ -395,6 +398,8 @@ def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
         kind = ext.lstrip(".").upper() if ext in (".json", ".toml") else "YAML"
         raise DvcFileError(path, f"invalid {kind}: {_one_line(str(exc))}") from exc
+    except FileLimitExceeded as exc:
+        raise DvcFileError(path, str(exc)) from exc
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -7,15 +7,15 @@ import math
 import posixpath
 import re
 import statistics
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 import yaml
 
+from bot.core.bounded_parse import load_json, load_toml
 from bot.core.dvc import compose_yaml, load_yaml
-from bot.errors import MetricsFileError
+from bot.errors import FileLimitExceeded, MetricsFileError
 
 # What survives DVC's `_extract_metrics`: numbers (bool included, it is an int) and strings.
 MetricValue = int | float | str
@@ -98,14 +98,16 @@ def parse_metrics(content: str | bytes, path: str) -> dict[str, MetricValue]:
     kind = _format_of(path)
     try:
         if kind == "json":
-            data: Any = json.loads(text)
+            data: Any = load_json(text)
         elif kind == "toml":
-            data = tomllib.loads(text)
+            data = load_toml(text)
         else:
             data = load_yaml(text)
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
         reason = " ".join(str(exc).split())
         raise MetricsFileError(path, f"invalid {kind.upper()}: {reason}") from exc
+    except FileLimitExceeded as exc:
+        raise MetricsFileError(path, str(exc)) from exc
     return flatten_metrics(data, path)
 
 
@@ -332,11 +334,12 @@ def locate_key(content: str | bytes, path: str, dotted_key: str) -> int | None:
         if kind == "toml":
             return _toml_line(text, dotted_key)
         if kind == "json":
+            load_json(text)  # the locator recurses per level: only within the limits
             entries, _ = _JsonLocator(text).value(0)
         else:
             node = compose_yaml(text)
             entries = _yaml_entries(node) if node is not None else []
-    except (ValueError, IndexError, yaml.YAMLError):
+    except (ValueError, IndexError, yaml.YAMLError, FileLimitExceeded):
         return None
     return _find(entries or [], parts)
 

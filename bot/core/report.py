@@ -12,6 +12,7 @@ from typing import Any, Literal
 from bot.core.dvc import DataChange, Output, ParamChange
 from bot.core.evaluation_result import Evaluation
 from bot.core.gates import GateResult, improved, verdict
+from bot.core.markdown_escape import clip, code, escape, inline, one_line, plain, table_cell
 from bot.core.metrics import (
     MetricValue,
     Stat,
@@ -103,21 +104,44 @@ def text_length(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+# Every text that may come from a repository (metric, parameter and file names, values, branch
+# names, log lines, error messages) goes through one of these: a code span for names and values,
+# escaped prose for sentences, mlgate's own Markdown with only its code spans kept for notes and
+# errors, a fenced block for the log (bot/core/markdown_escape.py).
 
 
 def _cell(text: str) -> str:
-    """Table-cell text: one line, HTML-escaped (no stray `<!--`), pipes escaped, clipped."""
-    text = _clip(" ".join(str(text).split()), CELL_CHARS)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|")
+    """A table cell of prose: one line, clipped, escaped, pipes escaped."""
+    return table_cell(escape(text, CELL_CHARS, line_start=False))
+
+
+def _code_cell(text: str) -> str:
+    """A table cell holding a name or value as a code span."""
+    return table_cell(code(text, CELL_CHARS))
 
 
 def _inline(text: str) -> str:
-    """Free text for a Markdown line (notes, reasons): one line, no HTML."""
-    text = _clip(" ".join(str(text).split()), NOTE_CHARS)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """A skip reason or an error for a Markdown line: one line, clipped, code spans kept and
+    everything else escaped."""
+    return inline(text, NOTE_CHARS)
+
+
+def _note(text: str) -> str:
+    """A note: as `_inline`, but an `@login` of the user who acted stays a mention."""
+    return inline(text, NOTE_CHARS, users=True)
+
+
+# The override as the evaluation records it: `@login: reason`.
+_OVERRIDE = re.compile(r"@([A-Za-z0-9](?:[A-Za-z0-9-]{0,38})): (.*)", re.S)
+
+
+def _override(text: str) -> str:
+    # The approver's login is GitHub's (letters, digits, hyphens) and stays a mention; the
+    # reason is whatever the comment said.
+    match = _OVERRIDE.fullmatch(text)
+    if match is None:
+        return _inline(text)
+    return f"@{match[1]}: {_inline(match[2])}"
 
 
 def _short(sha: str) -> str:
@@ -127,7 +151,7 @@ def _short(sha: str) -> str:
 def _short_hash(digest: str | None) -> str:
     if not digest:
         return "—"
-    return f"`{_cell(digest.removesuffix('.dir')[:7])}…`"
+    return table_cell(code(f"{digest.removesuffix('.dir')[:7]}…"))
 
 
 def _count(n: int) -> str:
@@ -198,12 +222,26 @@ def _verdict_line(evaluation: Evaluation) -> str:
     if state == "passed":
         return f"✅ **Quality gate passed**: {len(gates)} of {len(gates)} gates hold."
     names = sorted({g.metric for g in failed})
-    line = f"{len(failed)} of {len(gates)} gates failed ({_inline(', '.join(names))})."
+    line = f"{len(failed)} of {len(gates)} gates failed ({_names(names)})."
     if state == "overridden":
         return (
-            f"⚠️ **Quality gate failed, overridden** by {_inline(evaluation.override or '')}. {line}"
+            f"⚠️ **Quality gate failed, overridden** by {_override(evaluation.override or '')}."
+            f" {line}"
         )
     return f"❌ **Quality gate failed**: {line}"
+
+
+def _names(names: Sequence[str]) -> str:
+    """Metric names as code spans, as many as fit in a note; whole spans only."""
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        span = code(name, CELL_CHARS)
+        if shown and used + len(span) > NOTE_CHARS:
+            return ", ".join(shown) + f" and {_count(len(names) - len(shown))} more"
+        shown.append(span)
+        used += len(span) + 2
+    return ", ".join(shown)
 
 
 # ---------------------------------------------------------------------------- metric rows
@@ -286,10 +324,15 @@ def _change_text(row: _Row) -> str:
     return text
 
 
-def _head_text(row: _Row) -> str:
-    text = format_value(row.new)
+def _value_cell(value: MetricValue | None) -> str:
+    # A string metric is text from the repository; numbers are formatted here.
+    return _code_cell(value) if isinstance(value, str) else _cell(format_value(value))
+
+
+def _head_cell(row: _Row) -> str:
+    text = _value_cell(row.new)
     if row.stat is not None and row.new is not None:
-        text += f" ± {format_value(row.stat.spread)} (n={row.stat.n})"
+        text += " " + _cell(f"± {format_value(row.stat.spread)} (n={row.stat.n})")
     return text
 
 
@@ -302,9 +345,9 @@ _METRIC_HEADER = "| Metric | Base | Head | Change | Gate |\n|---|---:|---:|---|-
 
 def _metric_line(row: _Row, many_files: bool) -> str:
     cells = [
-        _cell(_label(row, many_files)),
-        _cell(format_value(row.old)),
-        _cell(_head_text(row)),
+        _code_cell(_label(row, many_files)),
+        _value_cell(row.old),
+        _head_cell(row),
         _cell(_change_text(row)),
         _gate_text(row),
     ]
@@ -338,8 +381,9 @@ def _hash_of(out: Output | None) -> str:
 def _data_line(change: DataChange) -> str:
     delta = change.size_delta
     size = "?" if delta is None else human_size(delta, signed=True)
+    hashes = f"{_hash_of(change.old)} → {_hash_of(change.new)}"
     return (
-        f"| {_cell(change.path)} | {change.kind} | {_hash_of(change.old)} → {_hash_of(change.new)}"
+        f"| {_code_cell(change.path)} | {change.kind} | {hashes}"
         f" | {_files_text(change)} | {size} |\n"
     )
 
@@ -347,18 +391,18 @@ def _data_line(change: DataChange) -> str:
 _PARAM_HEADER = "| File | Parameter | Base | Head |\n|---|---|---|---|\n"
 
 
-def _param_value(value: Any) -> str:
+def _param_cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
+        return _code_cell(value)
+    return _code_cell(json.dumps(value, sort_keys=True, default=str))
 
 
 def _param_line(change: ParamChange) -> str:
     return (
-        f"| {_cell(change.file)} | {_cell(change.key)} | {_cell(_param_value(change.old))}"
-        f" | {_cell(_param_value(change.new))} |\n"
+        f"| {_code_cell(change.file)} | {_code_cell(change.key)} | {_param_cell(change.old)}"
+        f" | {_param_cell(change.new)} |\n"
     )
 
 
@@ -370,8 +414,11 @@ def _chart_number(value: float) -> str:
 
 
 def _chart_text(text: str) -> str:
-    # Mermaid strings cannot hold `"`, and a backtick run could close the code fence.
-    return _clip(" ".join(text.replace('"', "'").replace("`", "'").split()), 80)
+    # Mermaid strings cannot hold `"`, a backtick run could close the code fence, `%%` starts a
+    # Mermaid directive or comment, and Mermaid may draw a label as HTML (an <img> would load).
+    text = text.replace('"', "'").replace("`", "'").replace("%%", "%")
+    text = text.replace("<", "‹").replace(">", "›")
+    return clip(one_line(text), 80)
 
 
 def _trend(evaluation: Evaluation) -> str:
@@ -404,7 +451,9 @@ def _trend(evaluation: Evaluation) -> str:
         )
     if not charts:
         return ""
-    title = f"#### Trend on `{_cell(evaluation.base_ref)}` (last {len(points)} commits)\n\n"
+    title = (
+        f"#### Trend on {code(evaluation.base_ref, CELL_CHARS)} (last {len(points)} commits)\n\n"
+    )
     return title + "\n".join(charts) + "\n"
 
 
@@ -420,7 +469,7 @@ def _log_lines(log: str) -> list[str]:
         line = raw.rsplit("\r", 1)[-1]  # a progress bar redraws the line; keep what it showed
         # Never let a log line look like one of our markers to whoever scans the comment.
         line = line.replace("<!--", "<!-\u200c-")
-        lines.append(_clip(line, LOG_LINE_CHARS))
+        lines.append(clip(line, LOG_LINE_CHARS))
     while lines and not lines[-1].strip():
         lines.pop()
     return lines[-LOG_LINES:]
@@ -783,11 +832,11 @@ def _sections(evaluation: Evaluation, limit_name: str) -> tuple[_Sections, list[
         [_param_line(c) for c in evaluation.param_changes],
         "parameter changes",
     )
-    notes = "".join(f"> {_inline(n)}\n" for n in list(evaluation.notes)[:20])
+    notes = "".join(f"> {_note(n)}\n" for n in list(evaluation.notes)[:20])
     head = (
         f"{_verdict_line(evaluation)}\n\n"
-        f"Head `{_cell(_short(evaluation.head_sha))}` compared with base "
-        f"`{_cell(_short(evaluation.base_sha))}`.\n\n" + (f"{notes}\n" if notes else "")
+        f"Head {code(_short(evaluation.head_sha))} compared with base "
+        f"{code(_short(evaluation.base_sha))}.\n\n" + (f"{notes}\n" if notes else "")
     )
     sections = _Sections(
         head,
@@ -820,16 +869,17 @@ def _check_title(evaluation: Evaluation) -> str:
     state = report_verdict(evaluation)
     gates = evaluation.gates
     failed = sum(1 for g in gates if not g.passed)
+    # GitHub shows the title as plain text: one line, no control characters, is enough.
     if state == "skipped":
-        return _clip(f"Skipped: {' '.join((evaluation.skipped or '').split())}", 120)
+        return plain(f"Skipped: {evaluation.skipped or ''}", 120)
     if state == "error":
-        return _clip(f"Evaluation failed: {' '.join((evaluation.error or '').split())}", 120)
+        return plain(f"Evaluation failed: {evaluation.error or ''}", 120)
     if state == "no_gates":
         return "No quality gates configured"
     if state == "passed":
         return f"Quality gate passed: {len(gates)} of {len(gates)} gates hold"
     if state == "overridden":
-        return _clip(f"Overridden by {' '.join((evaluation.override or '').split())}", 120)
+        return plain(f"Overridden by {evaluation.override or ''}", 120)
     return f"Quality gate failed: {failed} of {len(gates)} gates"
 
 
@@ -843,8 +893,9 @@ def _annotations(evaluation: Evaluation) -> tuple[Annotation, ...]:
             Annotation(
                 path=result.file,
                 start_line=line,
-                message=_clip(result.reason, 60_000),
-                title=_clip(f"Quality gate failed: {result.metric}", 255),
+                # Annotations are plain text at GitHub, never Markdown.
+                message=plain(result.reason, 60_000),
+                title=plain(f"Quality gate failed: {result.metric}", 255),
             )
         )
     return tuple(annotations)
