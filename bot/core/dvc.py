@@ -30,6 +30,25 @@ class _Yaml12Loader(yaml.SafeLoader):
     follows YAML 1.1 and would read `1e-3` as the string "1e-3" (treeverse/dvc#5971).
     """
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # ruamel.yaml refuses a key written twice in one mapping (`allow_duplicate_keys` is
+        # off), so DVC reads such a file as corrupted; PyYAML would keep the last value.
+        # Keys a `<<` merge brings in may be overridden, so only the node's own are checked.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _YAML_TAG + "merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _Yaml12Loader.yaml_implicit_resolvers = {
@@ -379,8 +398,8 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
-    """All parameters of a params file (YAML, JSON or TOML by extension), flattened with `.`."""
+def load_params_data(content: str | bytes, path: str) -> Any:
+    """A params file parsed as it is written (YAML, JSON or TOML by extension); None if empty."""
     # DVC picks the parser by extension and falls back to YAML (dvc/utils/serialize LOADERS).
     ext = posixpath.splitext(path)[1].lower()
     try:
@@ -395,6 +414,12 @@ def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
         kind = ext.lstrip(".").upper() if ext in (".json", ".toml") else "YAML"
         raise DvcFileError(path, f"invalid {kind}: {_one_line(str(exc))}") from exc
+    return data
+
+
+def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
+    """All parameters of a params file (YAML, JSON or TOML by extension), flattened with `.`."""
+    data = load_params_data(content, path)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
