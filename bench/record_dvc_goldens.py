@@ -54,10 +54,12 @@ def dvc_version(dvc: str) -> str:
     return result.stdout.strip()
 
 
-def record(dvc: str) -> dict[str, Any]:
+def record(dvc: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
     goldens: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="dvc-fidelity-") as scratch:
         for index, scenario in enumerate(SCENARIOS):
+            if only and scenario.name not in only:
+                continue
             repo = Path(scratch) / f"s{index}"
             repo.mkdir()
             build(scenario, repo)
@@ -73,17 +75,22 @@ def canonical(value: Any) -> str:
 @click.command()
 @click.option("--dvc", default="dvc", show_default=True, help="The dvc executable to run.")
 @click.option("--check", is_flag=True, help="Compare with the stored goldens, write nothing.")
-def main(dvc: str, check: bool) -> None:
+@click.option("--only", multiple=True, help="Only this scenario (repeatable); others are kept.")
+def main(dvc: str, check: bool, only: tuple[str, ...]) -> None:
     """Record (or check) what DVC prints for every fidelity scenario."""
     version = dvc_version(dvc)
-    goldens = record(dvc)
+    goldens = record(dvc, only)
+    stored = json.loads(GOLDENS.read_text())["scenarios"] if GOLDENS.exists() else {}
     if check:
-        stored = json.loads(GOLDENS.read_text())["scenarios"]
         differ = [n for n in goldens if canonical(goldens[n]) != canonical(stored.get(n))]
         for name in differ:
             click.echo(f"differs: {name}: now {canonical(goldens[name])}")
         click.echo(f"DVC {version}: {len(goldens) - len(differ)} of {len(goldens)} as recorded")
         sys.exit(1 if differ else 0)
+    if only:
+        goldens = {name: value for name, value in stored.items()} | goldens
+    names = {s.name for s in SCENARIOS}
+    goldens = {name: value for name, value in goldens.items() if name in names}
     GOLDENS.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "dvc_version": version,

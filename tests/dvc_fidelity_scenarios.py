@@ -179,7 +179,8 @@ def _write(path: Path, content: str | Mapping[str, str]) -> None:
         path.unlink()
     if isinstance(content, str):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode())
+        # Lone surrogates stand for raw bytes, so a scenario can hold a file that is not UTF-8.
+        path.write_bytes(content.encode("utf-8", "surrogateescape"))
         return
     for relative, text in content.items():
         _write(path / relative, text)
@@ -879,3 +880,357 @@ SCENARIOS: tuple[Scenario, ...] = (
         all=True,
     ),
 )
+
+
+def _declared(path: str) -> str:
+    return yaml.safe_dump({"metrics": [path]})
+
+
+MORE_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "subdir dvc.yaml with stages and dvc.lock",
+        ISSUE + "a cached stage metric in a folder's own dvc.yaml and dvc.lock",
+        tuple(
+            {
+                "model/dvc.yaml": yaml.safe_dump(
+                    {"stages": {"eval": {"cmd": "python e.py", "metrics": ["eval.json"]}}}
+                ),
+                "model/dvc.lock": lock({"eval": {"eval.json": text}}),
+                "model/eval.json": Cached(text),
+            }
+            for text in ('{"f1": 0.3}', '{"f1": 0.4}')
+        ),
+    ),
+    Scenario(
+        "schema[extra top-level key]",
+        ISSUE + "a dvc.yaml with a key DVC does not know fails the revision",
+        (
+            {"dvc.yaml": _declared("m.json"), "m.json": '{"x": 1}'},
+            {"dvc.yaml": _declared("m.json") + "colour: blue\n", "m.json": '{"x": 2}'},
+        ),
+    ),
+    Scenario(
+        "schema[stage without cmd]",
+        ISSUE + "a stage without `cmd` fails the revision",
+        (
+            {"dvc.yaml": _declared("m.json"), "m.json": '{"x": 1}'},
+            {
+                "dvc.yaml": yaml.safe_dump(
+                    {"metrics": ["m.json"], "stages": {"s": {"metrics": ["n.json"]}}}
+                ),
+                "m.json": '{"x": 2}',
+            },
+        ),
+    ),
+    Scenario(
+        "foreach[list of mappings]",
+        ISSUE + "foreach over a list of mappings: generated names are indexes",
+        (
+            {
+                "dvc.yaml": yaml.safe_dump(
+                    {
+                        "stages": {
+                            "ev": {
+                                "foreach": [{"n": "x"}, {"n": "y"}],
+                                "do": {
+                                    "cmd": "echo ${item.n}",
+                                    "metrics": [{"${item.n}.json": {"cache": False}}],
+                                },
+                            }
+                        }
+                    }
+                ),
+                "x.json": '{"v": 1}',
+                "y.json": '{"v": 2}',
+            },
+            {"x.json": '{"v": 5}'},
+        ),
+    ),
+    Scenario(
+        "foreach[over params, cached, dvc.lock by generated name]",
+        ISSUE + "foreach over a params mapping, outputs cached and locked as name@key",
+        tuple(
+            {
+                "params.yaml": yaml.safe_dump({"sets": {"train": 1, "test": 2}}),
+                "dvc.yaml": yaml.safe_dump(
+                    {
+                        "stages": {
+                            "score": {
+                                "foreach": "${sets}",
+                                "do": {
+                                    "cmd": "s ${key} ${item}",
+                                    "metrics": ["scores/${key}.yaml"],
+                                },
+                            }
+                        }
+                    }
+                ),
+                "dvc.lock": lock(
+                    {
+                        "score@train": {"scores/train.yaml": f"acc: {a}\n"},
+                        "score@test": {"scores/test.yaml": f"acc: {b}\n"},
+                    }
+                ),
+                "scores/train.yaml": Cached(f"acc: {a}\n"),
+                "scores/test.yaml": Cached(f"acc: {b}\n"),
+            }
+            for a, b in ((0.9, 0.7), (0.95, 0.71))
+        ),
+    ),
+    Scenario(
+        "matrix[mapping values]",
+        ISSUE + "a matrix with mapping values: generated keys use the index",
+        (
+            {
+                "dvc.yaml": yaml.safe_dump(
+                    {
+                        "stages": {
+                            "fit": {
+                                "matrix": {"cfg": [{"lr": 1}, {"lr": 2}], "ds": ["a"]},
+                                "cmd": "fit ${item.cfg.lr}",
+                                "metrics": [{"fit/${key}.json": {"cache": False}}],
+                            }
+                        }
+                    }
+                ),
+                "fit/cfg0-a.json": '{"l": 1}',
+                "fit/cfg1-a.json": '{"l": 2}',
+            },
+            {"fit/cfg1-a.json": '{"l": 3}'},
+        ),
+    ),
+    Scenario(
+        "interpolation[escaped and typed]",
+        ISSUE + "`\\${` stays literal; numbers and booleans inside a path",
+        (
+            {
+                "params.yaml": "n: 3\nflag: true\n",
+                "dvc.yaml": yaml.safe_dump({"metrics": ["r${n}-${flag}.json", "lit-\\${n}.json"]}),
+                "r3-true.json": '{"a": 1}',
+                "lit-${n}.json": '{"b": 1}',
+            },
+            {"r3-true.json": '{"a": 2}', "lit-${n}.json": '{"b": 2}'},
+        ),
+    ),
+    Scenario(
+        "interpolation[wdir]",
+        ISSUE + "a templated wdir",
+        (
+            {
+                "params.yaml": "where: work\n",
+                "dvc.yaml": yaml.safe_dump(
+                    {
+                        "stages": {
+                            "s": {
+                                "wdir": "${where}",
+                                "cmd": "x",
+                                "metrics": [{"m.json": {"cache": False}}],
+                            }
+                        }
+                    }
+                ),
+                "work/m.json": '{"a": 1}',
+            },
+            {"work/m.json": '{"a": 2}'},
+        ),
+    ),
+    Scenario(
+        "interpolation[vars conflict with params.yaml]",
+        ISSUE + "vars redefining a params.yaml name fails the revision",
+        (
+            {"params.yaml": "f: m.json\n", "dvc.yaml": _declared("${f}"), "m.json": '{"a": 1}'},
+            {"dvc.yaml": yaml.safe_dump({"vars": [{"f": "m.json"}], "metrics": ["${f}"]})},
+        ),
+    ),
+    Scenario(
+        "interpolation[broken params.yaml]",
+        ISSUE + "a params.yaml that does not parse fails the revision",
+        (
+            {"params.yaml": "f: m.json\n", "dvc.yaml": _declared("${f}"), "m.json": '{"a": 1}'},
+            {"params.yaml": "f: [\n", "m.json": '{"a": 2}'},
+        ),
+    ),
+    Scenario(
+        "cached output also committed",
+        ISSUE + "a cached metric that is committed too: git's copy is read",
+        (
+            stage_metric("m.json", '{"a": 1}'),
+            {**stage_metric("m.json", '{"a": 2}'), "m.json": '{"a": 7}'},
+        ),
+    ),
+    Scenario(
+        "declared twice",
+        ISSUE + "a file declared at the top level and as a stage metric",
+        tuple(
+            {
+                "dvc.yaml": yaml.safe_dump(
+                    {
+                        "metrics": ["m.json"],
+                        "stages": {"s": {"cmd": "x", "metrics": [{"m.json": {"cache": False}}]}},
+                    }
+                ),
+                "m.json": text,
+            }
+            for text in ('{"a": 1}', '{"a": 2}')
+        ),
+    ),
+    Scenario(
+        "metric: true in a .dvc file",
+        ISSUE + "DVC 1's single-stage files mark metrics with `metric: true`",
+        tuple(
+            {
+                "m.json.dvc": yaml.safe_dump(
+                    {"outs": [{**out_entry("m.json", text), "metric": True}]}, sort_keys=False
+                ),
+                "m.json": Cached(text),
+            }
+            for text in ('{"a": 1}', '{"a": 3}')
+        ),
+    ),
+    Scenario(
+        "broken[dvc.lock]",
+        ISSUE + "a dvc.lock that does not parse",
+        (
+            stage_metric("m.json", '{"a": 1}'),
+            {"dvc.lock": "schema: '2.0'\nstages: [\n", "m.json": Cached('{"a": 2}')},
+        ),
+    ),
+    Scenario(
+        "broken[toml with byte-order mark]",
+        ISSUE + "TOML starting with a byte-order mark; YAML with one reads fine",
+        (
+            {
+                "dvc.yaml": yaml.safe_dump({"metrics": ["m.toml", "m.yaml"]}),
+                "m.toml": "a = 1\n",
+                "m.yaml": "b: 1\n",
+            },
+            {"m.toml": "\ufeffa = 2\n", "m.yaml": "\ufeffb: 2\n"},
+        ),
+    ),
+    Scenario(
+        "values[nan, infinity, booleans, strings]",
+        ISSUE + "NaN and Infinity in JSON, booleans, a string that became a number",
+        (
+            {
+                "dvc.yaml": _declared("m.json"),
+                "m.json": '{"n": 1, "i": 1, "ok": false, "s": "3", "u": "x"}',
+            },
+            {"m.json": '{"n": NaN, "i": Infinity, "ok": true, "s": 3, "u": "x"}'},
+        ),
+    ),
+    Scenario(
+        "values[lists, nulls, nested empties dropped]",
+        ISSUE + "lists, nulls and empty mappings are not metrics",
+        (
+            {"dvc.yaml": _declared("m.yaml"), "m.yaml": "a: [1, 2]\nb: null\nc: {d: {}}\ne: 1\n"},
+            {"m.yaml": "a: [3]\nb: 2\nc: {d: {f: 1}}\ne: 1\n"},
+        ),
+    ),
+    Scenario(
+        "values[unicode keys]",
+        ISSUE + "non-ASCII keys and paths",
+        (
+            {"dvc.yaml": _declared("métriques.json"), "métriques.json": '{"précision": 0.5}'},
+            {"métriques.json": '{"précision": 0.75}'},
+        ),
+    ),
+    Scenario(
+        "targets[broken dvc.yaml]",
+        ISSUE + "a committed target is read even when dvc.yaml is broken",
+        (
+            {"m.json": '{"a": 1}', "dvc.yaml": _declared("m.json")},
+            {"m.json": '{"a": 2}', "dvc.yaml": "stages: [\n"},
+        ),
+        targets=("m.json",),
+    ),
+    Scenario(
+        "targets[cached output]",
+        ISSUE + "a configured file that DVC keeps in its cache",
+        (
+            dvc_add("m.json", '{"a": 1}'),
+            dvc_add("m.json", '{"a": 4}'),
+        ),
+        targets=("m.json",),
+    ),
+    Scenario(
+        "dvc.yaml inside an output folder",
+        ISSUE + "DVC does not read DVC files inside a folder that is an output",
+        (
+            {
+                **dvc_add("data", {"dvc.yaml": _declared("x.json"), "x.json": '{"a": 1}'}),
+                "dvc.yaml": _declared("m.json"),
+                "m.json": '{"b": 1}',
+            },
+            {
+                **dvc_add("data", {"dvc.yaml": _declared("x.json"), "x.json": '{"a": 2}'}),
+                "m.json": '{"b": 2}',
+            },
+        ),
+    ),
+    Scenario(
+        "folder with dvc files inside",
+        ISSUE + "a metrics folder holding a .dvc pointer: both files are read",
+        (
+            {
+                "dvc.yaml": _declared("res"),
+                **dvc_add("res/big.json", '{"x": 1}'),
+                "res/small.json": '{"y": 1}',
+            },
+            {**dvc_add("res/big.json", '{"x": 2}'), "res/small.json": '{"y": 1}'},
+        ),
+    ),
+    Scenario(
+        "not utf-8",
+        ISSUE + "a metrics file that is not UTF-8",
+        (
+            {"dvc.yaml": _declared("m.yaml"), "m.yaml": "a: 1\n"},
+            {"m.yaml": "a: caf\udce9\n"},
+        ),
+    ),
+    Scenario(
+        "metrics outside the repository",
+        ISSUE + "a metrics path that climbs out of the repository",
+        (
+            {"dvc.yaml": _declared("m.json"), "m.json": '{"a": 1}'},
+            {"dvc.yaml": yaml.safe_dump({"metrics": ["m.json", "../outside.json"]})},
+        ),
+    ),
+    Scenario(
+        "dvcignore",
+        ISSUE + "a dvc.yaml in a folder that .dvcignore lists is not read",
+        (
+            {
+                ".dvcignore": "scratch/\n",
+                "scratch/dvc.yaml": _declared("s.json"),
+                "scratch/s.json": '{"a": 1}',
+                "dvc.yaml": _declared("m.json"),
+                "m.json": '{"b": 1}',
+            },
+            {"scratch/s.json": '{"a": 2}', "m.json": '{"b": 2}'},
+        ),
+    ),
+    Scenario(
+        "subrepo",
+        ISSUE + "a folder with its own .dvc/ is another DVC project",
+        (
+            {
+                "sub/.dvc/config": "",
+                "sub/dvc.yaml": _declared("s.json"),
+                "sub/s.json": '{"a": 1}',
+                "dvc.yaml": _declared("m.json"),
+                "m.json": '{"b": 1}',
+            },
+            {"sub/s.json": '{"a": 2}', "m.json": '{"b": 2}'},
+        ),
+    ),
+    Scenario(
+        "python metrics file",
+        ISSUE + "a .py metrics file, which DVC reads as Python assignments",
+        (
+            {"dvc.yaml": _declared("m.py"), "m.py": "acc = 0.5\n"},
+            {"m.py": "acc = 0.6\n"},
+        ),
+    ),
+)
+
+SCENARIOS = SCENARIOS + MORE_SCENARIOS

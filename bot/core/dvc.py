@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import posixpath
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -398,6 +399,65 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _python_value(node: ast.expr) -> Any:
+    if isinstance(node, ast.Dict):
+        return {
+            ast.literal_eval(k): ast.literal_eval(v)
+            for k, v in zip(node.keys, node.values, strict=True)
+            if k is not None
+        }
+    if isinstance(node, ast.List):
+        return [ast.literal_eval(v) for v in node.elts]
+    if isinstance(node, ast.Set):
+        return {ast.literal_eval(v) for v in node.elts}
+    if isinstance(node, ast.Tuple):
+        return tuple(ast.literal_eval(v) for v in node.elts)
+    return ast.literal_eval(node)
+
+
+def _python_name(target: ast.expr, self_only: bool) -> str:
+    if isinstance(target, ast.Name) and not self_only:
+        return target.id
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    raise AttributeError(target)
+
+
+def _python_body(body: Sequence[ast.stmt], self_only: bool = False) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for statement in body:
+        try:
+            if isinstance(statement, ast.Assign | ast.AnnAssign):
+                targets = (
+                    [statement.target]
+                    if isinstance(statement, ast.AnnAssign)
+                    else statement.targets
+                )
+                if len(targets) != 1 or statement.value is None:
+                    raise AttributeError(targets)
+                result[_python_name(targets[0], self_only)] = _python_value(statement.value)
+            elif isinstance(statement, ast.ClassDef):
+                result[statement.name] = _python_body(statement.body)
+            elif isinstance(statement, ast.FunctionDef) and statement.name == "__init__":
+                result.update(_python_body(statement.body, self_only=True))
+        except (ValueError, AttributeError, TypeError):
+            continue  # not a literal: DVC skips it too
+    return result
+
+
+def load_python_literals(text: str) -> dict[str, Any]:
+    """The literal assignments of a Python file, as DVC reads `.py` params and metrics.
+
+    Nothing is executed: module-level `name = literal`, class bodies as nested mappings and
+    `self.name = literal` in `__init__` (`dvc/utils/serialize/_py.py`); raises SyntaxError.
+    """
+    return _python_body(ast.parse(text).body)
+
+
 def load_params_data(content: str | bytes, path: str) -> Any:
     """A params file parsed as it is written (YAML, JSON or TOML by extension); None if empty."""
     # DVC picks the parser by extension and falls back to YAML (dvc/utils/serialize LOADERS).
@@ -407,12 +467,14 @@ def load_params_data(content: str | bytes, path: str) -> Any:
             data: Any = json.loads(_text(content))
         elif ext == ".toml":
             data = tomllib.loads(_text(content))
+        elif ext == ".py":
+            data = load_python_literals(_text(content))
         else:
             data = load_yaml(content)
     except UnicodeDecodeError as exc:
         raise DvcFileError(path, f"not UTF-8 text ({exc.reason})") from exc
-    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
-        kind = ext.lstrip(".").upper() if ext in (".json", ".toml") else "YAML"
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # JSON and TOML errors too
+        kind = {".json": "JSON", ".toml": "TOML", ".py": "Python"}.get(ext, "YAML")
         raise DvcFileError(path, f"invalid {kind}: {_one_line(str(exc))}") from exc
     return data
 

@@ -163,8 +163,6 @@ class Context:
 
     def resolve_str(self, text: str, dvc_yaml: str, where: str, key: str | None = None) -> Any:
         matches = list(_TEMPLATE.finditer(text))
-        if not matches:
-            return text
         if len(matches) == 1 and matches[0].group(0) == text:
             # "${flag}" alone keeps the value's type: a bool stays a bool, a list a list.
             value = self.select(matches[0]["inner"], dvc_yaml, where)

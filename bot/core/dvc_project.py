@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,17 @@ _STAGE_KEYS = frozenset(
         "outs",
         "metrics",
         "plots",
+    }
+)
+# Keys a `.dvc` file and each of its outputs may hold (SINGLE_STAGE_SCHEMA, output.SCHEMA).
+_SINGLE_STAGE_KEYS = frozenset(
+    {"md5", "wdir", "deps", "outs", "locked", "frozen", "meta", "always_changed", "desc"}
+)
+_OUT_KEYS = frozenset(
+    {
+        *("md5", "checksum", "etag", "size", "nfiles", "isexec", "version_id", "path"),
+        *("persist", "cloud", "hash", "desc", "type", "labels", "meta", "cache", "remote"),
+        *("push", "files", "fs_config"),
     }
 )
 # Folders DVC never looks into (`DvcIgnoreFilter`'s defaults).
@@ -97,6 +109,8 @@ class MetricsLayout:
     outputs: Mapping[str, TrackedOutput] = field(default_factory=dict)
     dvc_files: tuple[str, ...] = ()
     failure: DvcFileError | None = None
+    # Committed paths `.dvcignore` hides: never DVC files, never found in a folder.
+    ignored: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------------------- finding files
@@ -122,11 +136,118 @@ def _subrepos(listing: Iterable[str]) -> set[str]:
     return found
 
 
-def dvc_files(listing: Sequence[str]) -> list[str]:
+def _glob(segment: str) -> str:
+    """One path segment of a gitignore pattern as a regular expression."""
+    out = []
+    index = 0
+    while index < len(segment):
+        char = segment[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "\\" and index + 1 < len(segment):
+            index += 1
+            out.append(re.escape(segment[index]))
+        elif char == "[" and "]" in segment[index + 2 :]:
+            end = segment.index("]", index + 2)
+            body = segment[index + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append(f"[{body}]")
+            index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _IgnoreRule:
+    base: str  # the folder of the .dvcignore that holds it
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+
+
+def _ignore_rule(base: str, line: str) -> _IgnoreRule | None:
+    """A `.dvcignore` line (gitignore syntax, as DVC reads it with pathspec)."""
+    line = re.sub(r"(?<!\\)\s+$", "", line)
+    if not line or line.startswith("#"):
+        return None
+    negate = line.startswith("!")
+    if negate:
+        line = line[1:]
+    elif line.startswith(("\\#", "\\!")):
+        line = line[1:]
+    dir_only = line.endswith("/")
+    line = line.rstrip("/")
+    if not line:
+        return None
+    # A slash before the end anchors the pattern to its folder; else it matches at any depth.
+    segments = line.lstrip("/").split("/")
+    if "/" not in line:
+        segments = ["**", *segments]
+    parts = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "**":
+            parts.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            parts.append(_glob(segment) + ("" if last else "/"))
+    return _IgnoreRule(base, re.compile("".join(parts)), negate, dir_only)
+
+
+def ignored_paths(read: Callable[[str], bytes | None], listing: Sequence[str]) -> frozenset[str]:
+    """Committed paths that `.dvcignore` files hide from DVC (a hidden folder hides all below).
+
+    As in git, a file cannot be brought back by `!` once a folder above it is hidden.
+    """
+    rules: list[_IgnoreRule] = []
+    for path in sorted(
+        (p for p in listing if posixpath.basename(p) == ".dvcignore"), key=_walk_key
+    ):
+        content = read(path)
+        if content is None:
+            continue
+        base = posixpath.dirname(path)
+        for line in content.decode("utf-8", "replace").splitlines():
+            rule = _ignore_rule(base, line)
+            if rule is not None:
+                rules.append(rule)
+    if not rules:
+        return frozenset()
+    verdicts: dict[tuple[str, bool], bool] = {}
+
+    def hidden(candidate: str, is_dir: bool) -> bool:
+        key = (candidate, is_dir)
+        if key not in verdicts:
+            verdict = False
+            for rule in rules:
+                if rule.dir_only and not is_dir or not _under(candidate, rule.base):
+                    continue
+                relative = candidate[len(rule.base) + 1 :] if rule.base else candidate
+                if relative and rule.regex.fullmatch(relative):
+                    verdict = not rule.negate
+            verdicts[key] = verdict
+        return verdicts[key]
+
+    found = set()
+    for path in listing:
+        parts = path.split("/")
+        folders = ["/".join(parts[:n]) for n in range(1, len(parts))]
+        if any(hidden(folder, True) for folder in folders) or hidden(path, False):
+            found.add(path)
+    return frozenset(found)
+
+
+def dvc_files(listing: Sequence[str], ignored: frozenset[str] = frozenset()) -> list[str]:
     """The `dvc.yaml` and `*.dvc` files DVC would load, in the order it walks to them."""
     subrepos = _subrepos(listing)
     found = []
     for path in listing:
+        if path in ignored:
+            continue
         parts = path.split("/")
         if any(p in _SKIPPED_DIRS for p in parts[:-1]):
             continue
@@ -142,7 +263,9 @@ def dvc_files(listing: Sequence[str]) -> list[str]:
 
 
 def _join(folder: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(folder, path))
+    # DVC resolves paths under its filesystem's root "/", where `..` stops: a path that
+    # climbs out of the repository lands back at its root ("../m.json" reads m.json).
+    return posixpath.normpath("/" + posixpath.join(folder, path)).lstrip("/") or "."
 
 
 def _load(content: bytes, path: str) -> Any:
@@ -159,11 +282,20 @@ def _digest(entry: Mapping[str, Any]) -> tuple[str | None, bool]:
     return (str(md5) if md5 is not None else None), entry.get("hash") != "md5"
 
 
-def _single_stage_outputs(content: bytes, path: str) -> tuple[list[TrackedOutput], list[str]]:
-    """Outputs of a `.dvc` file, and those it marks `metric: true` (DVC 1's single stages)."""
+def _extra_keys(data: Mapping[Any, Any], allowed: frozenset[str], path: str, where: str) -> None:
+    extra = sorted(str(k) for k in data if k not in allowed)
+    if extra:
+        raise DvcFileError(
+            path, f"{where}validation failed: extra keys not allowed: {', '.join(extra)}"
+        )
+
+
+def _single_stage_outputs(content: bytes, path: str) -> list[TrackedOutput]:
+    """Outputs of a `.dvc` file, checked against DVC's schema for it."""
     data = _load(content, path)
     if not isinstance(data, Mapping):
-        raise DvcFileError(path, "expected a mapping with `outs:`")
+        raise DvcFileError(path, "validation failed: expected a mapping with `outs:`")
+    _extra_keys(data, _SINGLE_STAGE_KEYS, path, "")
     folder = posixpath.dirname(path)
     wdir = data.get("wdir")
     if isinstance(wdir, str):
@@ -172,17 +304,15 @@ def _single_stage_outputs(content: bytes, path: str) -> tuple[list[TrackedOutput
     if not isinstance(outs, list):
         raise DvcFileError(path, "`outs:` must be a list")
     found: list[TrackedOutput] = []
-    metrics: list[str] = []
     for entry in outs:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
-            raise DvcFileError(path, "each of `outs:` needs a `path`")
+            raise DvcFileError(path, "validation failed: each of `outs:` needs a `path`")
+        # DVC 3 has no `metric: true` here any more: such a file fails validation.
+        _extra_keys(entry, _OUT_KEYS, path, "outs: ")
         md5, legacy = _digest(entry)
         cached = entry.get("cache", True) is not False
-        out = TrackedOutput(_join(folder, entry["path"]), cached, md5, legacy)
-        found.append(out)
-        if entry.get("metric"):
-            metrics.append(out.path)
-    return found, metrics
+        found.append(TrackedOutput(_join(folder, entry["path"]), cached, md5, legacy))
+    return found
 
 
 def _check_schema(data: Mapping[str, Any], path: str) -> None:
@@ -294,8 +424,10 @@ def load_layout(files: RevisionFiles) -> MetricsLayout:
     As in DVC, DVC files inside a folder that an earlier file declares as an output are
     not read. Without a listing, the root dvc.yaml alone is read.
     """
+    ignored = frozenset[str]()
     if files.listing is not None:
-        candidates = dvc_files(files.listing)
+        ignored = ignored_paths(files.read, files.listing)
+        candidates = dvc_files(files.listing, ignored)
     else:
         candidates = [PROJECT_FILE] if files.read(PROJECT_FILE) is not None else []
     outputs: dict[str, TrackedOutput] = {}
@@ -313,15 +445,15 @@ def load_layout(files: RevisionFiles) -> MetricsLayout:
                 outs, metrics, top = _pipeline(files.read, content, path)
                 top_metrics.extend(top)
             else:
-                outs, metrics = _single_stage_outputs(content, path)
+                outs, metrics = _single_stage_outputs(content, path), []
             stage_metrics.extend(metrics)
             for out in outs:
                 outputs.setdefault(out.path, out)
             loaded.append(path)
     except DvcFileError as exc:
-        return MetricsLayout(dvc_files=tuple(loaded), failure=exc)
+        return MetricsLayout(dvc_files=tuple(loaded), failure=exc, ignored=ignored)
     declared = list(dict.fromkeys(stage_metrics + top_metrics))
-    return MetricsLayout(tuple(declared), outputs, tuple(loaded))
+    return MetricsLayout(tuple(declared), outputs, tuple(loaded), ignored=ignored)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -375,7 +507,7 @@ def _expand_one(files: RevisionFiles, layout: MetricsLayout, path: str) -> list[
         return [path]
     found: list[str] = []
     prefix = "" if path in ("", ".") else path + "/"
-    found.extend(p for p in files.listing or () if p.startswith(prefix))
+    found.extend(p for p in files.listing or () if p.startswith(prefix) and p not in layout.ignored)
     for out in layout.outputs.values():
         inside = out.path.startswith(prefix)
         if not (inside or (out.is_dir and _under(path, out.path))):

@@ -14,7 +14,7 @@ from typing import Any, NotRequired, TypedDict
 
 import yaml
 
-from bot.core.dvc import compose_yaml, load_yaml
+from bot.core.dvc import compose_yaml, load_python_literals, load_yaml
 from bot.errors import MetricsFileError
 
 # What survives DVC's `_extract_metrics`: numbers (bool included, it is an int) and strings.
@@ -33,7 +33,7 @@ class MetricDiff(TypedDict):
 def _format_of(path: str) -> str:
     # DVC chooses the loader by extension and falls back to YAML (dvc/utils/serialize LOADERS).
     ext = posixpath.splitext(path)[1].lower()
-    return {".json": "json", ".toml": "toml"}.get(ext, "yaml")
+    return {".json": "json", ".toml": "toml", ".py": "python"}.get(ext, "yaml")
 
 
 def _text(content: str | bytes, path: str) -> str:
@@ -112,11 +112,14 @@ def parse_metrics(content: str | bytes, path: str) -> dict[str, MetricValue]:
             data: Any = json.loads(text)
         elif kind == "toml":
             data = tomllib.loads(text)
+        elif kind == "python":
+            data = load_python_literals(text)
         else:
             data = load_yaml(text)
-    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # JSON and TOML errors too
         reason = " ".join(str(exc).split())
-        raise MetricsFileError(path, f"invalid {kind.upper()}: {reason}") from exc
+        name = "Python" if kind == "python" else kind.upper()
+        raise MetricsFileError(path, f"invalid {name}: {reason}") from exc
     return flatten_metrics(data, path)
 
 
