@@ -51,10 +51,14 @@ class Scenario:
     drop_cache: bool = False
     no_commits: bool = False
     branch: str | None = None  # the last commit goes on this new branch
+    # The cache moves to a DVC remote (`.dvc/remote-store`, the default remote) instead.
+    remote: bool = False
     # Why mlgate's output differs from DVC's on purpose (see docs/dvc-fidelity.md), and
     # what mlgate prints instead; None when it must be DVC's own output.
     deliberate: str | None = None
     mlgate_json: object = field(default=None)
+    mlgate_failed: tuple[str, ...] = ()
+    mlgate_exit: int = 0
 
 
 # ---------------------------------------------------------------------------- DVC files
@@ -186,12 +190,20 @@ def _write(path: Path, content: str | Mapping[str, str]) -> None:
         _write(path / relative, text)
 
 
+REMOTE_CONFIG = """[core]
+    remote = storage
+['remote "storage"']
+    url = remote-store
+"""
+
+
 def _config(scenario: Scenario) -> dict[str, str]:
+    files = {".dvc/config": REMOTE_CONFIG} if scenario.remote else {}
     # mlgate's stand-in for `--targets`: `metrics.files`, read at the base. DVC ignores it.
-    if not scenario.targets:
-        return {}
-    config = {"version": 1, "metrics": {"files": list(scenario.targets)}}
-    return {".github/mlgate.yml": yaml.safe_dump(config, sort_keys=False)}
+    if scenario.targets:
+        config = {"version": 1, "metrics": {"files": list(scenario.targets)}}
+        files[".github/mlgate.yml"] = yaml.safe_dump(config, sort_keys=False)
+    return files
 
 
 def build(scenario: Scenario, repo: Path) -> None:
@@ -222,6 +234,8 @@ def build(scenario: Scenario, repo: Path) -> None:
                 _write(path, content)
                 git(repo, "add", "--force", "--", name)
         git(repo, "commit", "--quiet", "--allow-empty", "--message", f"commit {index}")
+    if scenario.remote:
+        shutil.move(repo / ".dvc" / "cache", repo / ".dvc" / "remote-store")
     if scenario.drop_cache:
         shutil.rmtree(repo / ".dvc" / "cache", ignore_errors=True)
 
@@ -1233,4 +1247,43 @@ MORE_SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
-SCENARIOS = SCENARIOS + MORE_SCENARIOS
+CACHED_DIRS = (
+    {
+        **dvc_add("dir", {"metrics.yaml": "foo: 1\nbar: 10"}),
+        "dvc.yaml": yaml.safe_dump({"metrics": ["dir/metrics.yaml"]}),
+    },
+    dvc_add("dir", {"metrics.yaml": "foo: 3\nbar: 10"}),
+)
+
+DELIBERATE: tuple[Scenario, ...] = (
+    Scenario(
+        "test_cached_metrics[remote only]",
+        SHOW + "test_cached_metrics (the data only in a DVC remote)",
+        CACHED_DIRS,
+        # DVC 3.67 reads a remote for the workspace only; between commits neither tool does.
+        remote=True,
+    ),
+    Scenario(
+        "nested and dotted key clash",
+        ISSUE + "a file with both {a: {b}} and a.b, which DVC cannot flatten",
+        (
+            {"dvc.yaml": _declared("m.json"), "m.json": '{"a": {"b": 1}}'},
+            {"m.json": '{"a": {"b": 1}, "a.b": 2}'},
+        ),
+        deliberate="DVC stops with `unexpected error - duplicated key`; mlgate reads the file "
+        "as broken (null) and names the key",
+        mlgate_json={"m.json": {"a.b": {"old": 1, "new": None}}},
+        mlgate_failed=("HEAD",),
+    ),
+    Scenario(
+        "unknown revision",
+        ISSUE + "a base that names no commit",
+        ({"README": "x\n"},),
+        base="no-such-branch",
+        deliberate="a usage error exits 2 with git's words, where DVC exits 255",
+        mlgate_json=None,
+        mlgate_exit=2,
+    ),
+)
+
+SCENARIOS = SCENARIOS + MORE_SCENARIOS + DELIBERATE
