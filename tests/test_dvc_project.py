@@ -92,9 +92,15 @@ def test_every_dvc_yaml_counts_with_a_listing_and_only_the_root_one_without() ->
 
 
 def test_a_broken_dvc_yaml_fails_the_revision_naming_the_file() -> None:
-    layout = load_layout(_files({"dvc.yaml": "metrics: [m.json]\n", "x/dvc.yaml": "a: [\n"}))
+    tree = {"dvc.yaml": "metrics: [m.json]\n", "x/dvc.yaml": "a: [\n"}
+    layout = load_layout(_files(tree))
     assert isinstance(layout.failure, DvcFileError)
     assert str(layout.failure).startswith("x/dvc.yaml: invalid YAML")
+    # metrics_paths, which the bot classifies changes with, keeps its old answer instead.
+    paths = metrics_paths(
+        lambda p, _: tree[p].encode() if p in tree else None, CONFIG, "sha", lambda _: sorted(tree)
+    )
+    assert paths == ["m.json"]
 
 
 CACHED_STAGE = {

@@ -11,6 +11,7 @@ from bot.core import dvc, gates
 from bot.core.config import ReadAt, RepoConfig
 from bot.core.dvc_project import (
     MISSING,
+    PROJECT_FILE,
     MetricsLayout,
     RevisionFiles,
     expand,
@@ -119,14 +120,18 @@ def metrics_paths(
 
     `${…}` templates are filled from that revision's params. With `list_files` (every file
     path at a revision) every dvc.yaml and `.dvc` file is read and folders are expanded;
-    without it, the root dvc.yaml alone. Raises `DvcFileError` when the DVC files do not load.
+    without it, the root dvc.yaml alone. When the DVC files do not load, the root dvc.yaml's
+    plainly written paths are returned; `DvcFileError` only when that file itself is broken.
     """
     if config.metrics.files:
         return list(config.metrics.files)
     files = _files_at(read, rev, list_files, None)
     layout = load_layout(files)
     if layout.failure is not None:
-        raise layout.failure
+        # Callers classify changed paths with this before any error can be shown: keep to
+        # what a broken revision always gave them rather than fail there.
+        root = files.read(PROJECT_FILE)
+        return dvc.metrics_files(root) if root is not None else []
     return expand(files, layout, layout.declared)
 
 
@@ -226,8 +231,13 @@ def compare_revisions_metrics(
             raise
         data, params = [], []
         notes.append(f"Data and parameter changes are not shown: {exc}")
-    base_read = revision_metrics(_files_at(read, base, list_files, cache), config)
-    if not tolerant and baseline is None:
+    # Stored base metrics spare reading the base (API calls, for the bot).
+    base_read = (
+        RevisionMetrics()
+        if baseline
+        else revision_metrics(_files_at(read, base, list_files, cache), config)
+    )
+    if not tolerant:
         _raise_broken(base_read)
     old = baseline or base_read.metrics
     noise: dict[str, Stat] | None = None
@@ -249,8 +259,7 @@ def compare_revisions_metrics(
     else:
         new = head_read.metrics
         notes.extend(_notes("head", head, head_read))
-    if baseline is None:
-        notes = _notes("base", base, base_read) + notes
+    notes = _notes("base", base, base_read) + notes
     evaluation = Evaluation(
         head_sha=head,
         base_sha=base,
