@@ -85,3 +85,29 @@ def test_a_dvc_yaml_that_does_not_load_names_the_revision_and_file(tmp_path: Pat
     build(scenario, tmp_path)
     _, _, _, stderr = run_report(scenario, tmp_path)
     assert "WARNING: HEAD: its DVC files do not load, so no metrics are read: dvc.yaml: " in stderr
+
+
+def test_the_cache_folder_set_in_dvc_config_local_is_the_one_read(tmp_path: Path) -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "directory[tracked by dvc add]")
+    build(scenario, tmp_path)
+    elsewhere = tmp_path.parent / "shared-cache"
+    (tmp_path / ".dvc" / "cache").rename(elsewhere)
+    assert run_report(scenario, tmp_path)[1] == ["HEAD~1", "HEAD"]  # nothing in .dvc/cache
+    # DVC resolves a relative `cache.dir` against `.dvc/`, where the config lives.
+    (tmp_path / ".dvc" / "config.local").write_text("[cache]\n    dir = ../../shared-cache\n")
+    printed, failed, _, stderr = run_report(scenario, tmp_path)
+    assert failed == [], stderr
+    assert canonical(printed) == canonical(GOLDENS["scenarios"][scenario.name]["json"])
+
+
+def test_the_markdown_report_names_each_metrics_file_it_could_not_read(tmp_path: Path) -> None:
+    scenario = next(s for s in SCENARIOS if s.name == "test_missing_cache")
+    build(scenario, tmp_path)
+    result = CliRunner().invoke(main, ["report", "--repo", str(tmp_path), "--base", "HEAD~1"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "> At the head (" in result.stdout
+        and "): metrics2.yaml is in DVC's cache, not in git, and the local DVC cache has no "
+        "copy of it (md5 "
+        in result.stdout
+    )
