@@ -204,6 +204,15 @@ def test_a_template_that_cannot_be_filled_fails_the_file(text: str, reason: str)
     assert failure is not None and reason in str(failure)
 
 
+def test_a_matrix_that_multiplies_out_past_the_cap_fails_the_file_instead_of_the_worker() -> None:
+    ten = list(range(10))
+    definition = {"s": {"matrix": {k: ten for k in "abcde"}, "cmd": "x"}}
+    with pytest.raises(
+        DvcFileError, match=r"generates 100,000 stages; mlgate reads at most 10,000"
+    ):
+        resolve_stages(lambda _: None, Context(), definition, "dvc.yaml")
+
+
 def test_a_list_cannot_be_written_into_a_stage_path() -> None:
     definition = {"s": {"cmd": "x", "metrics": ["${files}"]}}
     with pytest.raises(DvcFileError, match="Cannot interpolate data of type 'list'"):

@@ -22,6 +22,9 @@ _TEMPLATE = re.compile(r"(?<!\\)\$\{(?P<inner>.*?)\}")
 _EXPRESSION = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[[^.\[\]]+\])*")
 _PRIMITIVES = (int, float, str, bytes, bool)  # PRIMITIVES in context.py
 DEFAULT_PARAMS_FILE = "params.yaml"
+# A dvc.yaml comes from an untrusted PR head: a `matrix` of a few lists multiplies out, so the
+# stages one file may generate are capped (DVC has no cap; no real pipeline comes near it).
+MAX_GENERATED_STAGES = 10_000
 
 Reader = Callable[[str], bytes | None]
 
@@ -239,10 +242,18 @@ def _matrix_items(matrix: Any, dvc_yaml: str, where: str) -> list[tuple[str, dic
     if not isinstance(matrix, Mapping):
         raise DvcFileError(dvc_yaml, f"'{where}' must map names to lists")
     lists: list[list[tuple[int, Any]]] = []
+    count = 1
     for name, values in matrix.items():
         if not isinstance(values, list):
             raise DvcFileError(dvc_yaml, f"'{where}.{name}' must be a list")
         lists.append(list(enumerate(values)))
+        count *= len(values)
+    if count > MAX_GENERATED_STAGES:
+        raise DvcFileError(
+            dvc_yaml,
+            f"'{where}' generates {count:,} stages; mlgate reads at most "
+            f"{MAX_GENERATED_STAGES:,} per stage",
+        )
     items: list[tuple[str, dict[str, Any]]] = []
     for combination in itertools.product(*lists):
         item = {}
