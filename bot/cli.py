@@ -205,7 +205,9 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
     Reads committed files only: uncommitted changes are not read (commit them first). The
     changed paths are `git diff BASE...HEAD`, as on a pull request; the configuration is
     .github/mlgate.yml at BASE (defaults when absent), as the bot reads it from the default
-    branch. Committed metrics files are compared; nothing is run.
+    branch. Committed metrics files are compared; nothing is run. Metrics are found as DVC
+    finds them at each revision (every dvc.yaml and .dvc file, `${...}` templates, folders);
+    those DVC keeps in its cache are read from the local cache (.dvc/cache).
 
     \b
     --md (default)  the Markdown comment the bot would post
@@ -221,35 +223,50 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
                                "old"/"new": {"hash", "size", "nfiles"} or null}],
                      "params": [{"file", "key", "old", "new"}]}
 
+    A metrics file or dvc.yaml that does not load counts as missing, as in DVC: its values
+    are null, and stderr names the revisions and says why. In a repository with no commit
+    yet, --json prints {} as DVC does.
+
     \b
-    Exit status: 0; 1 when a quality gate fails (or a committed metrics or DVC
-    file does not parse); 2 for a usage error (bad revision, not a git
-    repository, invalid configuration).
+    Exit status: 0; 1 when a quality gate fails; 2 for a usage error (bad
+    revision, not a git repository, invalid configuration).
     """
     from bot.core.report import render_comment, report_json, report_verdict
     from bot.errors import LocalGitError, RepoConfigError
-    from bot.runs.local_git import GitRepo, compare_revisions
+    from bot.runs.local_git import GitRepo, compare_local
 
     if output != "json" and (full or all_metrics):
         raise click.UsageError("--full and --all apply to --json only")
     try:
         with GitRepo.open(repo) as git:
-            evaluation = compare_revisions(git, base, head)
+            if output == "json" and not full and not git.has_commits():
+                # `dvc metrics diff` in a repository without commits (dvc/repo/metrics/diff.py).
+                click.echo("{}")
+                return
+            local = compare_local(git, base, head)
     except LocalGitError as exc:
         raise _ReportUsageError(str(exc)) from exc
     except RepoConfigError as exc:
         lines = "\n".join(exc.problems)
         raise _ReportUsageError(f"invalid configuration at {base}:\n{lines}") from exc
+    evaluation = local.evaluation
     state = report_verdict(evaluation)
     if output == "md":
         click.echo(render_comment(evaluation))
-    elif evaluation.error is not None:
-        click.echo(f"Error: {evaluation.error}", err=True)
     else:
         # As DVC's `ui.write_json`: indented on a terminal, one line when piped.
         indent = 2 if sys.stdout.isatty() else None
         data = report_json(evaluation, all=all_metrics, full=full)
         click.echo(json.dumps(data, indent=indent, default=str))
+        for message in local.messages:
+            click.echo(f"WARNING: {message}", err=True)
+        if local.failed:
+            # The shape of DVC's own line (dvc/commands/metrics.py), revisions as given.
+            click.echo(
+                "mlgate failed to load some metrics for following revisions: "
+                f"'{', '.join(local.failed)}'.",
+                err=True,
+            )
     if state in ("failed", "error"):
         sys.exit(1)
 

@@ -90,6 +90,15 @@ class FileLimitExceeded(MlgateError):
     """
 
 
+class MetricsNotInGit(MetricsFileError):
+    """A metrics file kept in DVC's cache, not in git, that the reader cannot reach there."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        # Reads as one sentence: "metrics.yaml is in DVC's cache, not in git: …".
+        self.args = (f"{path} {reason}",)
+
+
 class RunnerError(MlgateError):
     """The local runner could not prepare a checkout or an environment for a command."""
 

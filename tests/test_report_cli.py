@@ -196,15 +196,26 @@ def test_a_branch_that_changes_nothing_relevant_is_reported_as_skipped(repo: Pat
     assert json.loads(report(repo, "--base", "main", "--json").stdout) == {}
 
 
-def test_a_broken_metrics_file_fails_with_the_file_and_the_reason(repo: Path) -> None:
+def test_a_broken_metrics_file_reads_as_null_like_dvc_with_the_reason_on_stderr(
+    repo: Path,
+) -> None:
     commit(repo, {"metrics.json": '{"accuracy": 0.9,'}, "truncated metrics")
     as_json = report(repo, "--base", "main", "--json")
+    # `dvc metrics diff main HEAD --json` (DVC 3.67): the file's values are null at HEAD.
+    assert json.loads(as_json.stdout) == {
+        "metrics.json": {
+            "accuracy": {"old": 0.8708, "new": None},
+            "loss": {"old": 0.4419, "new": None},
+        }
+    }
+    assert "WARNING: HEAD: metrics.json: invalid JSON" in as_json.stderr
+    assert "failed to load some metrics for following revisions: 'HEAD'." in as_json.stderr
+    # The exit status is the gates': the sample gates accuracy and loss, now missing.
     assert as_json.exit_code == 1
-    assert as_json.stdout == ""
-    assert "metrics.json: invalid JSON" in as_json.stderr
     as_markdown = report(repo, "--base", "main")
     assert as_markdown.exit_code == 1
-    assert "Evaluation failed" in as_markdown.stdout
+    assert "Quality gate failed" in as_markdown.stdout
+    assert "metrics.json: invalid JSON" in as_markdown.stdout
 
 
 def test_a_bad_revision_exits_2_naming_it_and_quoting_git(repo: Path) -> None:

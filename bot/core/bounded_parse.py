@@ -226,7 +226,7 @@ def _check_toml(text: str) -> None:
             depth -= 1
 
 
-def _check_tree(data: Any) -> None:
+def check_tree(data: Any) -> None:
     """Depth and nodes of parsed data, counted as YAML composes them, without recursion."""
     nodes = 0
     stack: list[tuple[Any, int]] = [(data, 0)]  # a value and the depth of its container
@@ -249,5 +249,5 @@ def load_toml(content: str | bytes) -> Any:
     text = _text(content)
     _check_toml(text)
     data = tomllib.loads(text)
-    _check_tree(data)
+    check_tree(data)
     return data

@@ -9,8 +9,18 @@ from typing import Any
 
 from bot.core import dvc, gates
 from bot.core.config import ReadAt, RepoConfig
+from bot.core.dvc_project import (
+    MISSING,
+    PROJECT_FILE,
+    MetricsLayout,
+    RevisionFiles,
+    expand,
+    load_layout,
+    read_metrics_file,
+)
 from bot.core.evaluation_result import Evaluation
 from bot.core.metrics import MetricValue, Stat, parse_metrics
+from bot.errors import DvcFileError, MetricsFileError, MetricsNotInGit
 
 Metrics = dict[str, dict[str, MetricValue]]
 
@@ -27,12 +37,102 @@ class RunOutcome:
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
-def metrics_paths(read: ReadAt, config: RepoConfig, rev: str) -> list[str]:
-    """The configured metrics files, else those dvc.yaml declares at `rev`."""
+@dataclass(frozen=True)
+class RevisionMetrics:
+    """One revision's metrics, read as `dvc metrics show` reads them.
+
+    `metrics` holds the files that loaded; `problems` the ones that did not, by path, with
+    the reason (DVC shows their values as null); `error` says why the revision's DVC files
+    did not load at all (then nothing is read). `paths` are the files looked for and
+    `contents` the bytes of those read, for annotations.
+    """
+
+    metrics: Metrics = field(default_factory=dict)
+    problems: Mapping[str, MetricsFileError] = field(default_factory=dict)
+    error: DvcFileError | None = None
+    paths: Sequence[str] = ()
+    contents: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        """Whether DVC would list this revision as one whose metrics failed to load."""
+        return self.error is not None or bool(self.problems)
+
+    def messages(self) -> list[str]:
+        """What went wrong, one line per file (or one for the revision)."""
+        if self.error is not None:
+            return [f"its DVC files do not load, so no metrics are read: {self.error}"]
+        return [str(self.problems[path]) for path in sorted(self.problems)]
+
+
+def revision_metrics(files: RevisionFiles, config: RepoConfig) -> RevisionMetrics:
+    """Every metrics file of a revision: configured ones, else all that its DVC files declare.
+
+    Configured files play the part of `dvc metrics diff`'s targets: a committed one is read
+    even when a dvc.yaml is broken, as DVC does. Folders are expanded to their files.
+    """
+    layout = load_layout(files)
+    if config.metrics.files:
+        if layout.failure is not None:
+            # DVC cannot list folders then, and reads committed targets from git alone.
+            paths = list(config.metrics.files)
+            layout = MetricsLayout()
+        else:
+            paths = expand(files, layout, config.metrics.files)
+    elif layout.failure is not None:
+        return RevisionMetrics(error=layout.failure)
+    else:
+        paths = expand(files, layout, layout.declared)
+    found: Metrics = {}
+    problems: dict[str, MetricsFileError] = {}
+    contents: dict[str, bytes] = {}
+    for path in paths:
+        try:
+            content = read_metrics_file(files, layout, path)
+            found[path] = dict(parse_metrics(content, path))
+        except MetricsFileError as exc:
+            problems[path] = exc
+            continue
+        contents[path] = content
+    return RevisionMetrics(found, problems, None, paths, contents)
+
+
+def _files_at(
+    read: ReadAt,
+    rev: str,
+    list_files: Callable[[str], Sequence[str]] | None,
+    cache: Callable[[str], bytes | None] | None,
+) -> RevisionFiles:
+    return RevisionFiles(
+        lambda path: read(path, rev),
+        list_files(rev) if list_files is not None else None,
+        cache,
+    )
+
+
+def metrics_paths(
+    read: ReadAt,
+    config: RepoConfig,
+    rev: str,
+    list_files: Callable[[str], Sequence[str]] | None = None,
+) -> list[str]:
+    """The configured metrics files, else those the DVC files declare at `rev`.
+
+    `${…}` templates are filled from that revision's params. With `list_files` (every file
+    path at a revision) every dvc.yaml and `.dvc` file is read and folders are expanded;
+    without it, the root dvc.yaml alone. When the DVC files do not load, the root dvc.yaml's
+    plainly written paths are returned; `DvcFileError` only when that file itself is broken.
+    """
     if config.metrics.files:
         return list(config.metrics.files)
-    dvc_yaml = read("dvc.yaml", rev)
-    return dvc.metrics_files(dvc_yaml) if dvc_yaml is not None else []
+    files = _files_at(read, rev, list_files, None)
+    layout = load_layout(files)
+    if layout.failure is not None:
+        # Callers classify changed paths with this before any error can be shown: keep to
+        # what a broken revision always gave them rather than fail there.
+        root = files.read(PROJECT_FILE)
+        return dvc.metrics_files(root) if root is not None else []
+    return expand(files, layout, layout.declared)
 
 
 def read_metrics(read: Callable[[str], bytes | None], paths: Sequence[str]) -> Metrics:
@@ -75,6 +175,110 @@ def data_and_params(
     return data, dvc.diff_params(sides["base"][1], sides["head"][1])
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """An evaluation and the two revisions' metrics as read, problems included."""
+
+    evaluation: Evaluation
+    base: RevisionMetrics
+    head: RevisionMetrics
+
+
+def _notes(side: str, sha: str, metrics: RevisionMetrics) -> list[str]:
+    return [f"At the {side} ({sha[:7]}): {message}" for message in metrics.messages()]
+
+
+def _raise_broken(metrics: RevisionMetrics) -> None:
+    # The bot's long-standing rule: a committed file that does not parse fails the run with
+    # its precise message. Files that are missing or only in DVC's cache become notes.
+    if metrics.error is not None:
+        raise metrics.error
+    for path in sorted(metrics.problems):
+        problem = metrics.problems[path]
+        if not isinstance(problem, MetricsNotInGit) and problem.reason != MISSING:
+            raise problem
+
+
+def compare_revisions_metrics(
+    read: ReadAt,
+    config: RepoConfig,
+    changed: Sequence[str],
+    base: str,
+    head: str,
+    *,
+    base_ref: str = "main",
+    baseline: Mapping[str, Mapping[str, MetricValue]] | None = None,
+    measure: Callable[[], RunOutcome] | None = None,
+    list_files: Callable[[str], Sequence[str]] | None = None,
+    cache: Callable[[str], bytes | None] | None = None,
+    tolerant: bool = False,
+) -> Comparison:
+    """`compare`, keeping each revision's metrics and problems.
+
+    `tolerant` reads like `dvc metrics diff`: a file or dvc.yaml that does not load counts
+    as missing (its values null) and is named in the notes; otherwise such a file raises
+    `MetricsFileError` / `DvcFileError`, as the bot has always failed on it.
+    """
+    head_read = revision_metrics(_files_at(read, head, list_files, cache), config)
+    if not tolerant:
+        _raise_broken(head_read)
+    notes: list[str] = []
+    try:
+        # Changed DVC files are read before any evaluation runs, so a broken one fails fast.
+        data, params = data_and_params(read, changed, base, head)
+    except DvcFileError as exc:
+        if not tolerant:
+            raise
+        data, params = [], []
+        notes.append(f"Data and parameter changes are not shown: {exc}")
+    # Stored base metrics spare reading the base (API calls, for the bot).
+    base_read = (
+        RevisionMetrics()
+        if baseline
+        else revision_metrics(_files_at(read, base, list_files, cache), config)
+    )
+    if not tolerant:
+        _raise_broken(base_read)
+    old = baseline or base_read.metrics
+    noise: dict[str, Stat] | None = None
+    log_tail = ""
+    sources: Mapping[str, str] | None = None
+    if measure is not None:
+        outcome = measure()
+        if outcome.failure is not None:
+            evaluation = Evaluation(
+                head_sha=head,
+                base_sha=base,
+                log_tail=outcome.log_tail,
+                base_ref=base_ref,
+                error=outcome.failure,
+            )
+            return Comparison(evaluation, base_read, head_read)
+        new, noise, log_tail = outcome.metrics, outcome.noise, outcome.log_tail
+        sources = outcome.sources
+    else:
+        new = head_read.metrics
+        notes.extend(_notes("head", head, head_read))
+    notes = _notes("base", base, base_read) + notes
+    evaluation = Evaluation(
+        head_sha=head,
+        base_sha=base,
+        old=old,
+        new=new,
+        gates=gates.evaluate_gates(config.gates, old, new, noise),
+        data_changes=data,
+        param_changes=params,
+        noise=noise,
+        log_tail=log_tail,
+        notes=notes,
+        base_ref=base_ref,
+        sources=sources
+        if sources is not None
+        else {p: c.decode("utf-8", "replace") for p, c in head_read.contents.items() if p in new},
+    )
+    return Comparison(evaluation, base_read, head_read)
+
+
 def compare(
     read: ReadAt,
     config: RepoConfig,
@@ -85,48 +289,29 @@ def compare(
     base_ref: str = "main",
     baseline: Mapping[str, Mapping[str, MetricValue]] | None = None,
     measure: Callable[[], RunOutcome] | None = None,
+    list_files: Callable[[str], Sequence[str]] | None = None,
+    cache: Callable[[str], bytes | None] | None = None,
 ) -> Evaluation:
     """Base and head metrics, data and parameter changes, gates: the evaluation to show.
 
-    Metrics are read from the files at each revision; `baseline` (stored base metrics)
-    replaces the base's files, and `measure` (running the evaluation) the head's. A failed
-    `measure` gives an evaluation carrying only its error and log. `DvcFileError` and
-    `MetricsFileError` say which committed file is broken.
+    Metrics are read from the files at each revision, each with its own DVC files (see
+    `revision_metrics`); `baseline` (stored base metrics) replaces the base's files, and
+    `measure` (running the evaluation) the head's. `list_files(rev)`, every file path at a
+    revision (on GitHub: the Git trees API, `GET /repos/{o}/{r}/git/trees/{sha}?recursive=1`),
+    lets every dvc.yaml count, not only the root one. Metrics files only in DVC's cache,
+    or missing, are named in the notes. A failed `measure` gives an evaluation carrying
+    only its error and log. `DvcFileError` and `MetricsFileError` say which committed file
+    is broken.
     """
-    head_paths = metrics_paths(read, config, head)
-    # Changed DVC files are read before any evaluation runs, so a broken one fails fast.
-    data, params = data_and_params(read, changed, base, head)
-    base_paths = sorted(set(metrics_paths(read, config, base)) | set(head_paths))
-    old = baseline or read_metrics(lambda p: read(p, base), base_paths)
-    noise: dict[str, Stat] | None = None
-    log_tail = ""
-    sources: Mapping[str, str] | None = None
-    if measure is not None:
-        outcome = measure()
-        if outcome.failure is not None:
-            return Evaluation(
-                head_sha=head,
-                base_sha=base,
-                log_tail=outcome.log_tail,
-                base_ref=base_ref,
-                error=outcome.failure,
-            )
-        new, noise, log_tail = outcome.metrics, outcome.noise, outcome.log_tail
-        sources = outcome.sources
-    else:
-        new = read_metrics(lambda p: read(p, head), head_paths)
-    return Evaluation(
-        head_sha=head,
-        base_sha=base,
-        old=old,
-        new=new,
-        gates=gates.evaluate_gates(config.gates, old, new, noise),
-        data_changes=data,
-        param_changes=params,
-        noise=noise,
-        log_tail=log_tail,
+    return compare_revisions_metrics(
+        read,
+        config,
+        changed,
+        base,
+        head,
         base_ref=base_ref,
-        sources=sources
-        if sources is not None
-        else {p: c.decode("utf-8", "replace") for p in new if (c := read(p, head))},
-    )
+        baseline=baseline,
+        measure=measure,
+        list_files=list_files,
+        cache=cache,
+    ).evaluation

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +30,25 @@ class _Yaml12Loader(yaml.SafeLoader):
     which follows YAML 1.2: `1e-3` is a float and `yes`/`no`/`on`/`off` are strings. PyYAML
     follows YAML 1.1 and would read `1e-3` as the string "1e-3" (treeverse/dvc#5971).
     """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # ruamel.yaml refuses a key written twice in one mapping (`allow_duplicate_keys` is
+        # off), so DVC reads such a file as corrupted; PyYAML would keep the last value.
+        # Keys a `<<` merge brings in may be overridden, so only the node's own are checked.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _YAML_TAG + "merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -382,8 +402,74 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
-    """All parameters of a params file (YAML, JSON or TOML by extension), flattened with `.`."""
+def _python_value(node: ast.expr) -> Any:
+    if isinstance(node, ast.Dict):
+        return {
+            ast.literal_eval(k): ast.literal_eval(v)
+            for k, v in zip(node.keys, node.values, strict=True)
+            if k is not None
+        }
+    if isinstance(node, ast.List):
+        return [ast.literal_eval(v) for v in node.elts]
+    if isinstance(node, ast.Set):
+        return {ast.literal_eval(v) for v in node.elts}
+    if isinstance(node, ast.Tuple):
+        return tuple(ast.literal_eval(v) for v in node.elts)
+    return ast.literal_eval(node)
+
+
+def _python_name(target: ast.expr, self_only: bool) -> str:
+    if isinstance(target, ast.Name) and not self_only:
+        return target.id
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    raise AttributeError(target)
+
+
+def _python_body(body: Sequence[ast.stmt], self_only: bool = False) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for statement in body:
+        try:
+            if isinstance(statement, ast.Assign | ast.AnnAssign):
+                targets = (
+                    [statement.target]
+                    if isinstance(statement, ast.AnnAssign)
+                    else statement.targets
+                )
+                if len(targets) != 1 or statement.value is None:
+                    raise AttributeError(targets)
+                result[_python_name(targets[0], self_only)] = _python_value(statement.value)
+            elif isinstance(statement, ast.ClassDef):
+                result[statement.name] = _python_body(statement.body)
+            elif isinstance(statement, ast.FunctionDef) and statement.name == "__init__":
+                result.update(_python_body(statement.body, self_only=True))
+        except (ValueError, AttributeError, TypeError):
+            continue  # not a literal: DVC skips it too
+    return result
+
+
+def load_python_literals(text: str) -> dict[str, Any]:
+    """The literal assignments of a Python file, as DVC reads `.py` params and metrics.
+
+    Nothing is executed: module-level `name = literal`, class bodies as nested mappings and
+    `self.name = literal` in `__init__` (`dvc/utils/serialize/_py.py`); raises SyntaxError.
+    """
+    bounded_parse.check_size(text)
+    try:
+        tree = ast.parse(text)
+    except (RecursionError, MemoryError) as exc:  # hostile nesting: a file, not a crash
+        raise SyntaxError("nested too deeply") from exc
+    data = _python_body(tree.body)
+    bounded_parse.check_tree(data)
+    return data
+
+
+def load_params_data(content: str | bytes, path: str) -> Any:
+    """A params file parsed as it is written (YAML, JSON or TOML by extension); None if empty."""
     # DVC picks the parser by extension and falls back to YAML (dvc/utils/serialize LOADERS).
     ext = posixpath.splitext(path)[1].lower()
     try:
@@ -391,15 +477,23 @@ def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
             data: Any = bounded_parse.load_json(_text(content))
         elif ext == ".toml":
             data = bounded_parse.load_toml(_text(content))
+        elif ext == ".py":
+            data = load_python_literals(_text(content))
         else:
             data = load_yaml(content)
     except UnicodeDecodeError as exc:
         raise DvcFileError(path, f"not UTF-8 text ({exc.reason})") from exc
-    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
-        kind = ext.lstrip(".").upper() if ext in (".json", ".toml") else "YAML"
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # JSON and TOML errors too
+        kind = {".json": "JSON", ".toml": "TOML", ".py": "Python"}.get(ext, "YAML")
         raise DvcFileError(path, f"invalid {kind}: {_one_line(str(exc))}") from exc
     except FileLimitExceeded as exc:
         raise DvcFileError(path, str(exc)) from exc
+    return data
+
+
+def flatten_params(content: str | bytes, path: str) -> dict[str, ParamValue]:
+    """All parameters of a params file (YAML, JSON or TOML by extension), flattened with `.`."""
+    data = load_params_data(content, path)
     if data is None:
         return {}
     if not isinstance(data, Mapping):

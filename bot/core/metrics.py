@@ -14,7 +14,7 @@ from typing import Any, NotRequired, TypedDict
 import yaml
 
 from bot.core.bounded_parse import load_json, load_toml
-from bot.core.dvc import compose_yaml, load_yaml
+from bot.core.dvc import compose_yaml, load_python_literals, load_yaml
 from bot.errors import FileLimitExceeded, MetricsFileError
 
 # What survives DVC's `_extract_metrics`: numbers (bool included, it is an int) and strings.
@@ -33,7 +33,7 @@ class MetricDiff(TypedDict):
 def _format_of(path: str) -> str:
     # DVC chooses the loader by extension and falls back to YAML (dvc/utils/serialize LOADERS).
     ext = posixpath.splitext(path)[1].lower()
-    return {".json": "json", ".toml": "toml"}.get(ext, "yaml")
+    return {".json": "json", ".toml": "toml", ".py": "python"}.get(ext, "yaml")
 
 
 def _text(content: str | bytes, path: str) -> str:
@@ -93,19 +93,33 @@ def flatten_metrics(data: Any, path: str = "<metrics>") -> dict[str, MetricValue
 
 
 def parse_metrics(content: str | bytes, path: str) -> dict[str, MetricValue]:
-    """Read a metrics file (JSON, TOML, else YAML by extension) and flatten it like DVC."""
-    text = _text(content, path)
+    """Read a metrics file (JSON, TOML, else YAML by extension) and flatten it like DVC.
+
+    The bytes are UTF-8 as DVC reads them (`dvc/utils/serialize/_common.py`, encoding
+    "utf-8"): a byte-order mark is kept, so JSON and TOML that start with one do not parse,
+    while YAML skips it.
+    """
+    if isinstance(content, bytes):
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MetricsFileError(path, f"not UTF-8 text ({exc.reason})") from exc
+    else:
+        text = content
     kind = _format_of(path)
     try:
         if kind == "json":
             data: Any = load_json(text)
         elif kind == "toml":
             data = load_toml(text)
+        elif kind == "python":
+            data = load_python_literals(text)
         else:
             data = load_yaml(text)
-    except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError and TOMLDecodeError
+    except (ValueError, SyntaxError, yaml.YAMLError) as exc:  # JSON and TOML errors too
         reason = " ".join(str(exc).split())
-        raise MetricsFileError(path, f"invalid {kind.upper()}: {reason}") from exc
+        name = "Python" if kind == "python" else kind.upper()
+        raise MetricsFileError(path, f"invalid {name}: {reason}") from exc
     except FileLimitExceeded as exc:
         raise MetricsFileError(path, str(exc)) from exc
     return flatten_metrics(data, path)
@@ -115,6 +129,64 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float)
 
 
+# What DVC's `_diff_dicts` shows for a key when the other side's file holds one bare value
+# instead of a mapping (dvc/utils/diff.py `_flatten`).
+UNPARSABLE = "unable to parse"
+
+
+def _as_dvc_reads(flat: FileMetrics) -> Any:
+    """A file's flattened metrics back as what `dvc/utils/diff.py` `_diff` compares.
+
+    A missing or empty file is `{}`. A bare value (key `""`) goes through DVC's `_parse`:
+    a string that is JSON becomes what it encodes (`"3"` is 3, `"[1]"` a list).
+    """
+    if set(flat) != {""}:
+        return flat
+    value = flat[""]
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _keys(side: Any) -> Mapping[str, Any]:
+    """DVC's `_flatten`: a mapping's keys; nothing for an empty side; else every key unparsable."""
+    if isinstance(side, Mapping):
+        return flatten_metrics_dict(side)
+    return {}
+
+
+def flatten_metrics_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested mappings joined with `.` (flatten_dict's "dot" reducer), values kept as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            for sub, leaf in flatten_metrics_dict(value).items():
+                flat[f"{key}.{sub}"] = leaf
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+def _missing_value(side: Any) -> Any:
+    # `_flatten` gives None for every key of an empty side, "unable to parse" for a bare value.
+    return None if not side or isinstance(side, Mapping) else UNPARSABLE
+
+
+def _entry(old: Any, new: Any, all: bool) -> MetricDiff | None:  # noqa: A002
+    """DVC's `_diff_vals`: None when equal (unless `all`); `diff` only between two numbers."""
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) == 1:
+        return _entry(old[0], new[0], all)
+    if not all and old == new:
+        return None
+    entry: MetricDiff = {"old": old, "new": new}
+    if _is_number(old) and _is_number(new):
+        entry["diff"] = new - old
+    return entry
+
+
 def diff_metrics(
     old: Mapping[str, FileMetrics],
     new: Mapping[str, FileMetrics],
@@ -122,29 +194,38 @@ def diff_metrics(
 ) -> dict[str, dict[str, MetricDiff]]:
     """`dvc metrics diff --json` for two `{path: {dotted key: value}}` sets.
 
-    Follows `dvc/utils/diff.py` (`diff`, `_diff_dicts`, `_diff_vals`) as called by
+    Follows `dvc/utils/diff.py` (`diff`, `_diff`, `_diff_dicts`, `_diff_vals`) as called by
     `dvc/repo/metrics/diff.py`:
     - every path and key present on either side is compared; a missing file or key reads
-      as None (so a new metric is `{"old": None, "new": v}`, a removed one the reverse);
+      as None (so a new metric is `{"old": None, "new": v}`, a removed one the reverse); a
+      file that did not load reads as missing, as DVC's errored files do;
     - equal values (`==`, so 1 == 1.0) are left out unless `all` (`--all`) is set, and a
       path with nothing left is left out;
     - `diff` = new - old, only when both are numbers (bools count, as in Python); it is
       absent for strings and missing values;
+    - a file holding one bare value (key `""`) is compared only with another bare value:
+      against a missing file it shows nothing, against a mapping each key of the mapping
+      shows "unable to parse" on the bare side, as DVC prints;
     - nothing is rounded: `--precision` only affects DVC's table, not `--json`.
     Paths and keys come back sorted, where DVC iterates a set.
     """
     result: dict[str, dict[str, MetricDiff]] = {}
     for path in sorted(set(old) | set(new)):
-        old_file, new_file = old.get(path, {}), new.get(path, {})
+        before = _as_dvc_reads(old.get(path, {}))
+        after = _as_dvc_reads(new.get(path, {}))
         entries: dict[str, MetricDiff] = {}
-        for key in sorted(set(old_file) | set(new_file)):
-            old_value, new_value = old_file.get(key), new_file.get(key)
-            if not all and old_value == new_value:
-                continue
-            entry: MetricDiff = {"old": old_value, "new": new_value}
-            if _is_number(old_value) and _is_number(new_value):
-                entry["diff"] = new_value - old_value  # type: ignore[operator]
-            entries[key] = entry
+        if isinstance(before, Mapping) or isinstance(after, Mapping):
+            old_keys, new_keys = _keys(before), _keys(after)
+            for key in sorted(set(old_keys) | set(new_keys)):
+                entry = _entry(
+                    old_keys[key] if key in old_keys else _missing_value(before),
+                    new_keys[key] if key in new_keys else _missing_value(after),
+                    all,
+                )
+                if entry is not None:
+                    entries[key] = entry
+        elif (entry := _entry(before, after, all)) is not None:
+            entries[""] = entry
         if entries:
             result[path] = entries
     return result

@@ -5,22 +5,20 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from bot.core.changes import classify
-from bot.core.comparison import compare, metrics_paths
+from bot.core.comparison import compare_revisions_metrics
 from bot.core.config import load_config
 from bot.core.evaluation_result import Evaluation
-from bot.errors import (
-    DvcFileError,
-    LocalGitError,
-    MetricsFileError,
-    NotAGitRepository,
-    UnknownRevision,
-)
+from bot.errors import LocalGitError, NotAGitRepository, UnknownRevision
+
+# Where DVC keeps its cache unless `.dvc/config` says otherwise (`cache.dir`).
+DEFAULT_DVC_CACHE = ".dvc/cache"
 
 
 def _complaint(stderr: bytes) -> str:
@@ -41,6 +39,7 @@ class GitRepo:
         self._batch: subprocess.Popen[bytes] | None = None
         # A commit's files never change: each (path, sha) is read from git once.
         self._cache: dict[tuple[str, str], bytes | None] = {}
+        self._listings: dict[tuple[str, str], list[str]] = {}
 
     @classmethod
     def open(cls, directory: Path) -> GitRepo:
@@ -69,6 +68,22 @@ class GitRepo:
         if result.returncode != 0:
             raise UnknownRevision(rev, f"git: {_complaint(result.stderr)}")
         return result.stdout.decode().strip()
+
+    def has_commits(self) -> bool:
+        """Whether the repository has any commit at all (a fresh `git init` has none)."""
+        return bool(self._git("rev-list", "-n", "1", "--all").stdout.strip())
+
+    def files(self, rev: str) -> list[str]:
+        """Every file path committed at `rev` (a full sha), from the repository root."""
+        key = ("\0files", rev)
+        if key not in self._listings:
+            result = self._git("ls-tree", "-r", "-z", "--name-only", "--full-tree", rev)
+            if result.returncode != 0:
+                raise LocalGitError(
+                    f"cannot list the files of {rev}: git says: {_complaint(result.stderr)}"
+                )
+            self._listings[key] = [os.fsdecode(p) for p in result.stdout.split(b"\0") if p]
+        return self._listings[key]
 
     def changed(self, base: str, head: str) -> list[str]:
         """Paths that differ from the merge base of `base` and `head` to `head`.
@@ -145,21 +160,90 @@ class GitRepo:
         self.close()
 
 
-def compare_revisions(repo: GitRepo, base: str, head: str) -> Evaluation:
-    """The bot's comparison of `head` with `base`, read from git; config read at `base`.
+def _dvc_config_value(text: str, section: str, option: str) -> str | None:
+    """One `option = value` of a `[section]` in DVC's INI-style config (configobj format)."""
+    current = None
+    value = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip().strip("'\"")
+        elif current == section and "=" in line:
+            name, _, rest = line.partition("=")
+            if name.strip() == option:
+                value = rest.strip().strip("'\"")
+    return value
 
-    Raises `UnknownRevision`, `LocalGitError` and `RepoConfigError`. A broken metrics or
-    DVC file becomes the evaluation's error, as on a pull request.
+
+class DvcCache:
+    """The working checkout's DVC cache: objects read by their path under the cache folder.
+
+    The folder is `cache.dir` of `.dvc/config.local`, else of `.dvc/config`, relative to
+    `.dvc/` as DVC resolves it; else `.dvc/cache`. Objects are content-addressed, so one
+    cache serves every revision.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / DEFAULT_DVC_CACHE
+        for name in ("config.local", "config"):
+            config = root / ".dvc" / name
+            try:
+                text = config.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            configured = _dvc_config_value(text, "cache", "dir")
+            if configured:
+                self.folder = (root / ".dvc" / configured).resolve()
+                break
+
+    def read(self, object_path: str) -> bytes | None:
+        try:
+            return (self.folder / object_path).read_bytes()
+        except OSError:
+            return None
+
+
+@dataclass(frozen=True)
+class LocalComparison:
+    """`mlgate report`'s result: the evaluation, and the revisions whose metrics failed to load.
+
+    `failed` names them as the user wrote them (base first), as `dvc metrics diff` does;
+    `messages` says, per revision and file, what went wrong.
+    """
+
+    evaluation: Evaluation
+    failed: Sequence[str] = ()
+    messages: Sequence[str] = ()
+
+
+def compare_local(repo: GitRepo, base: str, head: str) -> LocalComparison:
+    """The bot's comparison of `head` with `base`, read from git as `dvc metrics diff` reads.
+
+    Every DVC file of each revision counts, metrics kept in DVC's cache are read from the
+    local cache, and a file that does not load reads as missing (null values) with its
+    reason in the notes and `messages`; the verdict is then the gates'. The configuration
+    is read at `base`. Raises `UnknownRevision`, `LocalGitError` and `RepoConfigError`.
     """
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
     config = load_config(repo.read, base_sha)
     changed = repo.changed(base_sha, head_sha)
-    try:
-        evaluation = compare(repo.read, config, changed, base_sha, head_sha, base_ref=base)
-        classified = classify(changed, config.triggers, metrics_paths(repo.read, config, head_sha))
-    except (DvcFileError, MetricsFileError) as exc:
-        return Evaluation(head_sha=head_sha, base_sha=base_sha, base_ref=base, error=str(exc))
-    notes = []
+    cache = DvcCache(repo.root)
+    comparison = compare_revisions_metrics(
+        repo.read,
+        config,
+        changed,
+        base_sha,
+        head_sha,
+        base_ref=base,
+        list_files=repo.files,
+        cache=cache.read,
+        tolerant=True,
+    )
+    evaluation = comparison.evaluation
+    classified = classify(changed, config.triggers, comparison.head.paths)
+    notes = list(evaluation.notes)
     if config.metrics.source != "git":
         run = f" (`{shlex.join(config.evaluate.run)}`)" if config.evaluate.run else ""
         notes.append(
@@ -170,4 +254,18 @@ def compare_revisions(repo: GitRepo, base: str, head: str) -> Evaluation:
     if not classified.relevant:
         # The bot's words for such a PR: it completes mlgate/quality as skipped, no comment.
         skipped = f"No changed file matches the triggers ({len(changed)} files changed)."
-    return replace(evaluation, notes=notes, skipped=skipped)
+    # Keyed by name like DVC's `errors` dict: the same name twice is one revision.
+    errors = {base: comparison.base.failed}
+    errors[head] = comparison.head.failed
+    failed = [name for name, broken in errors.items() if broken]
+    messages = [
+        f"{name}: {message}"
+        for name, side in ((base, comparison.base), (head, comparison.head))
+        for message in side.messages()
+    ]
+    return LocalComparison(replace(evaluation, notes=notes, skipped=skipped), failed, messages)
+
+
+def compare_revisions(repo: GitRepo, base: str, head: str) -> Evaluation:
+    """The evaluation of `compare_local` alone."""
+    return compare_local(repo, base, head).evaluation

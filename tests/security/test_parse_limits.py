@@ -322,3 +322,19 @@ def test_an_uploaded_bomb_is_a_400_naming_the_file_and_the_limit(
     assert response.get_data(as_text=True).startswith(
         f"malformed metrics: {path}: over a parsing limit: {limit}"
     )
+
+
+def test_python_params_and_metrics_are_parsed_under_the_same_limits() -> None:
+    from bot.core.dvc import flatten_params
+    from bot.core.metrics import parse_metrics
+
+    deep = "x = " + "[" * 300 + "]" * 300 + "\n"
+    with pytest.raises(DvcFileError, match=r"params\.py: invalid Python"):
+        flatten_params(deep, "params.py")
+    wide = "x = [" + ", ".join(["0"] * 100_001) + "]\n"
+    with pytest.raises(MetricsFileError, match=r"metrics\.py: over a parsing limit"):
+        parse_metrics(wide, "metrics.py")
+    assert flatten_params("lr = 0.1\nclass Train:\n    epochs = 3\n", "params.py") == {
+        "lr": 0.1,
+        "Train.epochs": 3,
+    }
