@@ -6,12 +6,12 @@ import logging
 from typing import Any
 
 from bot.core.routing import Event, Router
-from bot.handlers.comment_commands import press_button
-from bot.handlers.pull_request import queue_evaluation
 from bot.runs import deploy
 from bot.runs.check_runs import DEPLOY_CHECK, QUALITY_CHECK
 from bot.runs.context import Context
 from bot.runs.evaluation import PullRequest, pr_for_sha, record_head
+from bot.runs.evaluation_queue import queue_evaluation
+from bot.runs.pr_commands import press_button
 
 log = logging.getLogger(__name__)
 router = Router()

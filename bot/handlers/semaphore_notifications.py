@@ -10,27 +10,22 @@ from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
-from bot.handlers.installation import installed_repositories
 from bot.runs import deploy
 from bot.runs.context import Context
 from bot.runs.evaluation import Evaluator, PullRequest
+from bot.runs.pipeline_results import publish, publish_run
 from bot.semaphore.pipelines import (
     PipelineDone,
-    SemaphoreRun,
     claim,
     find_run,
     parse_pipeline_done,
     release,
     same_file,
 )
+from bot.state.installations import installed_repositories
 
 log = logging.getLogger(__name__)
 router = Router()
-
-# GitHub's reaction names for 🚀 and 😕 (DESIGN.md, Reactions), as commands.py uses them.
-DONE, FAILED = "rocket", "confused"
-# Outcomes of a publication that mean the command's run did not succeed.
-NOT_SUCCEEDED = ("error", "config-invalid", "superseded")
 
 
 @router.register("semaphore")
@@ -65,50 +60,6 @@ def pipeline_done(event: Event, ctx: Context) -> None:
         log.info("semaphore: not the repository's evaluation pipeline", extra=extra)
         return
     publish(ctx, gh, installation, pr, done, None, extra)
-
-
-def publish_run(
-    ctx: Context, run: SemaphoreRun, done: PipelineDone, extra: dict[str, object]
-) -> str | None:
-    """Publish a done pipeline of a run mlgate started; the notification and the poll
-    (semaphore_poll.py) both come here."""
-    installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
-    gh = ctx.github.client(installation)
-    return publish(ctx, gh, installation, PullRequest(**run.pull), done, run, extra)
-
-
-def publish(
-    ctx: Context,
-    gh: GitHubClient,
-    installation: int,
-    pr: PullRequest,
-    done: PipelineDone,
-    run: SemaphoreRun | None,
-    extra: dict[str, object],
-) -> str | None:
-    """Publish a done pipeline once: the outcome, or None when it was published already."""
-    if not claim(ctx.redis, done.pipeline_id):
-        log.info("semaphore: pipeline already published", extra=extra)
-        return None
-    evaluator = Evaluator(
-        ctx.settings,
-        ctx.redis,
-        gh,
-        token=lambda: ctx.github.installation_token(installation),
-        installation_id=installation,
-    )
-    try:
-        outcome = evaluator.publish_pipeline(pr, done, run)
-    except BaseException:
-        release(ctx.redis, done.pipeline_id)  # the job's retry publishes
-        raise
-    _react(gh, run, outcome)
-    log.info(
-        "semaphore pipeline published: %s",
-        outcome,
-        extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
-    )
-    return outcome
 
 
 def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, object]) -> bool:
@@ -172,9 +123,3 @@ def _passive(
         return None
     # The pipeline ran for its head, which may no longer be the PR's: publishing checks that.
     return replace(pr, head_sha=head_sha)
-
-
-def _react(gh: GitHubClient, run: SemaphoreRun | None, outcome: str) -> None:
-    if run is not None and run.comment_id is not None:
-        content = FAILED if outcome in NOT_SUCCEEDED else DONE
-        gh.add_reaction(run.repo, run.comment_id, content)

@@ -8,9 +8,9 @@ from collections import Counter
 from enum import Enum
 
 from bot.errors import SemaphoreError
-from bot.handlers.semaphore_notifications import FAILED, publish_run
 from bot.runs.check_runs import QUALITY_CHECK, Checks
 from bot.runs.context import Context
+from bot.runs.pipeline_results import FAILED, publish_run
 from bot.semaphore.pipelines import (
     PipelineDone,
     SemaphoreRun,
