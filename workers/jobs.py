@@ -39,7 +39,8 @@ from bot.settings import Settings
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
-from bot.state.redis_conn import connect, key
+from bot.state.redis_conn import connect
+from bot.state.run_locks import pr_run_lock
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def mark_delivery_done(job: Job, connection: redis.Redis, result: Any) -> None:
     source, delivery_id = job.meta["source"], job.meta["delivery_id"]
     deliveries.mark(connection, source, delivery_id, DeliveryState.DONE)
     # A redelivery stores the body again; a failed delivery's body stays for inspection.
-    connection.delete(deliveries.payload_key(source, delivery_id))
+    deliveries.drop_payload(connection, source, delivery_id)
 
 
 def mark_delivery_failed(
@@ -151,11 +152,7 @@ def evaluate_pull_request(
         token=lambda: ctx.github.installation_token(installation_id),
         installation_id=installation_id,
     )
-    lock = ctx.redis.lock(
-        key("pr-run", request.repo, request.number),
-        timeout=RUN_JOB_TIMEOUT,
-        blocking_timeout=RUN_JOB_TIMEOUT,
-    )
+    lock = pr_run_lock(ctx.redis, request.repo, request.number, RUN_JOB_TIMEOUT)
     outcome = "error"
     try:
         with lock:

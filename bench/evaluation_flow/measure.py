@@ -18,8 +18,8 @@ from bot import sample
 from bot.core.report import MARKER, parse_data
 from bot.emulator import GitHubEmulator, RecordedRequest
 from bot.github.github_client import GitHubApp
-from bot.runs.evaluation import baseline
 from bot.runs.evaluation_queue import EVALUATE
+from bot.state.baselines import baseline
 from bot.state.installations import is_installed
 from bot.state.queues import run_job_id
 from bot.state.redis_conn import key

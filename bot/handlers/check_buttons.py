@@ -9,9 +9,10 @@ from bot.core.routing import Event, Router
 from bot.runs import deploy
 from bot.runs.check_runs import DEPLOY_CHECK, QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.evaluation import PullRequest, pr_for_sha, record_head
+from bot.runs.evaluation import PullRequest
 from bot.runs.evaluation_queue import queue_evaluation
 from bot.runs.pr_commands import press_button
+from bot.state.pr_heads import pr_for_sha, record_head
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -37,7 +38,7 @@ def _reevaluate(event: Event, ctx: Context, sha: str, pulls: list[dict[str, Any]
         log.info("re-run of an old head or closed PR ignored", extra=event.log_extra())
         return
     pr = PullRequest.from_api(pull, event.payload["repository"])
-    record_head(ctx.redis, pr)
+    record_head(ctx.redis, pr.repo, pr.number, pr.head_sha)
     queue_evaluation(
         ctx, event, pr, note=f"Re-evaluated at the request of @{event.payload['sender']['login']}."
     )

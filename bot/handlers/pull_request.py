@@ -11,9 +11,10 @@ from bot.github.repo_files import RepoFiles
 from bot.runs import deploy
 from bot.runs.check_runs import QUALITY_CHECK, Checks
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest, record_head
+from bot.runs.evaluation import Evaluator, PullRequest
 from bot.runs.evaluation_queue import EVALUATE, queue_evaluation
 from bot.state import audit, queues
+from bot.state.pr_heads import record_head
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -25,7 +26,7 @@ router = Router()
 @router.register("pull_request", action="ready_for_review")
 def pull_request_changed(event: Event, ctx: Context) -> None:
     pr = PullRequest.from_api(event.payload["pull_request"], event.payload["repository"])
-    previous = record_head(ctx.redis, pr)
+    previous = record_head(ctx.redis, pr.repo, pr.number, pr.head_sha)
     if previous and queues.cancel_run(ctx.redis, EVALUATE, pr.repo, pr.number, previous):
         Checks(ctx.client(event), ctx.redis, pr.repo).complete(
             QUALITY_CHECK,

@@ -14,15 +14,10 @@ from bot.runs import deploy
 from bot.runs.context import Context
 from bot.runs.evaluation import Evaluator, PullRequest
 from bot.runs.pipeline_results import publish, publish_run
-from bot.semaphore.pipelines import (
-    PipelineDone,
-    claim,
-    find_run,
-    parse_pipeline_done,
-    release,
-    same_file,
-)
+from bot.semaphore.pipelines import PipelineDone, parse_pipeline_done, same_file
+from bot.state import deploys
 from bot.state.installations import installed_repositories
+from bot.state.semaphore_runs import claim, find_run, release
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -80,7 +75,7 @@ def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, obje
     commit = deploy.record_pipeline(ctx.redis, done)
     waiting = deploy.take_pending(ctx.redis, done.repo, commit) if done.repo and commit else None
     if waiting is not None:
-        pipeline = deploy.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
+        pipeline = deploys.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
         assert pipeline is not None  # recorded just above
         installation = waiting.installation_id or ctx.github.installation_for_repo(waiting.repo)
         gh = ctx.github.client(installation)

@@ -9,12 +9,11 @@ import redis
 
 from bot.core.report import Annotation, annotation_batches
 from bot.github.github_client import GitHubClient
-from bot.state.redis_conn import key, text
+from bot.state import check_ids
 
 QUALITY_CHECK = "mlgate/quality"
 CONFIG_CHECK = "mlgate/config"
 DEPLOY_CHECK = "mlgate/deploy"
-CHECK_ID_TTL = 90 * 24 * 3600
 
 # GitHub allows 3 actions; label and identifier at most 20 characters, description 40.
 QUALITY_ACTIONS = (
@@ -29,30 +28,23 @@ class Checks:
     def __init__(self, gh: GitHubClient, conn: redis.Redis, repo: str) -> None:
         self.gh, self.conn, self.repo = gh, conn, repo
 
-    def _id_key(self, name: str, sha: str) -> str:
-        return key("check", self.repo, sha, name)
-
     def _actions(self, name: str) -> list[dict[str, str]]:
         return [dict(a) for a in QUALITY_ACTIONS] if name == QUALITY_CHECK else []
 
     def _upsert(self, name: str, sha: str, fields: dict[str, Any]) -> int:
         """Update the check of this sha while it runs; a new run after completion is a new
         check run, as GitHub's re-run does (a completed check run cannot be reopened)."""
-        stored = self.conn.get(self._id_key(name, sha))
+        stored = check_ids.check_id(self.conn, self.repo, sha, name)
         completed = fields["status"] == "completed"
         if stored is not None:
-            check_id, _, state = text(stored).partition(":")
-            if state != "completed" or completed:
-                self.gh.update_check_run(self.repo, int(check_id), **fields)
-                self._remember(name, sha, int(check_id), completed)
-                return int(check_id)
+            check_id, was_completed = stored
+            if not was_completed or completed:
+                self.gh.update_check_run(self.repo, check_id, **fields)
+                check_ids.remember(self.conn, self.repo, sha, name, check_id, completed)
+                return check_id
         created = self.gh.create_check_run(self.repo, name, sha, **fields)
-        self._remember(name, sha, int(created["id"]), completed)
+        check_ids.remember(self.conn, self.repo, sha, name, int(created["id"]), completed)
         return int(created["id"])
-
-    def _remember(self, name: str, sha: str, check_id: int, completed: bool) -> None:
-        value = f"{check_id}:{'completed' if completed else 'running'}"
-        self.conn.set(self._id_key(name, sha), value, ex=CHECK_ID_TTL)
 
     def start(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shlex
@@ -25,13 +24,11 @@ from bot.runs.check_runs import DEPLOY_CHECK, Checks
 from bot.semaphore.pipelines import PipelineDone
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import audit, queues
-from bot.state.redis_conn import key, text
+from bot.state import audit, deploys, queues
+from bot.state.deploys import CommitPipeline
 
 log = logging.getLogger(__name__)
 
-# As long as mlgate keeps any PR state (evaluation.STATE_TTL).
-STATE_TTL = 90 * 24 * 3600
 # GitHub allows label and identifier at most 20 characters, description at most 40.
 APPROVE = "approve-deploy"
 DEPLOY_ACTIONS = (
@@ -51,21 +48,12 @@ DEPLOY_TIMEOUT = 3600
 # -------------------------------------------------------------------------- the check
 
 
-def record_gate(conn: redis.Redis, repo: str, sha: str, passed: bool) -> None:
-    """Whether `mlgate/quality` ended in success (overrides included) for this sha."""
-    conn.set(key("deploy", "gate", repo, sha), "1" if passed else "0", ex=STATE_TTL)
-
-
 def gate_passed(conn: redis.Redis, repo: str, number: int, sha: str) -> bool:
     """The quality gate passed at `sha`, or someone /override'd it there (which may come
     before any evaluation published)."""
-    if text(conn.get(key("deploy", "gate", repo, sha)) or b"") == "1":
+    if deploys.gate_recorded_passed(conn, repo, sha):
         return True
     return audit.decision(conn, "override", repo, number, sha) is not None
-
-
-def _refusals_key(repo: str, sha: str) -> str:
-    return key("deploy", "refusals", repo, sha)
 
 
 def approved_title(user: str, on: str) -> str:
@@ -90,7 +78,7 @@ def publish_check(
             actions=[],
         )
         return
-    refusals = [text(r) for r in conn.lrange(_refusals_key(repo, sha), 0, -1)]
+    refusals = deploys.refusals(conn, repo, sha)
     refused = (
         ("\n\nRefused approvals:\n" + "\n".join(f"- {r}" for r in refusals)) if refusals else ""
     )
@@ -170,10 +158,7 @@ def refusal(
 def refuse(conn: redis.Redis, repo: str, number: int, sha: str, user: str, why: str) -> None:
     """Audit the refusal and keep it for the check's summary."""
     audit.record(conn, repo, audit.Entry("deploy-refused", user, number, sha, why))
-    with conn.pipeline() as pipe:
-        pipe.rpush(_refusals_key(repo, sha), f"@{user}: {why}")
-        pipe.expire(_refusals_key(repo, sha), STATE_TTL)
-        pipe.execute()
+    deploys.add_refusal(conn, repo, sha, f"@{user}: {why}")
 
 
 def approve(conn: redis.Redis, repo: str, number: int, sha: str, user: str) -> audit.Entry:
@@ -207,27 +192,6 @@ class DeployRequest:
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class CommitPipeline:
-    """A Semaphore pipeline that ran for a commit: the one a promotion extends."""
-
-    pipeline_id: str
-    workflow_id: str
-    passed: bool
-
-
-def _pipeline_key(repo: str, sha: str) -> str:
-    return key("deploy", "pipeline", repo.lower(), sha)  # Semaphore keeps its own case
-
-
-def _pending_key(repo: str, sha: str) -> str:
-    return key("deploy", "pending", repo.lower(), sha)
-
-
-def _promotion_key(workflow_id: str) -> str:
-    return key("deploy", "promotion", workflow_id)
-
-
 def record_pipeline(conn: redis.Redis, done: PipelineDone) -> str | None:
     """Remember the pipeline of its commit (the PR head for PR pipelines, whose
     `revision.commit_sha` is a merge commit Semaphore made); returns that commit."""
@@ -235,19 +199,14 @@ def record_pipeline(conn: redis.Redis, done: PipelineDone) -> str | None:
     if done.repo is None or not commit:
         return None
     found = CommitPipeline(done.pipeline_id, done.workflow_id, done.passed)
-    conn.set(_pipeline_key(done.repo, commit), json.dumps(asdict(found)), ex=STATE_TTL)
+    deploys.record_pipeline(conn, done.repo, commit, found)
     return commit
-
-
-def pipeline_for(conn: redis.Redis, repo: str, sha: str) -> CommitPipeline | None:
-    raw = conn.get(_pipeline_key(repo, sha))
-    return CommitPipeline(**json.loads(raw)) if raw is not None else None
 
 
 def take_pending(conn: redis.Redis, repo: str, sha: str) -> DeployRequest | None:
     """The deploy waiting for the pipeline of `sha`, taken (a second notification finds none)."""
-    raw = conn.getdel(_pending_key(repo, sha))
-    return DeployRequest(**json.loads(raw)) if raw is not None else None
+    fields = deploys.take_pending(conn, repo, sha)
+    return DeployRequest(**fields) if fields is not None else None
 
 
 def resume(
@@ -261,7 +220,7 @@ def resume(
     try:
         return promote(settings, conn, gh, request, request.promotion or "", pipeline)
     except BaseException:
-        conn.set(_pending_key(request.repo, request.sha), json.dumps(asdict(request)), ex=STATE_TTL)
+        deploys.save_pending(conn, request.repo, request.sha, asdict(request))
         raise
 
 
@@ -274,24 +233,23 @@ def start(
 ) -> str:
     """Deploy once per request token: "duplicate", "pending" (waiting for the commit's
     pipeline), "promoted", "failed" or "unsupported"."""
-    claim = key("deploy", "claim", request.token)
-    if not conn.set(claim, "1", nx=True, ex=STATE_TTL):
+    if not deploys.claim_deploy(conn, request.token):
         log.info("deploy already started", extra={"repo": request.repo, "pr": request.number})
         return "duplicate"
     try:
         if deploy.promotion is None:
             assert deploy.run is not None, "the configuration has promotion or run"
             return _queue_local(conn, request, deploy.run)
-        pipeline = pipeline_for(conn, request.repo, request.sha)
+        pipeline = deploys.pipeline_for(conn, request.repo, request.sha)
         if pipeline is None:
             waiting = replace(request, promotion=deploy.promotion)
-            conn.set(
-                _pending_key(request.repo, request.sha), json.dumps(asdict(waiting)), ex=STATE_TTL
-            )
+            deploys.save_pending(conn, request.repo, request.sha, asdict(waiting))
             return "pending"
         return promote(settings, conn, gh, request, deploy.promotion, pipeline)
     except BaseException:
-        conn.delete(claim)  # the job's retry deploys; Semaphore de-duplicates by token
+        deploys.release_deploy(
+            conn, request.token
+        )  # the job's retry deploys; Semaphore de-duplicates by token
         raise
 
 
@@ -432,7 +390,7 @@ def promote(
         "installation_id": request.installation_id,
         "url": url,
     }
-    conn.set(_promotion_key(pipeline.workflow_id), json.dumps(record), ex=STATE_TTL)
+    deploys.record_promotion(conn, pipeline.workflow_id, record)
     audit.record(
         conn,
         request.repo,
@@ -450,10 +408,9 @@ def promote(
 def promoted_pipeline(conn: redis.Redis, done: PipelineDone) -> dict[str, Any] | None:
     """The deployment a done pipeline ends: one of a workflow mlgate promoted, other than the
     pipeline it promoted (a promotion adds a pipeline to the same workflow)."""
-    raw = conn.get(_promotion_key(done.workflow_id))
-    if raw is None:
+    record = deploys.promotion(conn, done.workflow_id)
+    if record is None:
         return None
-    record: dict[str, Any] = json.loads(raw)
     return None if record["source_pipeline_id"] == done.pipeline_id else record
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import pickle
 import shlex
 import time
 import uuid
@@ -26,7 +24,7 @@ from bot.core.comparison import (
     read_metrics,
 )
 from bot.core.config import CONFIG_PATH, RepoConfig, load_config, parse_config
-from bot.core.evaluation_result import Baseline, Evaluation
+from bot.core.evaluation_result import Evaluation
 from bot.core.metrics import Stat, aggregate
 from bot.core.permissions import at_least, level
 from bot.core.report import render_check_run, render_comment
@@ -46,17 +44,16 @@ from bot.runs.check_runs import CONFIG_CHECK, QUALITY_CHECK, Checks
 from bot.semaphore.pipelines import (
     UPLOAD_COMMAND,
     PipelineDone,
-    SemaphoreRun,
     describe_failure,
     failed_from_pipeline,
     fallback_workflow_url,
-    record_run,
     workflow_parameters,
 )
 from bot.semaphore.semaphore_client import SemaphoreClient, pull_request_reference
 from bot.settings import Settings
-from bot.state import audit
-from bot.state.redis_conn import key, text
+from bot.state import audit, deploys, pr_heads, stored_evaluations
+from bot.state.baselines import baseline, record_baseline, trend
+from bot.state.semaphore_runs import SemaphoreRun, record_run
 from bot.state.uploads import uploaded_metrics
 
 log = logging.getLogger(__name__)
@@ -66,8 +63,6 @@ TREND_LENGTH = 20
 RETRAIN_TIMEOUT = 4 * 3600
 # Audit entries read for a comment: the repository's newest, of which this PR's are shown.
 AUDIT_SCAN = 500
-# Baselines and PR state are kept long enough for any PR's lifetime.
-STATE_TTL = 90 * 24 * 3600
 # Outcomes of `Evaluator.evaluate` for a run left to Semaphore: started, or not possible here.
 SEMAPHORE_STARTED = "semaphore-started"
 SEMAPHORE_UNCONFIGURED = "semaphore-unconfigured"
@@ -112,65 +107,6 @@ class PullRequest:
     @property
     def short_sha(self) -> str:
         return self.head_sha[:7]
-
-
-# -------------------------------------------------------------------------- PR state
-
-
-def head_key(repo: str, number: int) -> str:
-    return key("pr", repo, number, "head")
-
-
-def record_head(conn: redis.Redis, pr: PullRequest) -> str | None:
-    """Make `pr.head_sha` the PR's current head; return the head it replaced, if any."""
-    with conn.pipeline() as pipe:
-        pipe.getset(head_key(pr.repo, pr.number), pr.head_sha)
-        pipe.expire(head_key(pr.repo, pr.number), STATE_TTL)
-        pipe.set(key("sha", pr.repo, pr.head_sha, "pr"), pr.number, ex=STATE_TTL)
-        previous, _, _ = pipe.execute()
-    old = text(previous) if previous is not None else None
-    return old if old != pr.head_sha else None
-
-
-def is_current(conn: redis.Redis, pr: PullRequest) -> bool:
-    """Whether `pr.head_sha` is still the PR's head; a superseded run must not publish."""
-    current = conn.get(head_key(pr.repo, pr.number))
-    return current is None or text(current) == pr.head_sha
-
-
-def pr_for_sha(conn: redis.Redis, repo: str, sha: str) -> int | None:
-    """The PR whose head was `sha` (check runs on fork PRs carry no pull_requests)."""
-    number = conn.get(key("sha", repo, sha, "pr"))
-    return int(number) if number is not None else None
-
-
-# -------------------------------------------------------------------------- baselines
-
-
-def record_baseline(
-    conn: redis.Redis, repo: str, sha: str, metrics: Metrics, when: float | None
-) -> None:
-    """Store a commit's metrics as PRs' base; with `when`, a default-branch commit of the trend."""
-    with conn.pipeline() as pipe:
-        pipe.set(key("baseline", repo, sha), json.dumps(metrics, sort_keys=True), ex=STATE_TTL)
-        if when is not None:
-            pipe.zadd(key("baselines", repo), {sha: when})
-            # Keep the sorted set bounded: only the newest commits are ever drawn.
-            pipe.zremrangebyrank(key("baselines", repo), 0, -(TREND_LENGTH * 5) - 1)
-        pipe.execute()
-
-
-def baseline(conn: redis.Redis, repo: str, sha: str) -> Metrics | None:
-    raw = conn.get(key("baseline", repo, sha))
-    return json.loads(raw) if raw is not None else None
-
-
-def trend(conn: redis.Redis, repo: str) -> list[Baseline]:
-    """The last 20 default-branch baselines, oldest first."""
-    members: list[bytes] = conn.zrange(key("baselines", repo), -TREND_LENGTH, -1)  # type: ignore[assignment]
-    shas = [text(s) for s in members]
-    raws = conn.mget([key("baseline", repo, s) for s in shas]) if shas else []
-    return [Baseline(sha, json.loads(raw)) for sha, raw in zip(shas, raws, strict=True) if raw]
 
 
 # -------------------------------------------------------------------------- running code
@@ -522,7 +458,7 @@ class Evaluator:
         neutral: bool,
         details_url: str | None = None,
     ) -> str:
-        if not is_current(self.conn, pr):
+        if not pr_heads.is_current(self.conn, pr.repo, pr.number, pr.head_sha):
             checks.complete(
                 QUALITY_CHECK,
                 pr.head_sha,
@@ -535,11 +471,7 @@ class Evaluator:
         if override is not None and evaluation.error is None:
             evaluation = replace(evaluation, override=f"@{override.user}: {override.detail}")
         # Kept so that /override can show its decision without running the evaluation again.
-        self.conn.set(
-            key("evaluation", pr.repo, pr.number, pr.head_sha),
-            pickle.dumps((evaluation, neutral)),
-            ex=STATE_TTL,
-        )
+        stored_evaluations.save(self.conn, pr.repo, pr.number, pr.head_sha, evaluation, neutral)
         output = render_check_run(evaluation)
         conclusion = "neutral" if neutral else output.conclusion
         history = [e for e in audit.entries(self.conn, pr.repo, AUDIT_SCAN) if e.pr == pr.number]
@@ -559,7 +491,7 @@ class Evaluator:
 
     def _deploy_state(self, pr: PullRequest, conclusion: str) -> None:
         """mlgate/deploy follows mlgate/quality of the same sha (DESIGN.md, Deploy states)."""
-        deploy.record_gate(self.conn, pr.repo, pr.head_sha, conclusion == "success")
+        deploys.record_gate(self.conn, pr.repo, pr.head_sha, conclusion == "success")
         try:
             config = load_config(self.files(pr.repo).read, self._config_ref(pr))
         except RepoConfigError:
@@ -774,11 +706,10 @@ class Evaluator:
 
     def republish(self, pr: PullRequest) -> str | None:
         """Show a new decision (an override) on the last evaluation of `pr`'s head, if any."""
-        raw = self.conn.get(key("evaluation", pr.repo, pr.number, pr.head_sha))
-        if not isinstance(raw, bytes):
+        stored = stored_evaluations.load(self.conn, pr.repo, pr.number, pr.head_sha)
+        if stored is None:
             return None
-        # Our own object, from our own Redis: the same trust as rq's pickled jobs.
-        evaluation, neutral = pickle.loads(raw)  # noqa: S301
+        evaluation, neutral = stored
         return self._publish(pr, evaluation, self.checks(pr.repo), neutral=neutral)
 
     def record_push_baseline(

@@ -7,7 +7,8 @@ import logging
 from bot.github.github_client import GitHubClient
 from bot.runs.context import Context
 from bot.runs.evaluation import Evaluator, PullRequest
-from bot.semaphore.pipelines import PipelineDone, SemaphoreRun, claim, release
+from bot.semaphore.pipelines import PipelineDone
+from bot.state.semaphore_runs import SemaphoreRun, claim, release
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,15 @@ from bot.github.repo_files import RepoFiles
 from bot.runs import deploy
 from bot.runs.check_runs import QUALITY_CHECK, Checks
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest, author_trusted, record_head
+from bot.runs.evaluation import Evaluator, PullRequest, author_trusted
 from bot.runs.evaluation_queue import EVALUATE, queue_evaluation
-from bot.state import audit
-from bot.state.redis_conn import key, text
+from bot.state import audit, permission_cache
+from bot.state.pr_heads import record_head
 
 log = logging.getLogger(__name__)
 
 # GitHub's reaction names for 👀, 🚀 and 😕 (DESIGN.md, Reactions).
 ACCEPTED, DONE, FAILED = "eyes", "rocket", "confused"
-# Permissions change rarely; a minute of caching spares GitHub one call per command.
-PERMISSION_TTL = 60
 
 
 @dataclass
@@ -51,12 +49,11 @@ class Conversation:
 
     def permission(self) -> str:
         """The commenter's level, asked of GitHub (never author_association), cached briefly."""
-        cache = key("permission", self.pr.repo, self.user)
-        cached = self.ctx.redis.get(cache)
+        cached = permission_cache.cached_level(self.ctx.redis, self.pr.repo, self.user)
         if cached is not None:
-            return text(cached)
+            return cached
         found = level(self.gh.collaborator_permission(self.pr.repo, self.user))
-        self.ctx.redis.set(cache, found, ex=PERMISSION_TTL)
+        permission_cache.remember_level(self.ctx.redis, self.pr.repo, self.user, found)
         return found
 
     def audit(self, kind: str, detail: str = "") -> audit.Entry:
@@ -165,7 +162,7 @@ def _evaluate(talk: Conversation, command: commands.Command, config: RepoConfig)
     talk.react(ACCEPTED)
     entry = talk.audit("approve-evaluate")
     audit.set_decision(talk.ctx.redis, "approval", talk.pr.repo, entry)
-    record_head(talk.ctx.redis, talk.pr)
+    record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
     talk.queue_run(f"Evaluated at the request of @{talk.user}.", requested_by=talk.user)
 
 
@@ -195,7 +192,7 @@ def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) 
     talk.react(ACCEPTED)
     given = " ".join(f"{k}={v}" for k, v in request.parameters.items())
     talk.audit("retrain", given)
-    record_head(talk.ctx.redis, talk.pr)
+    record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
     talk.queue_run("", retrain=dict(request.parameters), requested_by=talk.user)
 
 

@@ -11,18 +11,10 @@ from bot.errors import SemaphoreError
 from bot.runs.check_runs import QUALITY_CHECK, Checks
 from bot.runs.context import Context
 from bot.runs.pipeline_results import FAILED, publish_run
-from bot.semaphore.pipelines import (
-    PipelineDone,
-    SemaphoreRun,
-    active_key,
-    claim,
-    done_key,
-    load_run,
-    pipeline_path,
-    release,
-)
+from bot.semaphore.pipelines import PipelineDone, pipeline_path
 from bot.semaphore.semaphore_client import Pipeline, SemaphoreClient
-from bot.state.redis_conn import key, text
+from bot.state import semaphore_runs
+from bot.state.semaphore_runs import SemaphoreRun, claim, release
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +44,6 @@ def decide(
     if last_polled is not None and now - last_polled < interval:
         return Action.WAIT
     return Action.POLL
-
-
-def polled_key(run_id: str) -> str:
-    return key("semaphore", "polled", run_id)
 
 
 def done_from_pipeline(pipeline: Pipeline, run: SemaphoreRun) -> PipelineDone:
@@ -133,15 +121,14 @@ def sweep(ctx: Context, client: SemaphoreClient | None, now: float | None = None
     now = time.time() if now is None else now
     timeout = ctx.settings.semaphore_run_timeout
     counts: Counter[str] = Counter()
-    for raw in ctx.redis.zrange(active_key(), 0, -1):
-        run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        run = load_run(ctx.redis, run_id)
-        if run is None or ctx.redis.exists(done_key(run.pipeline_id)):
-            ctx.redis.zrem(active_key(), run_id)  # published (or long gone)
+    for run_id in semaphore_runs.active_runs(ctx.redis):
+        run = semaphore_runs.load_run(ctx.redis, run_id)
+        if run is None or semaphore_runs.is_claimed(ctx.redis, run.pipeline_id):
+            semaphore_runs.stop_waiting(ctx.redis, run_id)  # published (or long gone)
             counts["finished"] += 1
             continue
-        last = ctx.redis.get(polled_key(run_id))
-        action = decide(run.started_at, float(text(last)) if last else None, now, timeout)
+        last = semaphore_runs.last_polled(ctx.redis, run_id)
+        action = decide(run.started_at, last, now, timeout)
         try:
             counts[_handle(ctx, client, run, action, now)] += 1
         except Exception:
@@ -158,7 +145,7 @@ def _handle(
     if action is Action.WAIT:
         return "waiting"
     if client is not None:
-        ctx.redis.set(polled_key(run.run_id), str(now), ex=POLL_INTERVAL * 2)
+        semaphore_runs.mark_polled(ctx.redis, run.run_id, now, POLL_INTERVAL * 2)
         try:
             pipeline = client.describe_pipeline(run.pipeline_id)
         except SemaphoreError as exc:
@@ -167,11 +154,11 @@ def _handle(
             pipeline = None
         if pipeline is not None and pipeline.done:
             publish_run(ctx, run, done_from_pipeline(pipeline, run), extra | {"via": "poll"})
-            ctx.redis.zrem(active_key(), run.run_id)
+            semaphore_runs.stop_waiting(ctx.redis, run.run_id)
             return "published"
     if action is Action.EXPIRE:
         expire(ctx, run, now - run.started_at)
-        ctx.redis.zrem(active_key(), run.run_id)
+        semaphore_runs.stop_waiting(ctx.redis, run.run_id)
         log.warning("semaphore run expired", extra=extra)
         return "expired"
     return "running"
