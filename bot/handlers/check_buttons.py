@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event, Router
-from bot.runs import deploy
 from bot.runs.check_runs import DEPLOY_CHECK, QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.evaluation import PullRequest
-from bot.runs.evaluation_queue import queue_evaluation
+from bot.runs.deploy_decisions import APPROVE
+from bot.runs.evaluation_queue import queued
 from bot.runs.pr_commands import press_button
+from bot.runs.publisher import Publisher
 from bot.state.pr_heads import pr_for_sha, record_head
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,9 @@ def _reevaluate(event: Event, ctx: Context, sha: str, pulls: list[dict[str, Any]
         return
     pr = PullRequest.from_api(pull, event.payload["repository"])
     record_head(ctx.redis, pr.repo, pr.number, pr.head_sha)
-    queue_evaluation(
-        ctx, event, pr, note=f"Re-evaluated at the request of @{event.payload['sender']['login']}."
-    )
+    assert event.installation_id is not None
+    note = f"Re-evaluated at the request of @{event.payload['sender']['login']}."
+    Publisher(gh, ctx.redis).publish(queued(pr, event.installation_id, note))
 
 
 @router.register("check_run", action="requested_action")
@@ -50,7 +51,7 @@ def requested_action(event: Event, ctx: Context) -> None:
     `/deploy` by the one who clicked."""
     check_run = event.payload["check_run"]
     identifier = event.payload["requested_action"]["identifier"]
-    buttons = {QUALITY_CHECK: ("evaluate", "retrain"), DEPLOY_CHECK: (deploy.APPROVE,)}
+    buttons = {QUALITY_CHECK: ("evaluate", "retrain"), DEPLOY_CHECK: (APPROVE,)}
     if identifier not in buttons.get(check_run.get("name"), ()):
         return
     repo = event.repo

@@ -6,14 +6,17 @@ import logging
 from dataclasses import replace
 
 from bot.core.config import load_config
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
 from bot.runs import deploy
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest
+from bot.runs.evaluation import Evaluator
+from bot.runs.head_records import HeadRecords
 from bot.runs.pipeline_results import publish, publish_run
+from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone, parse_pipeline_done, same_file
 from bot.state import deploys
 from bot.state.installations import installed_repositories
@@ -79,13 +82,20 @@ def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, obje
         assert pipeline is not None  # recorded just above
         installation = waiting.installation_id or ctx.github.installation_for_repo(waiting.repo)
         gh = ctx.github.client(installation)
-        outcome = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
-        log.info("semaphore: a waiting deploy: %s", outcome, extra=extra)
-        # The PR's comment lists the deploy in its audit trail.
-        pull = gh.get_pull(waiting.repo, waiting.number)
-        pr = PullRequest.from_api(pull, pull["base"]["repo"])
-        if pr.head_sha == waiting.head_sha:
-            Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
+        started = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
+        log.info("semaphore: a waiting deploy: %s", started.outcome, extra=extra)
+        shown = None
+        try:
+            # The PR's comment lists the deploy in its audit trail.
+            pull = gh.get_pull(waiting.repo, waiting.number)
+            pr = PullRequest.from_api(pull, pull["base"]["repo"])
+            if pr.head_sha == waiting.head_sha:
+                records = HeadRecords(ctx.redis, pr.repo, pr.number, list(started.audit))
+                evaluator = Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "")
+                shown = evaluator.republish(pr, records)
+        finally:
+            # The deploy happened: its audit entry is written even if the comment is not.
+            Publisher(gh, ctx.redis).publish(started if shown is None else started.then(shown))
     return False
 
 
@@ -106,9 +116,8 @@ def _passive(
     pipeline (`semaphore.pipeline_file` of its project); None for any other pipeline."""
     pull = gh.get_pull(repo, number)
     pr = PullRequest.from_api(pull, pull["base"]["repo"])
-    ref = pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch
     try:
-        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, ref)
+        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, pr.config_ref)
     except RepoConfigError:
         return None  # the PR's own evaluation says so, on mlgate/config
     wanted = config.semaphore

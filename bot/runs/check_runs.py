@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from bot.core.report import Annotation, annotation_batches
+from bot.core.report import annotation_batches
 from bot.github.github_client import GitHubClient
+from bot.runs.publication import CheckOutput
 from bot.state import check_ids
 
 QUALITY_CHECK = "mlgate/quality"
@@ -28,8 +28,10 @@ class Checks:
     def __init__(self, gh: GitHubClient, conn: redis.Redis, repo: str) -> None:
         self.gh, self.conn, self.repo = gh, conn, repo
 
-    def _actions(self, name: str) -> list[dict[str, str]]:
-        return [dict(a) for a in QUALITY_ACTIONS] if name == QUALITY_CHECK else []
+    def _actions(self, check: CheckOutput) -> list[dict[str, str]]:
+        if check.actions is not None:
+            return [dict(a) for a in check.actions]
+        return [dict(a) for a in QUALITY_ACTIONS] if check.name == QUALITY_CHECK else []
 
     def _upsert(self, name: str, sha: str, fields: dict[str, Any]) -> int:
         """Update the check of this sha while it runs; a new run after completion is a new
@@ -46,50 +48,26 @@ class Checks:
         check_ids.remember(self.conn, self.repo, sha, name, int(created["id"]), completed)
         return int(created["id"])
 
-    def start(
-        self,
-        name: str,
-        sha: str,
-        step: str,
-        *,
-        summary: str | None = None,
-        details_url: str | None = None,
-    ) -> None:
-        """The check in progress, its summary naming the current step (or saying `summary`);
-        `details_url` links where the work happens (a Semaphore workflow)."""
-        fields: dict[str, Any] = {
-            "status": "in_progress",
-            "output": {"title": f"mlgate: {step}", "summary": summary or f"Current step: {step}."},
-            "actions": self._actions(name),
-        }
-        if details_url:
-            fields["details_url"] = details_url
-        self._upsert(name, sha, fields)
+    def show(self, check: CheckOutput) -> int:
+        """Show the check as `check` says: in progress, or completed with its conclusion.
 
-    def complete(
-        self,
-        name: str,
-        sha: str,
-        conclusion: str,
-        title: str,
-        summary: str,
-        *,
-        annotations: Sequence[Annotation] = (),
-        details_url: str | None = None,
-        actions: Sequence[dict[str, str]] | None = None,
-    ) -> int:
-        """Complete the check; annotations go 50 per request, as GitHub appends them."""
-        batches = annotation_batches(annotations) or [[]]
-        output: dict[str, Any] = {"title": title, "summary": summary}
-        fields: dict[str, Any] = {
-            "status": "completed",
-            "conclusion": conclusion,
-            "output": output | ({"annotations": batches[0]} if batches[0] else {}),
-            "actions": list(actions) if actions is not None else self._actions(name),
-        }
-        if details_url:
-            fields["details_url"] = details_url
-        check_id = self._upsert(name, sha, fields)
+        Annotations go 50 per request, as GitHub appends them; `details_url` links where the
+        work happens (a Semaphore workflow).
+        """
+        output: dict[str, Any] = {"title": check.title, "summary": check.summary}
+        fields: dict[str, Any] = {"status": "in_progress", "output": output}
+        batches: list[list[dict[str, Any]]] = [[]]
+        if check.conclusion is not None:
+            batches = annotation_batches(check.annotations) or [[]]
+            fields = {
+                "status": "completed",
+                "conclusion": check.conclusion,
+                "output": output | ({"annotations": batches[0]} if batches[0] else {}),
+            }
+        fields["actions"] = self._actions(check)
+        if check.details_url:
+            fields["details_url"] = check.details_url
+        check_id = self._upsert(check.name, check.sha, fields)
         for batch in batches[1:]:
             self.gh.update_check_run(self.repo, check_id, output=output | {"annotations": batch})
         return check_id

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from bot.core.pr_facts import PullRequest
 from bot.github.github_client import GitHubClient
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest
+from bot.runs.evaluation import Evaluator
+from bot.runs.evaluation_decisions import run_reaction
+from bot.runs.publication import Publication
+from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone
 from bot.state.semaphore_runs import SemaphoreRun, claim, release
 
 log = logging.getLogger(__name__)
-
-# GitHub's reaction names for 🚀 and 😕, as the commands use them.
-DONE, FAILED = "rocket", "confused"
-# Outcomes of a publication that mean the command's run did not succeed.
-NOT_SUCCEEDED = ("error", "config-invalid", "superseded")
 
 
 def publish_run(
@@ -37,7 +36,10 @@ def publish(
     run: SemaphoreRun | None,
     extra: dict[str, object],
 ) -> str | None:
-    """Publish a done pipeline once: the outcome, or None when it was published already."""
+    """Publish a done pipeline once: the outcome, or None when it was published already.
+
+    The command that started the run gets 🚀 or 😕 with it.
+    """
     if not claim(ctx.redis, done.pipeline_id):
         log.info("semaphore: pipeline already published", extra=extra)
         return None
@@ -49,20 +51,17 @@ def publish(
         installation_id=installation,
     )
     try:
-        outcome = evaluator.publish_pipeline(pr, done, run)
+        publication = evaluator.publish_pipeline(pr, done, run)
+        reaction = run_reaction(run.comment_id if run is not None else None, publication.outcome)
+        if reaction is not None:
+            publication = publication.then(Publication(pr.repo, reactions=(reaction,)))
+        outcome = Publisher(gh, ctx.redis).publish(publication)
     except BaseException:
         release(ctx.redis, done.pipeline_id)  # the job's retry publishes
         raise
-    _react(gh, run, outcome)
     log.info(
         "semaphore pipeline published: %s",
         outcome,
         extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
     )
     return outcome
-
-
-def _react(gh: GitHubClient, run: SemaphoreRun | None, outcome: str) -> None:
-    if run is not None and run.comment_id is not None:
-        content = FAILED if outcome in NOT_SUCCEEDED else DONE
-        gh.add_reaction(run.repo, run.comment_id, content)

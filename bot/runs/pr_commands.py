@@ -1,36 +1,49 @@
-"""Running PR commands (a comment's, or a check button's): permission asked of GitHub, replies,
-reactions, runs and audit."""
+"""Running PR commands (a comment's, or a check button's): permission asked of GitHub, then
+each command decides its reactions, reply, audit entries, checks and runs; a comment's
+decisions are gathered into one Publication (one reply at most) and published once."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from bot.core import commands
 from bot.core.config import RepoConfig, load_config
 from bot.core.permissions import at_least, level
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
 from bot.runs import deploy
-from bot.runs.check_runs import QUALITY_CHECK, Checks
+from bot.runs import deploy_decisions as deploying
+from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest, author_trusted
-from bot.runs.evaluation_queue import EVALUATE, queue_evaluation
+from bot.runs.evaluation import Evaluator, author_trusted
+from bot.runs.evaluation_queue import EVALUATE, queued
+from bot.runs.head_records import HeadRecords
+from bot.runs.publication import (
+    ACCEPTED,
+    DONE,
+    FAILED,
+    REFUSED_DEPLOY,
+    CheckOutput,
+    Publication,
+    Reaction,
+)
+from bot.runs.publisher import Publisher
 from bot.state import audit, permission_cache
 from bot.state.pr_heads import record_head
 
 log = logging.getLogger(__name__)
 
-# GitHub's reaction names for 👀, 🚀 and 😕 (DESIGN.md, Reactions).
-ACCEPTED, DONE, FAILED = "eyes", "rocket", "confused"
-
 
 @dataclass
 class Conversation:
-    """One comment's commands: where to reply and react, and the PR they act on."""
+    """One comment's (or button's) commands: the PR they act on, who asked, and what they
+    decided so far. Audit entries wait in `records.pending`, where later decisions see them."""
 
     ctx: Context
     gh: GitHubClient
@@ -38,14 +51,28 @@ class Conversation:
     pr: PullRequest
     user: str
     comment_id: int | None  # None for a check-run button: nothing to react on
+    records: HeadRecords
     clicked_sha: str | None = None  # the head an "Approve deploy" button was shown on
+    decided: Publication = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decided = Publication(self.pr.repo, self.pr.number)
+
+    def add(self, later: Publication) -> None:
+        self.records.pending.extend(later.audit)
+        self.decided = self.decided.then(replace(later, audit=()))
+
+    def publication(self) -> Publication:
+        """Everything the commands decided, their audit entries in the order decided."""
+        return replace(self.decided, audit=tuple(self.records.pending))
 
     def reply(self, body: str) -> None:
-        self.gh.create_comment(self.pr.repo, self.pr.number, body)
+        self.add(Publication(self.pr.repo, self.pr.number, reply=body))
 
     def react(self, content: str) -> None:
         if self.comment_id is not None:
-            self.gh.add_reaction(self.pr.repo, self.comment_id, content)
+            reaction = Reaction(self.comment_id, content)
+            self.add(Publication(self.pr.repo, self.pr.number, reactions=(reaction,)))
 
     def permission(self) -> str:
         """The commenter's level, asked of GitHub (never author_association), cached briefly."""
@@ -56,9 +83,15 @@ class Conversation:
         permission_cache.remember_level(self.ctx.redis, self.pr.repo, self.user, found)
         return found
 
-    def audit(self, kind: str, detail: str = "") -> audit.Entry:
-        entry = audit.Entry(kind, self.user, self.pr.number, self.pr.head_sha, detail)
-        return audit.record(self.ctx.redis, self.pr.repo, entry)
+    def audit(
+        self, kind: str, detail: str = "", *, sha: str | None = None, remember: str | None = None
+    ) -> audit.Entry:
+        """An audit entry by the commenter on the head (or `sha`), stamped now."""
+        entry = audit.Entry(
+            kind, self.user, self.pr.number, sha or self.pr.head_sha, detail, time.time()
+        )
+        self.records.add(entry, remember)
+        return entry
 
     def refuse(self, command: commands.Command, required: str, has: str | None) -> None:
         self.audit("refuse", f"/{command.name}: needs {required}, has {has or 'unknown'}")
@@ -68,16 +101,20 @@ class Conversation:
     def queue_run(self, note: str, **job: object) -> None:
         """A run for this command only: two commands in a row queue one behind the other."""
         origin = f"comment{self.comment_id}" if self.comment_id else f"button{uuid.uuid4().hex}"
-        queue_evaluation(
-            self.ctx,
-            self.event,
+        assert self.event.installation_id is not None
+        run = queued(
             self.pr,
+            self.event.installation_id,
             note,
             kind=f"{EVALUATE}-{origin}",
             forced=True,
             comment_id=self.comment_id,
             **job,
         )
+        self.add(run)
+
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self.ctx.settings, self.ctx.redis, self.gh, token=lambda: "")
 
 
 def run_comment(
@@ -87,26 +124,38 @@ def run_comment(
     user: str,
     comment_id: int,
     parsed: list[commands.Command],
-) -> None:
-    """Run a comment's commands, in order, as `user` on PR `number`."""
+) -> str:
+    """Run a comment's commands, in order, as `user` on PR `number`; publish what they
+    decided once. Returns the last command's outcome."""
     talk, config = _conversation(event, ctx, number, user, comment_id)
-    for command in parsed:
-        _run(talk, command, config)
+    try:
+        for command in parsed:
+            _run(talk, command, config)
+    finally:
+        # Should a command fail half-way (GitHub, Semaphore), what the commands before it
+        # decided, and a deploy that started, are still written.
+        outcome = Publisher(talk.gh, ctx.redis).publish(talk.publication())
+    return outcome
 
 
-def press_button(event: Event, ctx: Context, number: int, head_sha: str, identifier: str) -> None:
+def press_button(event: Event, ctx: Context, number: int, head_sha: str, identifier: str) -> str:
     """A check-run button is its command without arguments: the same checks, the same run."""
     talk, config = _conversation(event, ctx, number, event.payload["sender"]["login"], None)
-    if identifier == deploy.APPROVE:
-        # Approving an old head is refused and said so (DESIGN.md, Deploy states).
+    if identifier == deploying.APPROVE:
+        # Approving an old head is refused and said so: an approval is of one head only.
         talk.clicked_sha = head_sha
-        _run(talk, commands.Command("deploy", line="Approve deploy (button)"), config)
-        return
-    if talk.pr.head_sha != head_sha:
+        command = commands.Command("deploy", line="Approve deploy (button)")
+    elif talk.pr.head_sha != head_sha:
         log.info("button on an old head ignored", extra=event.log_extra())
-        return
-    label = {"evaluate": "Re-evaluate", "retrain": "Retrain"}[identifier]
-    _run(talk, commands.Command(identifier, line=f"{label} (button)"), config)
+        return "old-head"
+    else:
+        label = {"evaluate": "Re-evaluate", "retrain": "Retrain"}[identifier]
+        command = commands.Command(identifier, line=f"{label} (button)")
+    try:
+        _run(talk, command, config)
+    finally:
+        outcome = Publisher(talk.gh, ctx.redis).publish(talk.publication())
+    return outcome
 
 
 def _conversation(
@@ -116,12 +165,10 @@ def _conversation(
     repo = event.repo
     assert repo is not None
     pr = PullRequest.from_api(gh.get_pull(repo, number), event.payload["repository"])
-    talk = Conversation(ctx, gh, event, pr, user, comment_id)
+    records = HeadRecords(ctx.redis, pr.repo, pr.number)
+    talk = Conversation(ctx, gh, event, pr, user, comment_id, records)
     try:
-        config: RepoConfig | None = load_config(
-            RepoFiles(gh, ctx.redis, repo).read,
-            pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch,
-        )
+        config: RepoConfig | None = load_config(RepoFiles(gh, ctx.redis, repo).read, pr.config_ref)
     except RepoConfigError:
         config = None
     return talk, config
@@ -160,8 +207,7 @@ def _run(talk: Conversation, command: commands.Command, config: RepoConfig | Non
 def _evaluate(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
     """Re-evaluate the head; for an untrusted PR it also approves running this very sha."""
     talk.react(ACCEPTED)
-    entry = talk.audit("approve-evaluate")
-    audit.set_decision(talk.ctx.redis, "approval", talk.pr.repo, entry)
+    talk.audit("approve-evaluate", remember="approval")
     record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
     talk.queue_run(f"Evaluated at the request of @{talk.user}.", requested_by=talk.user)
 
@@ -179,9 +225,7 @@ def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) 
         )
         talk.react(FAILED)
         return
-    approved = audit.decision(
-        talk.ctx.redis, "approval", talk.pr.repo, talk.pr.number, talk.pr.head_sha
-    )
+    approved = talk.records.decision("approval", talk.pr.head_sha)
     if approved is None and not author_trusted(talk.gh, talk.pr):
         talk.reply(
             f"{commands.quote_line(command.line)}\n\n@{talk.user}, this PR's code has not been "
@@ -198,40 +242,39 @@ def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) 
 
 def _override(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
     talk.react(ACCEPTED)
-    entry = talk.audit("override", command.text)
-    audit.set_decision(talk.ctx.redis, "override", talk.pr.repo, entry)
-    evaluator = Evaluator(talk.ctx.settings, talk.ctx.redis, talk.gh, token=lambda: "")
-    if evaluator.republish(talk.pr) is None:
+    talk.audit("override", command.text, remember="override")
+    shown = talk.evaluator().republish(talk.pr, talk.records)
+    if shown is None:
         # Nothing evaluated yet at this sha: the check says so now; the evaluation, when it
         # comes, shows the override too.
-        Checks(talk.gh, talk.ctx.redis, talk.pr.repo).complete(
-            QUALITY_CHECK,
-            talk.pr.head_sha,
-            "success",
-            f"Overridden by @{talk.user}",
-            f"@{talk.user} accepted this commit's quality gate: {command.text}",
-        )
-        if config.deploy.enabled:  # the gate is open now: the deploy button may appear
-            deploy.publish_check(
-                talk.gh,
-                talk.ctx.redis,
-                talk.pr.repo,
-                talk.pr.number,
-                talk.pr.head_sha,
-                config.deploy,
+        sha = talk.pr.head_sha
+        checks = [
+            CheckOutput(
+                QUALITY_CHECK,
+                sha,
+                f"Overridden by @{talk.user}",
+                f"@{talk.user} accepted this commit's quality gate: {command.text}",
+                "success",
             )
+        ]
+        if config.deploy.enabled:  # the gate is open now: the deploy button may appear
+            checks.append(deploy.check_of(talk.records, sha, config.deploy))
+        shown = Publication(talk.pr.repo, talk.pr.number, checks=tuple(checks))
+    talk.add(shown)
     talk.react(DONE)
 
 
 def _deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
     """`/deploy` or the Approve deploy button; the comment then shows the decision."""
     _decide_deploy(talk, command, config)
-    Evaluator(talk.ctx.settings, talk.ctx.redis, talk.gh, token=lambda: "").republish(talk.pr)
+    shown = talk.evaluator().republish(talk.pr, talk.records)
+    if shown is not None:
+        talk.add(shown)
 
 
 def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
-    """Approve deploying the head (DESIGN.md, Deploy states): checked against
-    `deploy.approvers`; a valid approval deploys at once (`on: approval`) or on merge."""
+    """Approve deploying the head, checked against `deploy.approvers`; a valid approval
+    deploys at once (`on: approval`) or on merge, and a new head needs a new one."""
     settings = config.deploy
     if not settings.enabled:
         talk.reply(
@@ -240,17 +283,30 @@ def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoCo
         )
         talk.react(FAILED)
         return
-    conn, repo, number = talk.ctx.redis, talk.pr.repo, talk.pr.number
+    repo, number = talk.pr.repo, talk.pr.number
     sha = talk.clicked_sha or talk.pr.head_sha
-    approval = audit.decision(conn, deploy.APPROVAL, repo, number, sha)
+    approval = talk.records.decision(deploying.APPROVAL, sha)
     fresh = approval is None
     if approval is None:
         # The PR as GitHub has it now: an approval is of one open head, nothing older.
         pull = talk.gh.get_pull(repo, number)
-        why = deploy.refusal(talk.gh, conn, pull, repo, sha, settings, talk.user, talk.permission)
+
+        def member(team: str) -> bool:
+            return deploy.in_team(talk.gh, repo, team, talk.user)
+
+        why = deploying.refusal(
+            pull,
+            sha,
+            settings,
+            talk.user,
+            gate_passed=talk.records.gate_passed(sha),
+            permission=talk.permission,
+            in_team=member,
+        )
         if why is not None:
-            deploy.refuse(conn, repo, number, sha, talk.user, why)
-            deploy.publish_check(talk.gh, conn, repo, number, sha, settings)
+            talk.audit("deploy-refused", why, sha=sha, remember=REFUSED_DEPLOY)
+            refused = deploy.check_of(talk.records, sha, settings)
+            talk.add(Publication(repo, number, checks=(refused,)))
             talk.reply(
                 f"{commands.quote_line(command.line)}\n\n@{talk.user}, deploying "
                 f"{sha[:7]} was not approved: {why}."
@@ -258,29 +314,26 @@ def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoCo
             talk.react(FAILED)
             return
         talk.react(ACCEPTED)
-        approval = deploy.approve(conn, repo, number, sha, talk.user)
+        approval = talk.audit("approve-deploy", sha=sha, remember=deploying.APPROVAL)
     outcome = "on-merge"
-    if settings.on == deploy.ON_APPROVAL:
+    if settings.on == deploying.ON_APPROVAL:
         # Also on a second click: a deploy that failed half-way is retried, never doubled.
-        request = deploy.DeployRequest(
+        request = deploying.DeployRequest(
             repo,
             number,
             sha,
             sha,
-            deploy.ON_APPROVAL,
+            deploying.ON_APPROVAL,
             approval.user,
             talk.event.installation_id,
             clone_url=talk.pr.clone_url,
         )
-        outcome = deploy.start(talk.ctx.settings, conn, talk.gh, request, settings)
-    deploy.publish_check(talk.gh, conn, repo, number, sha, settings)
+        started = deploy.start(talk.ctx.settings, talk.ctx.redis, talk.gh, request, settings)
+        talk.add(started)
+        outcome = started.outcome
+    talk.add(Publication(repo, number, checks=(deploy.check_of(talk.records, sha, settings),)))
     if fresh:
-        then = {
-            "on-merge": "it deploys when this pull request is merged",
-            "pending": "it deploys when the Semaphore pipeline of this commit is done",
-            "promoted": f"Semaphore promotion `{settings.promotion}` started",
-            "queued": "the deploy command runs on a worker",
-        }.get(outcome, f"deploy: {outcome}")
+        then = deploying.what_follows(outcome, settings)
         talk.reply(f"@{talk.user} approved deploying {sha[:7]}: {then}.")
         talk.react(DONE)
 

@@ -8,9 +8,11 @@ from collections import Counter
 from enum import Enum
 
 from bot.errors import SemaphoreError
-from bot.runs.check_runs import QUALITY_CHECK, Checks
+from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.pipeline_results import FAILED, publish_run
+from bot.runs.pipeline_results import publish_run
+from bot.runs.publication import FAILED, CheckOutput, Publication, Reaction
+from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone, pipeline_path
 from bot.semaphore.semaphore_client import Pipeline, SemaphoreClient
 from bot.state import semaphore_runs
@@ -89,24 +91,30 @@ def expiry_summary(run: SemaphoreRun, waited: float, public_url: str) -> str:
     )
 
 
+def expiry(run: SemaphoreRun, waited: float, public_url: str) -> Publication:
+    """A run that waited too long: `mlgate/quality` fails saying what to check, and the
+    command that started it gets 😕."""
+    check = CheckOutput(
+        QUALITY_CHECK,
+        run.head_sha,
+        f"No result from Semaphore after {describe_wait(waited)}",
+        expiry_summary(run, waited, public_url),
+        "failure",
+        details_url=run.workflow_url,
+    )
+    reactions = (Reaction(run.comment_id, FAILED),) if run.comment_id is not None else ()
+    return Publication(run.repo, run.number, "expired", checks=(check,), reactions=reactions)
+
+
 def expire(ctx: Context, run: SemaphoreRun, waited: float) -> bool:
-    """Fail `mlgate/quality` and react 😕; False when the pipeline was published meanwhile."""
+    """Publish the run's expiry; False when the pipeline was published meanwhile."""
     # The same claim as publishing: a notification that arrives after this is a no-op.
     if not claim(ctx.redis, run.pipeline_id):
         return False
     try:
         installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
         gh = ctx.github.client(installation)
-        Checks(gh, ctx.redis, run.repo).complete(
-            QUALITY_CHECK,
-            run.head_sha,
-            "failure",
-            f"No result from Semaphore after {describe_wait(waited)}",
-            expiry_summary(run, waited, ctx.settings.public_url),
-            details_url=run.workflow_url,
-        )
-        if run.comment_id is not None:
-            gh.add_reaction(run.repo, run.comment_id, FAILED)
+        Publisher(gh, ctx.redis).publish(expiry(run, waited, ctx.settings.public_url))
     except BaseException:
         release(ctx.redis, run.pipeline_id)  # the next sweep expires it
         raise

@@ -22,7 +22,7 @@ UPLOAD_COMMAND = (
 def workflow_parameters(
     params: Mapping[str, str], *, run_id: str, repo: str, pr: int | None, sha: str
 ) -> dict[str, str]:
-    """DESIGN.md "Parameters reach runs": MLGATE_PARAM_<NAME> (upper-cased) per parameter,
+    """Parameters reach runs as MLGATE_PARAM_<NAME> (upper-cased), one per parameter,
     and MLGATE_RUN_ID, MLGATE_REPO, MLGATE_PR, MLGATE_SHA; Semaphore makes them env vars."""
     values = {PARAM_PREFIX + name.upper(): str(value) for name, value in params.items()}
     return values | {
