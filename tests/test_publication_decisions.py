@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import redis
 
-from bot.core.config import Approvers, DeployConfig
+from bot.core.changes import PR_FILES_CAP, Classification, classify
+from bot.core.config import Approvers, DeployConfig, MetricsConfig, RepoConfig, Triggers
 from bot.core.evaluation_result import Evaluation
 from bot.core.pr_facts import PullRequest, Retrain
 from bot.runs import evaluation_decisions as decide
 from bot.runs.check_runs import CONFIG_CHECK, DEPLOY_CHECK, QUALITY_CHECK
 from bot.runs.deploy_decisions import DEPLOY_ACTIONS, deploy_check, refusal
-from bot.runs.head_records import HeadRecords
+from bot.runs.head_records import HeadRecords, HeadState
 from bot.runs.publication import (
     REFUSED_DEPLOY,
     AuditRecord,
@@ -40,7 +42,8 @@ def entry(kind: str, user: str = "ada", detail: str = "", sha: str = HEAD) -> au
     return audit.Entry(kind, user, PR.number, sha, detail, at=1_700_000_000.0)
 
 
-WITH_DEPLOY = decide.DeployState(DEPLOY, None, ())
+def never(*_: object) -> Any:
+    raise AssertionError("asked although the decision did not depend on the answer")
 
 
 def publish(
@@ -51,17 +54,11 @@ def publish(
     current: bool = True,
     override: audit.Entry | None = None,
     history: Sequence[audit.Entry] = (),
-    deploy: decide.DeployState | None = WITH_DEPLOY,
+    deploy: DeployConfig | None = DEPLOY,
 ) -> Publication:
+    head = HeadState(current, override, None, (), tuple(history))
     return decide.published(
-        PR,
-        make(),
-        neutral=neutral,
-        details_url=details_url,
-        current=current,
-        override=override,
-        history=history,
-        deploy=deploy,
+        PR, make(), head, neutral=neutral, details_url=details_url, deploy=deploy
     )
 
 
@@ -171,6 +168,65 @@ def test_a_retrain_of_unapproved_code_only_replies() -> None:
     assert shown.reply is not None and shown.reply.startswith("@rita the retrain was not run")
 
 
+def course(
+    pr: PullRequest = PR,
+    config: RepoConfig | None = None,
+    *,
+    changed: Sequence[str] = ("data/images.dvc",),
+    forced: bool = False,
+    approval: audit.Entry | None = None,
+    retrain: Retrain | None = None,
+    trusted: Callable[[], bool] = never,
+    classified: Callable[[], Classification] | None = None,
+) -> decide.Plan:
+    return decide.plan(
+        pr,
+        config or RepoConfig(),
+        changed,
+        classified=classified or (lambda: classify(changed, Triggers())),
+        forced=forced,
+        approval=approval,
+        retrain=retrain,
+        note="Evaluated at the request of @ada.",
+        trusted=trusted,
+    )
+
+
+RUN = RepoConfig(metrics=MetricsConfig(source="run"))
+ON_SEMAPHORE = RepoConfig(metrics=MetricsConfig(source="semaphore"))
+
+
+def test_drafts_and_prs_that_change_nothing_relevant_are_skipped() -> None:
+    skipped = course(replace(PR, draft=True), classified=never).done
+    assert skipped is not None and skipped.outcome == "skipped-draft"
+    irrelevant = course(changed=["README.md"]).done
+    assert irrelevant is not None and irrelevant.outcome == "skipped-irrelevant"
+    assert course(changed=["README.md"], forced=True).done is None  # a command evaluates anyway
+
+
+def test_committed_metrics_are_compared_without_asking_who_wrote_the_code() -> None:
+    plan = course()  # metrics.source git; `trusted` would fail the test if asked
+    assert (plan.done, plan.semaphore, plan.may_run) == (None, None, True)
+    assert plan.notes == ("Evaluated at the request of @ada.",)
+    listed = course(changed=[f"data/{n}.dvc" for n in range(PR_FILES_CAP)])
+    assert listed.notes[-1].startswith(f"GitHub lists at most {PR_FILES_CAP} files of a PR")
+
+
+def test_code_runs_only_when_trusted_or_approved_for_this_head() -> None:
+    assert not course(config=RUN, trusted=lambda: False).may_run
+    assert course(config=RUN, trusted=lambda: True).may_run
+    approved = course(config=RUN, approval=entry("approve-evaluate"))
+    assert approved.may_run
+    assert f"@ada approved running this PR's code at {HEAD[:7]}." in approved.notes
+    refused = course(retrain=Retrain({}, "rita"), trusted=lambda: False).done
+    assert refused is not None and refused.reply is not None
+
+
+def test_semaphore_runs_start_only_for_code_that_may_run() -> None:
+    assert course(config=ON_SEMAPHORE, trusted=lambda: True).semaphore == "evaluate"
+    assert course(config=ON_SEMAPHORE, trusted=lambda: False).semaphore is None
+
+
 @pytest.mark.parametrize(
     ("outcome", "reaction"),
     [
@@ -190,6 +246,9 @@ def test_the_command_hears_how_its_run_ended(outcome: str, reaction: str) -> Non
 def test_no_reaction_without_a_command_or_while_semaphore_runs() -> None:
     assert decide.run_reaction(None, "error") is None
     assert decide.run_reaction(5, decide.SEMAPHORE_STARTED) is None
+    started = Publication(REPO, 7, decide.SEMAPHORE_STARTED)
+    assert decide.reacted(started, 5) == started
+    assert decide.reacted(publish(), 5).reactions == (Reaction(5, "rocket"),)
 
 
 # -------------------------------------------------------------------------- deploys
@@ -207,10 +266,6 @@ def test_the_deploy_check_waits_for_the_gate_then_the_approval_then_shows_it() -
         "Approved by @ada — deploys on merge",
     )
     assert "2023-11-14 22:13 UTC" in approved.summary
-
-
-def never(*_: object) -> Any:
-    raise AssertionError("GitHub was asked although the answer was known")
 
 
 def pull(state: str = "open", sha: str = HEAD, author: str = "alice") -> dict[str, object]:
@@ -259,6 +314,7 @@ def test_pending_records_count_before_they_are_written(redis_conn: redis.Redis) 
     assert records.gate_passed(HEAD)
     assert records.decision("override", HEAD) == entry("override", "alice", "known drift")
     assert records.decision("override", "0" * 40) is None
+    assert records.about(HEAD).current  # no head recorded yet: nothing supersedes it
     assert records.refusals(HEAD) == ["@rita: not an approver", "@tom: not an approver"]
     audit.record(redis_conn, REPO, entry("retrain"))
     assert [e.kind for e in records.history()] == ["retrain", "override", "deploy-refused"]

@@ -28,7 +28,7 @@ from bot.runs import deploy, semaphore_poll
 from bot.runs.context import Context
 from bot.runs.deploy_decisions import DeployRequest
 from bot.runs.evaluation import Evaluator, author_trusted
-from bot.runs.evaluation_decisions import run_reaction
+from bot.runs.evaluation_decisions import reacted
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.semaphore.semaphore_client import SemaphoreClient
@@ -149,6 +149,7 @@ def evaluate_pull_request(
         token=lambda: ctx.github.installation_token(installation_id),
         installation_id=installation_id,
     )
+    publisher = Publisher(gh, ctx.redis)
     lock = pr_run_lock(ctx.redis, request.repo, request.number, RUN_JOB_TIMEOUT)
     try:
         with lock:
@@ -161,15 +162,10 @@ def evaluate_pull_request(
                 comment_id=comment_id,
                 requested_by=requested_by,
             )
-            reaction = run_reaction(comment_id, publication.outcome)
-            if reaction is not None:
-                publication = publication.then(Publication(request.repo, reactions=(reaction,)))
-            outcome = evaluator.publisher.publish(publication)
+            outcome = publisher.publish(publication)
     except BaseException:
         # The job failed (a retry may follow): the command that asked hears so now.
-        failed = run_reaction(comment_id, "error")
-        if failed is not None:
-            evaluator.publisher.publish(Publication(request.repo, reactions=(failed,)))
+        publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
         raise
     log.info(
         "evaluated: %s",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import redis
 
@@ -21,14 +22,13 @@ from bot.github.repo_files import RepoFiles
 from bot.runs import evaluation_decisions as decide
 from bot.runs import semaphore_evaluation
 from bot.runs.check_runs import QUALITY_CHECK
-from bot.runs.deploy_decisions import APPROVAL
 from bot.runs.head_records import HeadRecords
 from bot.runs.local_evaluation import run_evaluation
 from bot.runs.publication import Publication, step
 from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone
 from bot.settings import Settings
-from bot.state import audit, pr_heads, stored_evaluations
+from bot.state import audit, stored_evaluations
 from bot.state.baselines import baseline, record_baseline, trend
 from bot.state.semaphore_runs import SemaphoreRun
 
@@ -45,11 +45,11 @@ class Evaluator:
     token: Callable[[], str]
     # Stored with a Semaphore run, so that its pipeline-done notification finds the client.
     installation_id: int | None = None
-    # Shows the steps of a long run; everything else is returned, never published here.
-    publisher: Publisher = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.publisher = Publisher(self.gh, self.conn)
+    @cached_property
+    def publisher(self) -> Publisher:
+        """Shows the steps of a long run; everything else is returned, never published here."""
+        return Publisher(self.gh, self.conn)
 
     def files(self, repo: str) -> RepoFiles:
         return RepoFiles(self.gh, self.conn, repo)
@@ -72,8 +72,22 @@ class Evaluator:
         when nothing under the triggers changed; `retrain` runs `retrain.run` first. Where
         Semaphore runs it (`metrics.source` / `retrain.runner: semaphore`), a workflow is
         started and the outcome is SEMAPHORE_STARTED: its pipeline-done notification
-        publishes, and reacts on `comment_id` (the command of `requested_by`).
+        publishes, and reacts on `comment_id` (the command of `requested_by`); otherwise the
+        command gets its reaction with this publication.
         """
+        shown = self._course(pr, trusted, note, forced, retrain, comment_id, requested_by)
+        return decide.reacted(shown, comment_id)
+
+    def _course(
+        self,
+        pr: PullRequest,
+        trusted: Callable[[], bool],
+        note: str | None,
+        forced: bool,
+        retrain: Retrain | None,
+        comment_id: int | None,
+        requested_by: str,
+    ) -> Publication:
         # Whoever queued this run showed `mlgate/quality` as queued already.
         files = self.files(pr.repo)
         try:
@@ -85,58 +99,44 @@ class Evaluator:
         if CONFIG_PATH in changed:
             own = files.read(CONFIG_PATH, pr.head_sha)
             first = first.with_checks([decide.pr_config_check(pr, own)])
-        rest = self._relevant(
-            pr, config, files, changed, trusted, note, forced, retrain, comment_id, requested_by
-        )
-        return first.then(rest)
-
-    def _relevant(
-        self,
-        pr: PullRequest,
-        config: RepoConfig,
-        files: RepoFiles,
-        changed: Sequence[str],
-        trusted: Callable[[], bool],
-        note: str | None,
-        forced: bool,
-        retrain: Retrain | None,
-        comment_id: int | None,
-        requested_by: str,
-    ) -> Publication:
-        if pr.draft and not config.triggers.drafts:
-            return decide.skipped_draft(pr)
-        classified = classify(
-            changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
-        )
-        if not classified.relevant and not forced:
-            return decide.skipped_irrelevant(pr, len(changed))
         approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
-        listed = len(changed) if classified.truncated else None
-        notes = decide.run_notes(pr, note, approval, retrain, listed)
-        needs_code = config.metrics.source != "git" or retrain is not None
-        may_run = not needs_code or approval is not None or trusted()
-        if retrain is not None and not may_run:
-            return decide.untrusted_retrain(pr, retrain)
-        kind = decide.semaphore_kind(config, retrain)
-        if kind is not None and may_run:
-            return semaphore_evaluation.start(
+        course = decide.plan(
+            pr,
+            config,
+            changed,
+            classified=lambda: classify(
+                changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
+            ),
+            forced=forced,
+            approval=approval,
+            retrain=retrain,
+            note=note,
+            trusted=trusted,
+        )
+        if course.done is not None:
+            return first.then(course.done)
+        if course.semaphore is not None:
+            started = semaphore_evaluation.start(
                 self.settings,
                 self.conn,
                 pr,
                 config,
-                kind,
+                course.semaphore,
                 retrain,
                 installation_id=self.installation_id,
                 note=note or "",
                 comment_id=comment_id,
                 requested_by=retrain.user if retrain is not None else requested_by,
             )
+            return first.then(started)
+        notes = list(course.notes)
         try:
-            result = self._compare(pr, config, files, changed, may_run, notes, retrain)
+            result = self._compare(pr, config, files, changed, course.may_run, notes, retrain)
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
             result = Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=str(exc))
-        return self._result(pr, result, neutral=not may_run and result.error is None)
+        neutral = not course.may_run and result.error is None
+        return first.then(self._result(pr, result, neutral=neutral))
 
     def _step(self, pr: PullRequest, current: str) -> None:
         self.publisher.show(pr.repo, step(QUALITY_CHECK, pr.head_sha, current))
@@ -230,41 +230,35 @@ class Evaluator:
         """What an evaluation of `pr`'s head publishes, with what is recorded about the head:
         whether it is still current, an override, the audit trail and the deploy state."""
         records = records or HeadRecords(self.conn, pr.repo, pr.number)
-        current = pr_heads.is_current(self.conn, pr.repo, pr.number, pr.head_sha)
+        head = records.about(pr.head_sha)
         deploy = None
-        if current:
+        if head.current:
             try:
-                config: RepoConfig | None = load_config(self.files(pr.repo).read, pr.config_ref)
+                config = load_config(self.files(pr.repo).read, pr.config_ref)
             except RepoConfigError:
-                config = None  # the PR's mlgate/config says so; mlgate/deploy stays as it is
-            if config is not None and config.deploy.enabled:
-                approval = records.decision(APPROVAL, pr.head_sha)
-                refusals = records.refusals(pr.head_sha)
-                deploy = decide.DeployState(config.deploy, approval, refusals)
+                pass  # the PR's mlgate/config says so; mlgate/deploy stays as it is
+            else:
+                deploy = config.deploy if config.deploy.enabled else None
         return decide.published(
-            pr,
-            evaluation,
-            neutral=neutral,
-            details_url=details_url,
-            current=current,
-            override=records.decision("override", pr.head_sha),
-            history=records.history() if current else [],
-            deploy=deploy,
+            pr, evaluation, head, neutral=neutral, details_url=details_url, deploy=deploy
         )
 
     def publish_pipeline(
         self, pr: PullRequest, done: PipelineDone, run: SemaphoreRun | None
     ) -> Publication:
-        """What a done pipeline of `pr`'s head publishes (semaphore_evaluation.py)."""
+        """What a done pipeline of `pr`'s head publishes (semaphore_evaluation.py), with the
+        reaction of the command that started the run."""
         files = self.files(pr.repo)
+        comment_id = run.comment_id if run is not None else None
         try:
             config = load_config(files.read, pr.config_ref)
         except RepoConfigError:
-            return decide.quality_config_invalid(pr)
+            return decide.reacted(decide.quality_config_invalid(pr), comment_id)
         evaluation, url = semaphore_evaluation.pipeline_evaluation(
             self.settings, self.conn, self.gh, files, pr, config, done, run
         )
-        return self._result(pr, evaluation, neutral=False, details_url=url)
+        shown = self._result(pr, evaluation, neutral=False, details_url=url)
+        return decide.reacted(shown, comment_id)
 
     def republish(self, pr: PullRequest, records: HeadRecords | None = None) -> Publication | None:
         """The last evaluation of `pr`'s head shown again with a new decision (an override, a

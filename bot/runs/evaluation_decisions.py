@@ -3,9 +3,10 @@ what the orchestrator (evaluation.py) read and ran."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from bot.core.changes import Classification
 from bot.core.config import CONFIG_PATH, DeployConfig, RepoConfig, parse_config
 from bot.core.evaluation_result import Evaluation
 from bot.core.pr_facts import PullRequest, Retrain
@@ -13,6 +14,7 @@ from bot.core.report import render_check_run, render_comment
 from bot.errors import RepoConfigError
 from bot.runs.check_runs import CONFIG_CHECK, QUALITY_CHECK
 from bot.runs.deploy_decisions import deploy_check
+from bot.runs.head_records import HeadState
 from bot.runs.publication import (
     DONE,
     FAILED,
@@ -31,15 +33,6 @@ RETRAIN = "retrain"  # the kind of a Semaphore run that retrains; "evaluate" onl
 NOT_SUCCEEDED = ("error", "config-invalid", "superseded", SEMAPHORE_UNCONFIGURED)
 # The sticky comment lists this many of the PR's newest audit entries.
 AUDIT_SHOWN = 10
-
-
-@dataclass(frozen=True)
-class DeployState:
-    """What mlgate/deploy of a head shows besides the gate: who approved, who was refused."""
-
-    config: DeployConfig
-    approval: audit.Entry | None
-    refusals: Sequence[str]
 
 
 def problems(found: Sequence[str], heading: str) -> str:
@@ -155,6 +148,47 @@ def run_notes(
     return notes
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What an evaluation does once it knows the configuration and the changes: publish
+    `done` and stop (skipped, or refused), start the `semaphore` run of that kind, or compare,
+    running the PR's code if `may_run`."""
+
+    done: Publication | None = None
+    semaphore: str | None = None
+    may_run: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def plan(
+    pr: PullRequest,
+    config: RepoConfig,
+    changed: Sequence[str],
+    *,
+    classified: Callable[[], Classification],
+    forced: bool,
+    approval: audit.Entry | None,
+    retrain: Retrain | None,
+    note: str | None,
+    trusted: Callable[[], bool],
+) -> Plan:
+    """The evaluation's course. `classified` reads the repository's metrics paths and
+    `trusted` asks GitHub: each only when the answer depends on it."""
+    if pr.draft and not config.triggers.drafts:
+        return Plan(done=skipped_draft(pr))
+    sorted_out = classified()
+    if not sorted_out.relevant and not forced:
+        return Plan(done=skipped_irrelevant(pr, len(changed)))
+    listed = len(changed) if sorted_out.truncated else None
+    notes = tuple(run_notes(pr, note, approval, retrain, listed))
+    needs_code = config.metrics.source != "git" or retrain is not None
+    may_run = not needs_code or approval is not None or trusted()
+    if retrain is not None and not may_run:
+        return Plan(done=untrusted_retrain(pr, retrain))
+    kind = semaphore_kind(config, retrain)
+    return Plan(semaphore=kind if may_run else None, may_run=may_run, notes=notes)
+
+
 def semaphore_kind(config: RepoConfig, retrain: Retrain | None) -> str | None:
     """`retrain` or `evaluate` when that run happens on Semaphore, else None."""
     if retrain is not None:
@@ -180,17 +214,16 @@ def audit_note(entry: audit.Entry) -> str:
 def published(
     pr: PullRequest,
     evaluation: Evaluation,
+    head: HeadState,
     *,
     neutral: bool,
     details_url: str | None,
-    current: bool,
-    override: audit.Entry | None,
-    history: Sequence[audit.Entry],
-    deploy: DeployState | None,
+    deploy: DeployConfig | None,
 ) -> Publication:
     """The comment and checks of an evaluation of `pr`'s head, unless a newer head superseded
-    it; an /override of the head shows on it, and mlgate/deploy follows mlgate/quality."""
-    if not current:
+    it; an /override of the head shows on it, and mlgate/deploy (with `deploy` configured)
+    follows mlgate/quality."""
+    if not head.current:
         check = CheckOutput(
             QUALITY_CHECK,
             pr.head_sha,
@@ -199,11 +232,12 @@ def published(
             "cancelled",
         )
         return Publication(pr.repo, pr.number, "superseded", checks=(check,))
+    override = head.override
     if override is not None and evaluation.error is None:
         evaluation = replace(evaluation, override=f"@{override.user}: {override.detail}")
     output = render_check_run(evaluation)
     conclusion = "neutral" if neutral else output.conclusion
-    trail = [audit_note(entry) for entry in history[-AUDIT_SHOWN:]]
+    trail = [audit_note(entry) for entry in head.history[-AUDIT_SHOWN:]]
     shown = replace(evaluation, notes=[*evaluation.notes, *trail])
     checks = [
         CheckOutput(
@@ -219,9 +253,7 @@ def published(
     passed = conclusion == "success"
     if deploy is not None:
         gate = passed or override is not None
-        checks.append(
-            deploy_check(pr.head_sha, deploy.config, deploy.approval, deploy.refusals, gate)
-        )
+        checks.append(deploy_check(pr.head_sha, deploy, head.approval, head.refusals, gate))
     return Publication(
         pr.repo,
         pr.number,
@@ -238,3 +270,11 @@ def run_reaction(comment_id: int | None, outcome: str) -> Reaction | None:
     if comment_id is None or outcome == SEMAPHORE_STARTED:
         return None
     return Reaction(comment_id, FAILED if outcome in NOT_SUCCEEDED else DONE)
+
+
+def reacted(shown: Publication, comment_id: int | None) -> Publication:
+    """`shown` with the reaction of the command that asked for the run, if any."""
+    reaction = run_reaction(comment_id, shown.outcome)
+    if reaction is None:
+        return shown
+    return shown.then(Publication(shown.repo, reactions=(reaction,)))

@@ -7,11 +7,23 @@ from dataclasses import dataclass, field
 
 import redis
 
+from bot.runs.deploy_decisions import APPROVAL
 from bot.runs.publication import REFUSED_DEPLOY, AuditRecord
-from bot.state import audit, deploys
+from bot.state import audit, deploys, pr_heads
 
 # Audit entries read for a comment: the repository's newest, of which this PR's are shown.
 AUDIT_SCAN = 500
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """What is recorded about one head sha when an evaluation of it is shown."""
+
+    current: bool  # still the PR's head: a superseded run must not publish
+    override: audit.Entry | None
+    approval: audit.Entry | None  # of deploying it
+    refusals: tuple[str, ...]  # of approving its deploy
+    history: tuple[audit.Entry, ...]  # the PR's audit trail, oldest first
 
 
 @dataclass
@@ -56,3 +68,13 @@ class HeadRecords:
         """The PR's audit trail, oldest first."""
         stored = [e for e in audit.entries(self.conn, self.repo, AUDIT_SCAN) if e.pr == self.number]
         return stored + [r.entry for r in self.pending]
+
+    def about(self, sha: str) -> HeadState:
+        """Everything recorded about `sha`, read at once."""
+        return HeadState(
+            current=pr_heads.is_current(self.conn, self.repo, self.number, sha),
+            override=self.decision("override", sha),
+            approval=self.decision(APPROVAL, sha),
+            refusals=tuple(self.refusals(sha)),
+            history=tuple(self.history()),
+        )

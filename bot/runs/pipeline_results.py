@@ -8,8 +8,6 @@ from bot.core.pr_facts import PullRequest
 from bot.github.github_client import GitHubClient
 from bot.runs.context import Context
 from bot.runs.evaluation import Evaluator
-from bot.runs.evaluation_decisions import run_reaction
-from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone
 from bot.state.semaphore_runs import SemaphoreRun, claim, release
@@ -36,10 +34,7 @@ def publish(
     run: SemaphoreRun | None,
     extra: dict[str, object],
 ) -> str | None:
-    """Publish a done pipeline once: the outcome, or None when it was published already.
-
-    The command that started the run gets 🚀 or 😕 with it.
-    """
+    """Publish a done pipeline once: the outcome, or None when it was published already."""
     if not claim(ctx.redis, done.pipeline_id):
         log.info("semaphore: pipeline already published", extra=extra)
         return None
@@ -51,11 +46,7 @@ def publish(
         installation_id=installation,
     )
     try:
-        publication = evaluator.publish_pipeline(pr, done, run)
-        reaction = run_reaction(run.comment_id if run is not None else None, publication.outcome)
-        if reaction is not None:
-            publication = publication.then(Publication(pr.repo, reactions=(reaction,)))
-        outcome = Publisher(gh, ctx.redis).publish(publication)
+        outcome = Publisher(gh, ctx.redis).publish(evaluator.publish_pipeline(pr, done, run))
     except BaseException:
         release(ctx.redis, done.pipeline_id)  # the job's retry publishes
         raise
