@@ -1,5 +1,4 @@
-"""Decisions as values, without HTTP: what an evaluation, a deploy and an expiry publish, and
-how one comment's decisions add up into one publication."""
+"""Decisions as values, without HTTP: what evaluations, deploys and expiries publish."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Deploying an approved sha once: a Semaphore promotion or `deploy.run` on a worker, each a
-GitHub Deployment; what a deploy decided to record comes back as a Publication."""
+"""Deploying an approved sha once (Semaphore promotion or `deploy.run`) as a GitHub Deployment."""
 
 from __future__ import annotations
 

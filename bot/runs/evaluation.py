@@ -1,5 +1,4 @@
-"""Evaluating a PR: read config and changes, run or read the metrics, compare with the base,
-and return what to publish (evaluation_decisions.py decides it, publisher.py writes it)."""
+"""Evaluating a PR: reads, runs and compares; returns the Publication its decisions make."""
 
 from __future__ import annotations
 

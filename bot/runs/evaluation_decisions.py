@@ -1,5 +1,4 @@
-"""Evaluation decisions without I/O: what an evaluation's checks, comment and outcome are, from
-what the orchestrator (evaluation.py) read and ran."""
+"""Evaluation decisions without I/O: the course, the checks, the comment and the outcome."""
 
 from __future__ import annotations
 

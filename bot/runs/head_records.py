@@ -1,5 +1,4 @@
-"""What is recorded about a PR's heads (decisions, refused deploys, the audit trail), as a
-decision sees it: what Redis holds, plus the records the decision itself is about to write."""
+"""What is recorded about a PR's heads, as decisions see it: Redis plus their pending records."""
 
 from __future__ import annotations
 

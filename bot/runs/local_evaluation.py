@@ -1,5 +1,4 @@
-"""Running a repository's `retrain.run` and `evaluate.run` on this worker, and reading the
-metrics files they leave."""
+"""Running `retrain.run` and `evaluate.run` on this worker and reading the metrics they leave."""
 
 from __future__ import annotations
 

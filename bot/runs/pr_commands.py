@@ -1,6 +1,4 @@
-"""Running PR commands (a comment's, or a check button's): permission asked of GitHub, then
-each command decides its reactions, reply, audit entries, checks and runs; a comment's
-decisions are gathered into one Publication (one reply at most) and published once."""
+"""PR commands (a comment's or a button's): each decides; a comment publishes once, one reply."""
 
 from __future__ import annotations
 

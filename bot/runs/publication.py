@@ -1,7 +1,4 @@
-"""What an evaluation, a command or a deploy decided to write, as one value the publisher writes.
-
-Deciding code returns a `Publication`; only `publisher.py` writes one out.
-"""
+"""What an evaluation, a command or a deploy decided to write: one value, for the publisher."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Evaluations Semaphore runs: starting the pipeline of a PR head, and the evaluation its
-done pipeline makes of the metrics uploaded for it."""
+"""Evaluations Semaphore runs: starting a PR head's pipeline, and reading its done pipeline."""
 
 from __future__ import annotations
 

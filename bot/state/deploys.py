@@ -1,5 +1,4 @@
-"""Deploy state: quality gates per sha, refused approvals, commits' pipelines, waiting deploys,
-claims of started deploys, and promotions that end a GitHub Deployment."""
+"""Deploy state: gates, refused approvals, pipelines, waiting deploys, claims and promotions."""
 
 from __future__ import annotations
 
