@@ -24,10 +24,10 @@ from rq import Queue
 from bot import create_app
 from bot.cli import DEV_WEBHOOK_SECRET, main
 from bot.core.signatures import sign
-from bot.handlers.installation import installed_repositories
 from bot.loopback import serve
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
+from bot.state.installations import installed_repositories
 from bot.state.queues import EVENTS, RUNS, accept_github_delivery
 from tests.support import FIXTURES, SECRET
 

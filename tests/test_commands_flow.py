@@ -143,6 +143,17 @@ def test_help_and_a_did_you_mean_for_unknown_commands(
     assert unknown.startswith("Unknown command `/retrian`: did you mean `/retrain`?")
 
 
+def test_a_comment_gets_one_reply_that_gathers_its_commands_answers(
+    bot: Bot, emulator: GitHubEmulator, pr: int
+) -> None:
+    comment = say(bot, pr, "/help\n/retrian epochs=5", "alice")
+    [reply] = replies(emulator, pr)
+    help_part, unknown = reply.split("\n\n---\n\n")
+    assert "| `/retrain [key=value ...]` |" in help_part
+    assert unknown.startswith("Unknown command `/retrian`: did you mean `/retrain`?")
+    assert reactions(emulator, comment) == ["eyes", "confused"]
+
+
 def test_commands_in_code_blocks_quotes_edits_and_by_bots_are_ignored(
     bot: Bot, emulator: GitHubEmulator, pr: int
 ) -> None:

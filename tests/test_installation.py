@@ -9,7 +9,7 @@ import redis
 from flask.testing import FlaskClient
 
 from bot import create_app
-from bot.handlers.installation import installed_repositories
+from bot.state.installations import installed_repositories
 from tests.support import payload, run_jobs, webhook_headers
 
 INSTALLATION = 957387  # the installation of GitHub's created.payload.json example

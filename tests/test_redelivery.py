@@ -11,12 +11,12 @@ import redis
 from bot import create_app
 from bot.emulator import GitHubEmulator
 from bot.github import redelivery
-from bot.handlers.installation import installed_repositories
 from bot.loopback import serve
 from bot.runs.context import Context
 from bot.settings import Settings
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
+from bot.state.installations import installed_repositories
 from tests.support import SECRET, payload, run_jobs
 
 if TYPE_CHECKING:

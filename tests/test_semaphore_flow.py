@@ -14,9 +14,10 @@ from bot import sample
 from bot.core.report import parse_data
 from bot.emulator import GitHubEmulator
 from bot.emulator.semaphore_emulator import SemaphoreEmulator
-from bot.semaphore.pipelines import describe_failure, find_run, parse_pipeline_done
+from bot.semaphore.pipelines import describe_failure, parse_pipeline_done
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.state import upload_tokens
+from bot.state.semaphore_runs import find_run
 from tests.support import FIXTURES as ALL_FIXTURES
 from tests.support import SEMAPHORE_PROJECT as PROJECT
 from tests.support import (

@@ -18,9 +18,9 @@ from rq.registry import FailedJobRegistry
 from bot import create_app
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import SettingsError
-from bot.handlers.installation import installed_repositories
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
+from bot.state.installations import installed_repositories
 from bot.state.queues import EVENTS
 from bot.web.webhook_views import BODY_LIMIT
 from tests.support import SECRET, payload, run_jobs, webhook_headers

@@ -13,6 +13,7 @@ import requests
 from rq.job import Job, get_current_job
 
 from bot.core.allowlist import repo_allowed
+from bot.core.pr_facts import PullRequest, Retrain
 from bot.core.routing import Event
 from bot.errors import (
     GitHubError,
@@ -20,26 +21,23 @@ from bot.errors import (
     GitHubRetriesExhausted,
     MlgateError,
     SettingsError,
-    UntrustedCode,
 )
 from bot.github import redelivery
 from bot.handlers import router
 from bot.runs import deploy, semaphore_poll
 from bot.runs.context import Context
-from bot.runs.evaluation import (
-    SEMAPHORE_STARTED,
-    SEMAPHORE_UNCONFIGURED,
-    Evaluator,
-    PullRequest,
-    Retrain,
-    author_trusted,
-)
+from bot.runs.deploy_decisions import DeployRequest
+from bot.runs.evaluation import Evaluator, author_trusted
+from bot.runs.evaluation_decisions import reacted
+from bot.runs.publication import Publication
+from bot.runs.publisher import Publisher
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
 from bot.state import deliveries
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
-from bot.state.redis_conn import connect, key
+from bot.state.redis_conn import connect
+from bot.state.run_locks import pr_run_lock
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +85,11 @@ def _is_permanent(exc: GitHubError) -> bool:
 
 
 def mark_delivery_done(job: Job, connection: redis.Redis, result: Any) -> None:
-    """rq success callback: only now is the delivery done (DESIGN.md, No event lost)."""
+    """rq success callback: only now is the delivery done; until then it may be redelivered."""
     source, delivery_id = job.meta["source"], job.meta["delivery_id"]
     deliveries.mark(connection, source, delivery_id, DeliveryState.DONE)
     # A redelivery stores the body again; a failed delivery's body stays for inspection.
-    connection.delete(deliveries.payload_key(source, delivery_id))
+    deliveries.drop_payload(connection, source, delivery_id)
 
 
 def mark_delivery_failed(
@@ -151,15 +149,11 @@ def evaluate_pull_request(
         token=lambda: ctx.github.installation_token(installation_id),
         installation_id=installation_id,
     )
-    lock = ctx.redis.lock(
-        key("pr-run", request.repo, request.number),
-        timeout=RUN_JOB_TIMEOUT,
-        blocking_timeout=RUN_JOB_TIMEOUT,
-    )
-    outcome = "error"
+    publisher = Publisher(gh, ctx.redis)
+    lock = pr_run_lock(ctx.redis, request.repo, request.number, RUN_JOB_TIMEOUT)
     try:
         with lock:
-            outcome = evaluator.evaluate(
+            publication = evaluator.evaluate(
                 request,
                 trusted=lambda: author_trusted(gh, request),
                 note=note or None,
@@ -168,18 +162,11 @@ def evaluate_pull_request(
                 comment_id=comment_id,
                 requested_by=requested_by,
             )
-    except UntrustedCode as exc:
-        gh.create_comment(
-            request.repo,
-            request.number,
-            f"@{requested_by} the retrain was not run: {exc}; comment `/evaluate` to approve "
-            "this commit's code first.",
-        )
-    finally:
-        if comment_id is not None and outcome != SEMAPHORE_STARTED:
-            failed = ("error", "config-invalid", "superseded", SEMAPHORE_UNCONFIGURED)
-            succeeded = outcome not in failed
-            gh.add_reaction(request.repo, comment_id, "rocket" if succeeded else "confused")
+            outcome = publisher.publish(publication)
+    except BaseException:
+        # The job failed (a retry may follow): the command that asked hears so now.
+        publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
+        raise
     log.info(
         "evaluated: %s",
         outcome,
@@ -225,9 +212,10 @@ def deploy_with_runner(request: dict[str, Any], argv: list[str]) -> str:
     """Run `deploy.run` for an approved deploy on this worker (bot/deploy.run_locally)."""
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
-    deploy_request = deploy.DeployRequest(**request)
+    deploy_request = DeployRequest(**request)
     installation_id = deploy_request.installation_id
     assert installation_id is not None, "a deploy starts from an installation's event"
     gh = ctx.github.client(installation_id)
     token = ctx.github.installation_token(installation_id)
-    return deploy.run_locally(settings, ctx.redis, gh, deploy_request, argv, token)
+    deployed = deploy.run_locally(settings, gh, deploy_request, argv, token)
+    return Publisher(gh, ctx.redis).publish(deployed)

@@ -18,9 +18,9 @@ from bot import sample
 from bot.core.report import MARKER, parse_data
 from bot.emulator import GitHubEmulator, RecordedRequest
 from bot.github.github_client import GitHubApp
-from bot.handlers.installation import REPOS
-from bot.handlers.pull_request import EVALUATE
-from bot.runs.evaluation import baseline
+from bot.runs.evaluation_queue import EVALUATE
+from bot.state.baselines import baseline
+from bot.state.installations import is_installed
 from bot.state.queues import run_job_id
 from bot.state.redis_conn import key
 
@@ -251,7 +251,7 @@ def installation_event(stack: Stack, index: int) -> float:
     start = time.perf_counter()
     if stack.emulator.send_webhook("installation", payload, guid=guid) != 202:
         raise BenchError("the installation webhook was not answered 202")
-    while not stack.redis.hexists(REPOS, name):
+    while not is_installed(stack.redis, name):
         if time.monotonic() > deadline:
             raise BenchError(f"installation {index} not recorded after {EVENT_TIMEOUT:.0f} s")
         _sleep_until_next_poll(start)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event, Router
-from bot.handlers.comment_commands import press_button
-from bot.handlers.pull_request import queue_evaluation
-from bot.runs import deploy
 from bot.runs.check_runs import DEPLOY_CHECK, QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.evaluation import PullRequest, pr_for_sha, record_head
+from bot.runs.deploy_decisions import APPROVE
+from bot.runs.evaluation_queue import queued
+from bot.runs.pr_commands import press_button
+from bot.runs.publisher import Publisher
+from bot.state.pr_heads import pr_for_sha, record_head
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -37,10 +39,10 @@ def _reevaluate(event: Event, ctx: Context, sha: str, pulls: list[dict[str, Any]
         log.info("re-run of an old head or closed PR ignored", extra=event.log_extra())
         return
     pr = PullRequest.from_api(pull, event.payload["repository"])
-    record_head(ctx.redis, pr)
-    queue_evaluation(
-        ctx, event, pr, note=f"Re-evaluated at the request of @{event.payload['sender']['login']}."
-    )
+    record_head(ctx.redis, pr.repo, pr.number, pr.head_sha)
+    assert event.installation_id is not None
+    note = f"Re-evaluated at the request of @{event.payload['sender']['login']}."
+    Publisher(gh, ctx.redis).publish(queued(pr, event.installation_id, note))
 
 
 @router.register("check_run", action="requested_action")
@@ -49,7 +51,7 @@ def requested_action(event: Event, ctx: Context) -> None:
     `/deploy` by the one who clicked."""
     check_run = event.payload["check_run"]
     identifier = event.payload["requested_action"]["identifier"]
-    buttons = {QUALITY_CHECK: ("evaluate", "retrain"), DEPLOY_CHECK: (deploy.APPROVE,)}
+    buttons = {QUALITY_CHECK: ("evaluate", "retrain"), DEPLOY_CHECK: (APPROVE,)}
     if identifier not in buttons.get(check_run.get("name"), ()):
         return
     repo = event.repo

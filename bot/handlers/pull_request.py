@@ -3,48 +3,26 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from typing import Any
 
 from bot.core.config import load_config
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.repo_files import RepoFiles
 from bot.runs import deploy
-from bot.runs.check_runs import QUALITY_CHECK, Checks
+from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest, record_head
+from bot.runs.deploy_decisions import APPROVAL, ON_MERGE, DeployRequest
+from bot.runs.evaluation import Evaluator
+from bot.runs.evaluation_queue import EVALUATE, queued
+from bot.runs.head_records import HeadRecords
+from bot.runs.publication import CheckOutput, Publication
+from bot.runs.publisher import Publisher
 from bot.state import audit, queues
+from bot.state.pr_heads import record_head
 
 log = logging.getLogger(__name__)
 router = Router()
-
-EVALUATE = "evaluate"
-
-
-def queue_evaluation(
-    ctx: Context, event: Event, pr: PullRequest, note: str = "", kind: str = EVALUATE, **job: Any
-) -> None:
-    """Show `mlgate/quality` queued at once, then leave the work to a `runs` worker.
-
-    Runs of one `kind` for one head are queued once; a command passes a kind of its own, so
-    that two commands in a row queue one behind the other.
-    """
-    assert event.installation_id is not None
-    checks = Checks(ctx.client(event), ctx.redis, pr.repo)
-    checks.start(QUALITY_CHECK, pr.head_sha, "queued")
-    queues.enqueue_run(
-        ctx.redis,
-        kind,
-        queues.EVALUATE_PULL_REQUEST,
-        pr.repo,
-        pr.number,
-        pr.head_sha,
-        pr=asdict(pr),
-        installation_id=event.installation_id,
-        note=note,
-        **job,
-    )
 
 
 @router.register("pull_request", action="opened")
@@ -53,17 +31,21 @@ def queue_evaluation(
 @router.register("pull_request", action="ready_for_review")
 def pull_request_changed(event: Event, ctx: Context) -> None:
     pr = PullRequest.from_api(event.payload["pull_request"], event.payload["repository"])
-    previous = record_head(ctx.redis, pr)
+    assert event.installation_id is not None
+    shown = Publication(pr.repo, pr.number)
+    previous = record_head(ctx.redis, pr.repo, pr.number, pr.head_sha)
     if previous and queues.cancel_run(ctx.redis, EVALUATE, pr.repo, pr.number, previous):
-        Checks(ctx.client(event), ctx.redis, pr.repo).complete(
+        superseded = CheckOutput(
             QUALITY_CHECK,
             previous,
-            "cancelled",
             "Superseded",
             f"Commit {pr.short_sha} was pushed before this one was evaluated.",
+            "cancelled",
         )
+        shown = shown.with_checks([superseded])
         log.info("superseded a queued evaluation", extra=event.log_extra())
-    queue_evaluation(ctx, event, pr)
+    shown = shown.then(queued(pr, event.installation_id))
+    Publisher(ctx.client(event), ctx.redis).publish(shown)
 
 
 @router.register("pull_request", action="closed")
@@ -73,7 +55,7 @@ def pull_request_closed(event: Event, ctx: Context) -> None:
     if not pull.get("merged") or not pull.get("merge_commit_sha"):
         return
     pr = PullRequest.from_api(pull, event.payload["repository"])
-    approval = audit.decision(ctx.redis, deploy.APPROVAL, pr.repo, pr.number, pr.head_sha)
+    approval = audit.decision(ctx.redis, APPROVAL, pr.repo, pr.number, pr.head_sha)
     if approval is None:
         return  # merged without an approval of its last head: nothing to deploy
     gh = ctx.client(event)
@@ -83,19 +65,25 @@ def pull_request_closed(event: Event, ctx: Context) -> None:
     except RepoConfigError:
         log.warning("merged PR not deployed: configuration invalid", extra=event.log_extra())
         return
-    if not config.deploy.enabled or config.deploy.on != deploy.ON_MERGE:
+    if not config.deploy.enabled or config.deploy.on != ON_MERGE:
         return
-    request = deploy.DeployRequest(
+    request = DeployRequest(
         pr.repo,
         pr.number,
         pr.head_sha,
         str(pull["merge_commit_sha"]),
-        deploy.ON_MERGE,
+        ON_MERGE,
         approval.user,
         event.installation_id,
         clone_url=pr.clone_url,
     )
-    outcome = deploy.start(ctx.settings, ctx.redis, gh, request, config.deploy)
-    log.info("merged PR deploy: %s", outcome, extra=event.log_extra())
-    # The comment's audit trail shows the deploy the merge started.
-    Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
+    started = deploy.start(ctx.settings, ctx.redis, gh, request, config.deploy)
+    log.info("merged PR deploy: %s", started.outcome, extra=event.log_extra())
+    shown = None
+    try:
+        # The comment's audit trail shows the deploy the merge started.
+        records = HeadRecords(ctx.redis, pr.repo, pr.number, list(started.audit))
+        shown = Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr, records)
+    finally:
+        # The deploy happened: its audit entry is written even if the comment is not.
+        Publisher(gh, ctx.redis).publish(started if shown is None else started.then(shown))

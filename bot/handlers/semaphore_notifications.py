@@ -6,31 +6,24 @@ import logging
 from dataclasses import replace
 
 from bot.core.config import load_config
+from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event, Router
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
-from bot.handlers.installation import installed_repositories
 from bot.runs import deploy
 from bot.runs.context import Context
-from bot.runs.evaluation import Evaluator, PullRequest
-from bot.semaphore.pipelines import (
-    PipelineDone,
-    SemaphoreRun,
-    claim,
-    find_run,
-    parse_pipeline_done,
-    release,
-    same_file,
-)
+from bot.runs.evaluation import Evaluator
+from bot.runs.head_records import HeadRecords
+from bot.runs.pipeline_results import publish, publish_run
+from bot.runs.publisher import Publisher
+from bot.semaphore.pipelines import PipelineDone, parse_pipeline_done, same_file
+from bot.state import deploys
+from bot.state.installations import installed_repositories
+from bot.state.semaphore_runs import claim, find_run, release
 
 log = logging.getLogger(__name__)
 router = Router()
-
-# GitHub's reaction names for 🚀 and 😕 (DESIGN.md, Reactions), as commands.py uses them.
-DONE, FAILED = "rocket", "confused"
-# Outcomes of a publication that mean the command's run did not succeed.
-NOT_SUCCEEDED = ("error", "config-invalid", "superseded")
 
 
 @router.register("semaphore")
@@ -67,50 +60,6 @@ def pipeline_done(event: Event, ctx: Context) -> None:
     publish(ctx, gh, installation, pr, done, None, extra)
 
 
-def publish_run(
-    ctx: Context, run: SemaphoreRun, done: PipelineDone, extra: dict[str, object]
-) -> str | None:
-    """Publish a done pipeline of a run mlgate started; the notification and the poll
-    (semaphore_poll.py) both come here."""
-    installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
-    gh = ctx.github.client(installation)
-    return publish(ctx, gh, installation, PullRequest(**run.pull), done, run, extra)
-
-
-def publish(
-    ctx: Context,
-    gh: GitHubClient,
-    installation: int,
-    pr: PullRequest,
-    done: PipelineDone,
-    run: SemaphoreRun | None,
-    extra: dict[str, object],
-) -> str | None:
-    """Publish a done pipeline once: the outcome, or None when it was published already."""
-    if not claim(ctx.redis, done.pipeline_id):
-        log.info("semaphore: pipeline already published", extra=extra)
-        return None
-    evaluator = Evaluator(
-        ctx.settings,
-        ctx.redis,
-        gh,
-        token=lambda: ctx.github.installation_token(installation),
-        installation_id=installation,
-    )
-    try:
-        outcome = evaluator.publish_pipeline(pr, done, run)
-    except BaseException:
-        release(ctx.redis, done.pipeline_id)  # the job's retry publishes
-        raise
-    _react(gh, run, outcome)
-    log.info(
-        "semaphore pipeline published: %s",
-        outcome,
-        extra=extra | {"pr": pr.number, "sha": pr.head_sha, "pipeline_id": done.pipeline_id},
-    )
-    return outcome
-
-
 def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, object]) -> bool:
     """A promoted pipeline ends its GitHub Deployment (True: nothing else to do); any other
     pipeline is remembered for its commit, and starts a deploy that waited for it."""
@@ -129,17 +78,24 @@ def _deploy_notification(ctx: Context, done: PipelineDone, extra: dict[str, obje
     commit = deploy.record_pipeline(ctx.redis, done)
     waiting = deploy.take_pending(ctx.redis, done.repo, commit) if done.repo and commit else None
     if waiting is not None:
-        pipeline = deploy.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
+        pipeline = deploys.pipeline_for(ctx.redis, waiting.repo, waiting.sha)
         assert pipeline is not None  # recorded just above
         installation = waiting.installation_id or ctx.github.installation_for_repo(waiting.repo)
         gh = ctx.github.client(installation)
-        outcome = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
-        log.info("semaphore: a waiting deploy: %s", outcome, extra=extra)
-        # The PR's comment lists the deploy in its audit trail.
-        pull = gh.get_pull(waiting.repo, waiting.number)
-        pr = PullRequest.from_api(pull, pull["base"]["repo"])
-        if pr.head_sha == waiting.head_sha:
-            Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "").republish(pr)
+        started = deploy.resume(ctx.settings, ctx.redis, gh, waiting, pipeline)
+        log.info("semaphore: a waiting deploy: %s", started.outcome, extra=extra)
+        shown = None
+        try:
+            # The PR's comment lists the deploy in its audit trail.
+            pull = gh.get_pull(waiting.repo, waiting.number)
+            pr = PullRequest.from_api(pull, pull["base"]["repo"])
+            if pr.head_sha == waiting.head_sha:
+                records = HeadRecords(ctx.redis, pr.repo, pr.number, list(started.audit))
+                evaluator = Evaluator(ctx.settings, ctx.redis, gh, token=lambda: "")
+                shown = evaluator.republish(pr, records)
+        finally:
+            # The deploy happened: its audit entry is written even if the comment is not.
+            Publisher(gh, ctx.redis).publish(started if shown is None else started.then(shown))
     return False
 
 
@@ -160,9 +116,8 @@ def _passive(
     pipeline (`semaphore.pipeline_file` of its project); None for any other pipeline."""
     pull = gh.get_pull(repo, number)
     pr = PullRequest.from_api(pull, pull["base"]["repo"])
-    ref = pr.base_sha if pr.base_ref == pr.default_branch else pr.default_branch
     try:
-        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, ref)
+        config = load_config(RepoFiles(gh, ctx.redis, pr.repo).read, pr.config_ref)
     except RepoConfigError:
         return None  # the PR's own evaluation says so, on mlgate/config
     wanted = config.semaphore
@@ -172,9 +127,3 @@ def _passive(
         return None
     # The pipeline ran for its head, which may no longer be the PR's: publishing checks that.
     return replace(pr, head_sha=head_sha)
-
-
-def _react(gh: GitHubClient, run: SemaphoreRun | None, outcome: str) -> None:
-    if run is not None and run.comment_id is not None:
-        content = FAILED if outcome in NOT_SUCCEEDED else DONE
-        gh.add_reaction(run.repo, run.comment_id, content)

@@ -1,135 +1,53 @@
-"""Deployment approval: the mlgate/deploy check, who may approve, and deploying a sha once."""
+"""Deploying an approved sha once (Semaphore promotion or `deploy.run`) as a GitHub Deployment."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shlex
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from typing import Any
 
 import redis
 import requests
 
 from bot.core.config import DeployConfig
-from bot.core.permissions import at_least
 from bot.errors import GitHubError, RunnerError
 from bot.github.github_client import GitHubClient
 from bot.runs import runner
-from bot.runs.check_runs import DEPLOY_CHECK, Checks
+from bot.runs.deploy_decisions import APPROVAL, DeployRequest, deploy_check
+from bot.runs.head_records import HeadRecords
+from bot.runs.publication import AuditRecord, CheckOutput, Publication
 from bot.semaphore.pipelines import PipelineDone
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import audit, queues
-from bot.state.redis_conn import key, text
+from bot.state import audit, deploys, queues
+from bot.state.deploys import CommitPipeline
 
 log = logging.getLogger(__name__)
 
-# As long as mlgate keeps any PR state (evaluation.STATE_TTL).
-STATE_TTL = 90 * 24 * 3600
-# GitHub allows label and identifier at most 20 characters, description at most 40.
-APPROVE = "approve-deploy"
-DEPLOY_ACTIONS = (
-    {
-        "label": "Approve deploy",
-        "identifier": APPROVE,
-        "description": "Approve deploying this commit",
-    },
-)
-# The audit decision kind that records a valid approval of one head sha.
-APPROVAL = "deploy-approval"
-ON_APPROVAL, ON_MERGE = "approval", "merge"
 # .github/mlgate.yml has no deploy timeout; a deploy command gets this long before it is killed.
 DEPLOY_TIMEOUT = 3600
 
 
-# -------------------------------------------------------------------------- the check
-
-
-def record_gate(conn: redis.Redis, repo: str, sha: str, passed: bool) -> None:
-    """Whether `mlgate/quality` ended in success (overrides included) for this sha."""
-    conn.set(key("deploy", "gate", repo, sha), "1" if passed else "0", ex=STATE_TTL)
-
-
-def gate_passed(conn: redis.Redis, repo: str, number: int, sha: str) -> bool:
-    """The quality gate passed at `sha`, or someone /override'd it there (which may come
-    before any evaluation published)."""
-    if text(conn.get(key("deploy", "gate", repo, sha)) or b"") == "1":
-        return True
-    return audit.decision(conn, "override", repo, number, sha) is not None
-
-
-def _refusals_key(repo: str, sha: str) -> str:
-    return key("deploy", "refusals", repo, sha)
-
-
-def approved_title(user: str, on: str) -> str:
-    return f"Approved by @{user} — " + ("deployed" if on == ON_APPROVAL else "deploys on merge")
-
-
-def publish_check(
-    gh: GitHubClient, conn: redis.Redis, repo: str, number: int, sha: str, deploy: DeployConfig
-) -> None:
-    """Show `mlgate/deploy` on `sha` as its state is: waiting for the gate, waiting for an
-    approval (with the button and the refusals so far), or approved."""
-    checks = Checks(gh, conn, repo)
-    approval = audit.decision(conn, APPROVAL, repo, number, sha)
-    if approval is not None:
-        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(approval.at))
-        checks.complete(
-            DEPLOY_CHECK,
-            sha,
-            "success",
-            approved_title(approval.user, deploy.on),
-            f"@{approval.user} approved deploying {sha[:7]} at {when}.",
-            actions=[],
-        )
-        return
-    refusals = [text(r) for r in conn.lrange(_refusals_key(repo, sha), 0, -1)]
-    refused = (
-        ("\n\nRefused approvals:\n" + "\n".join(f"- {r}" for r in refusals)) if refusals else ""
-    )
-    if not gate_passed(conn, repo, number, sha):
-        checks.complete(
-            DEPLOY_CHECK,
-            sha,
-            "neutral",
-            "Waiting for the quality gate",
-            f"Deploying {sha[:7]} can be approved once mlgate/quality passes (or is "
-            f"overridden) for it.{refused}",
-            actions=[],
-        )
-        return
-    checks.complete(
-        DEPLOY_CHECK,
+def check_of(records: HeadRecords, sha: str, deploy: DeployConfig) -> CheckOutput:
+    """`mlgate/deploy` on `sha`, from what is recorded about it (pending records included)."""
+    return deploy_check(
         sha,
-        "action_required",
-        "Waiting for a deploy approval",
-        f"The quality gate passed at {sha[:7]}. {describe_approvers(deploy)} may approve "
-        f"deploying it: the Approve deploy button, or `/deploy` in a comment.{refused}",
-        actions=[dict(a) for a in DEPLOY_ACTIONS],
+        deploy,
+        records.decision(APPROVAL, sha),
+        records.refusals(sha),
+        records.gate_passed(sha),
     )
 
 
-def describe_approvers(deploy: DeployConfig) -> str:
-    who = deploy.approvers
-    parts = [f"users with {who.permission} permission or more"] if who.permission else []
-    parts += [f"@{u}" for u in who.users] + [f"team {t}" for t in who.teams]
-    return ", ".join(parts).capitalize() if parts else "Nobody"
-
-
-# -------------------------------------------------------------------------- approving
-
-
-def _in_team(gh: GitHubClient, org: str, team: str, user: str) -> bool:
-    # A team is `slug` (of the repository's owner) or `org/slug`.
+def in_team(gh: GitHubClient, repo: str, team: str, user: str) -> bool:
+    """Whether `user` is an active member of `team`: `slug` (of the repository's owner) or
+    `org/slug`."""
     owner, _, slug = team.rpartition("/")
-    path = f"/orgs/{owner or org}/teams/{slug}/memberships/{user}"
+    path = f"/orgs/{owner or repo.partition('/')[0]}/teams/{slug}/memberships/{user}"
     try:
         answer = gh.get_json(path)
     except GitHubError as exc:
@@ -139,93 +57,7 @@ def _in_team(gh: GitHubClient, org: str, team: str, user: str) -> bool:
     return isinstance(answer, dict) and answer.get("state") == "active"
 
 
-def refusal(
-    gh: GitHubClient,
-    conn: redis.Redis,
-    pull: dict[str, Any],
-    repo: str,
-    sha: str,
-    deploy: DeployConfig,
-    user: str,
-    permission: Callable[[], str],
-) -> str | None:
-    """Why `user` may not approve deploying `sha` of `pull` (as GitHub has it now), or None."""
-    number = int(pull["number"])
-    if pull.get("state") != "open" or pull["head"]["sha"] != sha:
-        return f"stale: {sha[:7]} is no longer the head of this open pull request"
-    if not gate_passed(conn, repo, number, sha):
-        return f"the quality gate has not passed (nor been overridden) at {sha[:7]}"
-    if not deploy.allow_self_approval and user.lower() == str(pull["user"]["login"]).lower():
-        return "the author of a pull request may not approve its deploy (allow_self_approval)"
-    who = deploy.approvers
-    named = user.lower() in {u.lower() for u in who.users}
-    if named or (who.permission is not None and at_least(permission(), who.permission)):
-        return None
-    org = repo.partition("/")[0]
-    if any(_in_team(gh, org, team, user) for team in who.teams):
-        return None
-    return f"@{user} is not an approver ({describe_approvers(deploy)})"
-
-
-def refuse(conn: redis.Redis, repo: str, number: int, sha: str, user: str, why: str) -> None:
-    """Audit the refusal and keep it for the check's summary."""
-    audit.record(conn, repo, audit.Entry("deploy-refused", user, number, sha, why))
-    with conn.pipeline() as pipe:
-        pipe.rpush(_refusals_key(repo, sha), f"@{user}: {why}")
-        pipe.expire(_refusals_key(repo, sha), STATE_TTL)
-        pipe.execute()
-
-
-def approve(conn: redis.Redis, repo: str, number: int, sha: str, user: str) -> audit.Entry:
-    entry = audit.record(conn, repo, audit.Entry("approve-deploy", user, number, sha))
-    audit.set_decision(conn, APPROVAL, repo, entry)
-    return entry
-
-
 # -------------------------------------------------------------------------- deploying
-
-
-@dataclass(frozen=True)
-class DeployRequest:
-    """Deploy `sha` (the PR head, or its merge commit) of PR `number` approved at `head_sha`."""
-
-    repo: str
-    number: int
-    head_sha: str
-    sha: str
-    kind: str  # "approval" or "merge"
-    approver: str
-    installation_id: int | None
-    promotion: str | None = None  # deploy.promotion when approved, for a deploy that waits
-    clone_url: str = ""  # for deploy.run, which runs the commit on a worker
-
-    @property
-    def token(self) -> str:
-        """Semaphore's request_token and our own claim: one deploy per (repo, PR, sha, kind),
-        whatever retries, double clicks and duplicate webhooks happen."""
-        raw = "\n".join((self.repo.lower(), str(self.number), self.head_sha, self.kind))
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class CommitPipeline:
-    """A Semaphore pipeline that ran for a commit: the one a promotion extends."""
-
-    pipeline_id: str
-    workflow_id: str
-    passed: bool
-
-
-def _pipeline_key(repo: str, sha: str) -> str:
-    return key("deploy", "pipeline", repo.lower(), sha)  # Semaphore keeps its own case
-
-
-def _pending_key(repo: str, sha: str) -> str:
-    return key("deploy", "pending", repo.lower(), sha)
-
-
-def _promotion_key(workflow_id: str) -> str:
-    return key("deploy", "promotion", workflow_id)
 
 
 def record_pipeline(conn: redis.Redis, done: PipelineDone) -> str | None:
@@ -235,19 +67,19 @@ def record_pipeline(conn: redis.Redis, done: PipelineDone) -> str | None:
     if done.repo is None or not commit:
         return None
     found = CommitPipeline(done.pipeline_id, done.workflow_id, done.passed)
-    conn.set(_pipeline_key(done.repo, commit), json.dumps(asdict(found)), ex=STATE_TTL)
+    deploys.record_pipeline(conn, done.repo, commit, found)
     return commit
-
-
-def pipeline_for(conn: redis.Redis, repo: str, sha: str) -> CommitPipeline | None:
-    raw = conn.get(_pipeline_key(repo, sha))
-    return CommitPipeline(**json.loads(raw)) if raw is not None else None
 
 
 def take_pending(conn: redis.Redis, repo: str, sha: str) -> DeployRequest | None:
     """The deploy waiting for the pipeline of `sha`, taken (a second notification finds none)."""
-    raw = conn.getdel(_pending_key(repo, sha))
-    return DeployRequest(**json.loads(raw)) if raw is not None else None
+    fields = deploys.take_pending(conn, repo, sha)
+    return DeployRequest(**fields) if fields is not None else None
+
+
+def _audited(request: DeployRequest, outcome: str, kind: str, detail: str) -> Publication:
+    entry = audit.Entry(kind, request.approver, request.number, request.head_sha, detail)
+    return Publication(request.repo, request.number, outcome, audit=(AuditRecord(entry),))
 
 
 def resume(
@@ -256,12 +88,12 @@ def resume(
     gh: GitHubClient,
     request: DeployRequest,
     pipeline: CommitPipeline,
-) -> str:
+) -> Publication:
     """Promote the pipeline a deploy waited for; on an error it waits again for the retry."""
     try:
         return promote(settings, conn, gh, request, request.promotion or "", pipeline)
     except BaseException:
-        conn.set(_pending_key(request.repo, request.sha), json.dumps(asdict(request)), ex=STATE_TTL)
+        deploys.save_pending(conn, request.repo, request.sha, asdict(request))
         raise
 
 
@@ -271,32 +103,31 @@ def start(
     gh: GitHubClient,
     request: DeployRequest,
     deploy: DeployConfig,
-) -> str:
-    """Deploy once per request token: "duplicate", "pending" (waiting for the commit's
-    pipeline), "promoted", "failed" or "unsupported"."""
-    claim = key("deploy", "claim", request.token)
-    if not conn.set(claim, "1", nx=True, ex=STATE_TTL):
+) -> Publication:
+    """Deploy once per request token; the outcome is "duplicate", "pending" (waiting for the
+    commit's pipeline), "promoted", "failed" or "queued" (`deploy.run` on a worker)."""
+    if not deploys.claim_deploy(conn, request.token):
         log.info("deploy already started", extra={"repo": request.repo, "pr": request.number})
-        return "duplicate"
+        return Publication(request.repo, request.number, "duplicate")
     try:
         if deploy.promotion is None:
             assert deploy.run is not None, "the configuration has promotion or run"
             return _queue_local(conn, request, deploy.run)
-        pipeline = pipeline_for(conn, request.repo, request.sha)
+        pipeline = deploys.pipeline_for(conn, request.repo, request.sha)
         if pipeline is None:
             waiting = replace(request, promotion=deploy.promotion)
-            conn.set(
-                _pending_key(request.repo, request.sha), json.dumps(asdict(waiting)), ex=STATE_TTL
-            )
-            return "pending"
+            deploys.save_pending(conn, request.repo, request.sha, asdict(waiting))
+            return Publication(request.repo, request.number, "pending")
         return promote(settings, conn, gh, request, deploy.promotion, pipeline)
     except BaseException:
-        conn.delete(claim)  # the job's retry deploys; Semaphore de-duplicates by token
+        # The job's retry deploys; Semaphore de-duplicates the promotion by its token.
+        deploys.release_deploy(conn, request.token)
         raise
 
 
-def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str]) -> str:
-    """`deploy.run` runs the commit on a `runs` worker: a deploy may take long."""
+def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str]) -> Publication:
+    """`deploy.run` runs the commit on a `runs` worker: a deploy may take long. Queued here,
+    not by the publisher: the claim just taken stands for this very job."""
     queues.enqueue_run(
         conn,
         "deploy",
@@ -307,17 +138,16 @@ def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str])
         request=asdict(request),
         argv=list(argv),
     )
-    return "queued"
+    return Publication(request.repo, request.number, "queued")
 
 
 def run_locally(
     settings: Settings,
-    conn: redis.Redis,
     gh: GitHubClient,
     request: DeployRequest,
     argv: Sequence[str],
     token: str,
-) -> str:
+) -> Publication:
     """Run `deploy.run` on exactly `request.sha` with the hardened runner; the GitHub
     Deployment goes in_progress, then success or failure by its exit code."""
     how = f"deploy.run `{shlex.join(argv)}`"
@@ -331,7 +161,7 @@ def run_locally(
         gh.create_deployment_status(
             request.repo, deployment, "error", description=f"fetch failed: {exc}"[:140]
         )
-        return "failed"
+        return Publication(request.repo, request.number, "failed")
     env = runner.run_environment(
         params={"APPROVED_BY": request.approver},
         run_id=uuid.uuid4().hex,
@@ -352,19 +182,13 @@ def run_locally(
         "success" if passed else "failure",
         description=f"{how} {ending}"[:140],
     )
-    audit.record(
-        conn,
-        request.repo,
-        audit.Entry(
-            "deploy" if passed else "deploy-failed",
-            request.approver,
-            request.number,
-            request.head_sha,
-            f"{how} on {request.sha[:7]} {ending}",
-        ),
-    )
     log.info("deploy.run %s", ending, extra={"repo": request.repo, "pr": request.number})
-    return "deployed" if passed else "failed"
+    return _audited(
+        request,
+        "deployed" if passed else "failed",
+        "deploy" if passed else "deploy-failed",
+        f"{how} on {request.sha[:7]} {ending}",
+    )
 
 
 def _deployment(gh: GitHubClient, request: DeployRequest, how: str) -> dict[str, Any]:
@@ -388,7 +212,7 @@ def promote(
     request: DeployRequest,
     name: str,
     pipeline: CommitPipeline,
-) -> str:
+) -> Publication:
     how = f"Semaphore promotion {name}"
     if not pipeline.passed:
         deployment = _deployment(gh, request, how)
@@ -398,12 +222,7 @@ def promote(
             "failure",
             description=f"the pipeline of {request.sha[:7]} did not pass; nothing promoted",
         )
-        audit.record(
-            conn,
-            request.repo,
-            audit.Entry("deploy-failed", request.approver, request.number, request.head_sha, how),
-        )
-        return "failed"
+        return _audited(request, "failed", "deploy-failed", how)
     with requests.Session() as session:
         client = SemaphoreClient(
             settings.semaphore_api_url, settings.semaphore_api_token, session=session
@@ -432,28 +251,17 @@ def promote(
         "installation_id": request.installation_id,
         "url": url,
     }
-    conn.set(_promotion_key(pipeline.workflow_id), json.dumps(record), ex=STATE_TTL)
-    audit.record(
-        conn,
-        request.repo,
-        audit.Entry(
-            "deploy",
-            request.approver,
-            request.number,
-            request.head_sha,
-            f"{how} of pipeline {pipeline.pipeline_id} for {request.sha[:7]}",
-        ),
-    )
-    return "promoted"
+    deploys.record_promotion(conn, pipeline.workflow_id, record)
+    detail = f"{how} of pipeline {pipeline.pipeline_id} for {request.sha[:7]}"
+    return _audited(request, "promoted", "deploy", detail)
 
 
 def promoted_pipeline(conn: redis.Redis, done: PipelineDone) -> dict[str, Any] | None:
     """The deployment a done pipeline ends: one of a workflow mlgate promoted, other than the
     pipeline it promoted (a promotion adds a pipeline to the same workflow)."""
-    raw = conn.get(_promotion_key(done.workflow_id))
-    if raw is None:
+    record = deploys.promotion(conn, done.workflow_id)
+    if record is None:
         return None
-    record: dict[str, Any] = json.loads(raw)
     return None if record["source_pipeline_id"] == done.pipeline_id else record
 
 

@@ -8,21 +8,15 @@ from collections import Counter
 from enum import Enum
 
 from bot.errors import SemaphoreError
-from bot.handlers.semaphore_notifications import FAILED, publish_run
-from bot.runs.check_runs import QUALITY_CHECK, Checks
+from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.context import Context
-from bot.semaphore.pipelines import (
-    PipelineDone,
-    SemaphoreRun,
-    active_key,
-    claim,
-    done_key,
-    load_run,
-    pipeline_path,
-    release,
-)
+from bot.runs.pipeline_results import publish_run
+from bot.runs.publication import FAILED, CheckOutput, Publication, Reaction
+from bot.runs.publisher import Publisher
+from bot.semaphore.pipelines import PipelineDone, pipeline_path
 from bot.semaphore.semaphore_client import Pipeline, SemaphoreClient
-from bot.state.redis_conn import key, text
+from bot.state import semaphore_runs
+from bot.state.semaphore_runs import SemaphoreRun, claim, release
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +46,6 @@ def decide(
     if last_polled is not None and now - last_polled < interval:
         return Action.WAIT
     return Action.POLL
-
-
-def polled_key(run_id: str) -> str:
-    return key("semaphore", "polled", run_id)
 
 
 def done_from_pipeline(pipeline: Pipeline, run: SemaphoreRun) -> PipelineDone:
@@ -101,24 +91,30 @@ def expiry_summary(run: SemaphoreRun, waited: float, public_url: str) -> str:
     )
 
 
+def expiry(run: SemaphoreRun, waited: float, public_url: str) -> Publication:
+    """A run that waited too long: `mlgate/quality` fails saying what to check, and the
+    command that started it gets 😕."""
+    check = CheckOutput(
+        QUALITY_CHECK,
+        run.head_sha,
+        f"No result from Semaphore after {describe_wait(waited)}",
+        expiry_summary(run, waited, public_url),
+        "failure",
+        details_url=run.workflow_url,
+    )
+    reactions = (Reaction(run.comment_id, FAILED),) if run.comment_id is not None else ()
+    return Publication(run.repo, run.number, "expired", checks=(check,), reactions=reactions)
+
+
 def expire(ctx: Context, run: SemaphoreRun, waited: float) -> bool:
-    """Fail `mlgate/quality` and react 😕; False when the pipeline was published meanwhile."""
+    """Publish the run's expiry; False when the pipeline was published meanwhile."""
     # The same claim as publishing: a notification that arrives after this is a no-op.
     if not claim(ctx.redis, run.pipeline_id):
         return False
     try:
         installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
         gh = ctx.github.client(installation)
-        Checks(gh, ctx.redis, run.repo).complete(
-            QUALITY_CHECK,
-            run.head_sha,
-            "failure",
-            f"No result from Semaphore after {describe_wait(waited)}",
-            expiry_summary(run, waited, ctx.settings.public_url),
-            details_url=run.workflow_url,
-        )
-        if run.comment_id is not None:
-            gh.add_reaction(run.repo, run.comment_id, FAILED)
+        Publisher(gh, ctx.redis).publish(expiry(run, waited, ctx.settings.public_url))
     except BaseException:
         release(ctx.redis, run.pipeline_id)  # the next sweep expires it
         raise
@@ -133,15 +129,14 @@ def sweep(ctx: Context, client: SemaphoreClient | None, now: float | None = None
     now = time.time() if now is None else now
     timeout = ctx.settings.semaphore_run_timeout
     counts: Counter[str] = Counter()
-    for raw in ctx.redis.zrange(active_key(), 0, -1):
-        run_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        run = load_run(ctx.redis, run_id)
-        if run is None or ctx.redis.exists(done_key(run.pipeline_id)):
-            ctx.redis.zrem(active_key(), run_id)  # published (or long gone)
+    for run_id in semaphore_runs.active_runs(ctx.redis):
+        run = semaphore_runs.load_run(ctx.redis, run_id)
+        if run is None or semaphore_runs.is_claimed(ctx.redis, run.pipeline_id):
+            semaphore_runs.stop_waiting(ctx.redis, run_id)  # published (or long gone)
             counts["finished"] += 1
             continue
-        last = ctx.redis.get(polled_key(run_id))
-        action = decide(run.started_at, float(text(last)) if last else None, now, timeout)
+        last = semaphore_runs.last_polled(ctx.redis, run_id)
+        action = decide(run.started_at, last, now, timeout)
         try:
             counts[_handle(ctx, client, run, action, now)] += 1
         except Exception:
@@ -158,7 +153,7 @@ def _handle(
     if action is Action.WAIT:
         return "waiting"
     if client is not None:
-        ctx.redis.set(polled_key(run.run_id), str(now), ex=POLL_INTERVAL * 2)
+        semaphore_runs.mark_polled(ctx.redis, run.run_id, now, POLL_INTERVAL * 2)
         try:
             pipeline = client.describe_pipeline(run.pipeline_id)
         except SemaphoreError as exc:
@@ -167,11 +162,11 @@ def _handle(
             pipeline = None
         if pipeline is not None and pipeline.done:
             publish_run(ctx, run, done_from_pipeline(pipeline, run), extra | {"via": "poll"})
-            ctx.redis.zrem(active_key(), run.run_id)
+            semaphore_runs.stop_waiting(ctx.redis, run.run_id)
             return "published"
     if action is Action.EXPIRE:
         expire(ctx, run, now - run.started_at)
-        ctx.redis.zrem(active_key(), run.run_id)
+        semaphore_runs.stop_waiting(ctx.redis, run.run_id)
         log.warning("semaphore run expired", extra=extra)
         return "expired"
     return "running"

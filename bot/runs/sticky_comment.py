@@ -10,14 +10,12 @@ import redis
 from bot.core.report import MARKER
 from bot.errors import GitHubNotFound
 from bot.github.github_client import GitHubClient
-from bot.state.redis_conn import key
+from bot.state import comment_ids
 
 log = logging.getLogger(__name__)
 
 # Long enough for a list of every comment page and one write; a crashed holder frees it.
 LOCK_SECONDS = 60
-# A PR's comment id outlives the PR's activity by far; a month of quiet forgets it.
-ID_TTL = 30 * 24 * 3600
 
 
 def _is_ours(comment: dict[str, Any]) -> bool:
@@ -30,16 +28,15 @@ def upsert(gh: GitHubClient, conn: redis.Redis, repo: str, number: int, body: st
 
     A per-PR lock keeps two concurrent runs from both creating one.
     """
-    id_key = key("pr", repo, number, "comment")
-    lock = conn.lock(key("pr", repo, number, "comment-lock"), timeout=LOCK_SECONDS)
+    lock = comment_ids.comment_lock(conn, repo, number, LOCK_SECONDS)
     if not lock.acquire(blocking=True, blocking_timeout=LOCK_SECONDS):
         raise TimeoutError(f"{repo}#{number}: another run held the comment lock too long")
     try:
-        stored = conn.get(id_key)
+        stored = comment_ids.comment_id(conn, repo, number)
         if stored is not None:
             try:
-                gh.update_comment(repo, int(stored), body)
-                return int(stored)
+                gh.update_comment(repo, stored, body)
+                return stored
             except GitHubNotFound:
                 log.info("sticky comment was deleted; looking again", extra={"repo": repo})
         comment_id = next(
@@ -49,7 +46,7 @@ def upsert(gh: GitHubClient, conn: redis.Redis, repo: str, number: int, body: st
             gh.update_comment(repo, comment_id, body)
         else:
             comment_id = int(gh.create_comment(repo, number, body)["id"])
-        conn.set(id_key, comment_id, ex=ID_TTL)
+        comment_ids.remember(conn, repo, number, comment_id)
         return comment_id
     finally:
         if lock.owned():

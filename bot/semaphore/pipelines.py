@@ -1,21 +1,15 @@
-"""Semaphore runs mlgate started (kept in Redis) and the pipeline-done notices that end them."""
+"""Semaphore pipelines as mlgate reads them: run parameters, done notices and their failures."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import redis
 
 from bot.runs.runner import PARAM_PREFIX
 from bot.semaphore.semaphore_client import Pipeline
-from bot.state.redis_conn import key, text
 
-# A run waits for its pipeline at most as long as mlgate keeps any PR state (evaluation.py).
-RUN_TTL = 90 * 24 * 3600
 # Results a done pipeline can have besides "passed" (docs: passed, failed, stopped, canceled).
 PASSED = "passed"
 # How a job reports its metrics (README.md, "Connecting Semaphore"); `o/r` is filled in.
@@ -25,104 +19,10 @@ UPLOAD_COMMAND = (
 )
 
 
-@dataclass(frozen=True)
-class SemaphoreRun:
-    """A workflow mlgate started for a PR head: what to publish, and where, when it is done.
-
-    `pull` is the PullRequest as a dict (its fields), so that the run survives in Redis as
-    JSON; `kind` is "evaluate" or "retrain".
-    """
-
-    run_id: str
-    kind: str
-    repo: str
-    number: int
-    head_sha: str
-    base_sha: str
-    workflow_id: str
-    pipeline_id: str
-    installation_id: int | None
-    started_at: float
-    pull: Mapping[str, Any] = field(default_factory=dict)
-    parameters: Mapping[str, str] = field(default_factory=dict)
-    requested_by: str = ""
-    comment_id: int | None = None
-    note: str = ""
-    workflow_url: str | None = None
-
-    def to_json(self) -> str:
-        # Unsorted: parameters keep the order the report shows them in.
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> SemaphoreRun:
-        return cls(**json.loads(raw))
-
-
-def run_key(run_id: str) -> str:
-    return key("semaphore", "run", run_id)
-
-
-def pipeline_key(pipeline_id: str) -> str:
-    return key("semaphore", "pipeline", pipeline_id)
-
-
-def workflow_key(workflow_id: str) -> str:
-    return key("semaphore", "workflow", workflow_id)
-
-
-def done_key(pipeline_id: str) -> str:
-    return key("semaphore", "done", pipeline_id)
-
-
-def active_key() -> str:
-    """Runs by start time, for the poll that publishes or expires them (semaphore_poll.py)."""
-    return key("semaphore", "active")
-
-
-def record_run(conn: redis.Redis, run: SemaphoreRun) -> None:
-    """Store the run and index it by pipeline id and workflow id, in one transaction."""
-    with conn.pipeline(transaction=True) as pipe:
-        pipe.set(run_key(run.run_id), run.to_json(), ex=RUN_TTL)
-        pipe.set(pipeline_key(run.pipeline_id), run.run_id, ex=RUN_TTL)
-        pipe.set(workflow_key(run.workflow_id), run.run_id, ex=RUN_TTL)
-        pipe.zadd(active_key(), {run.run_id: run.started_at})
-        pipe.execute()
-
-
-def load_run(conn: redis.Redis, run_id: str) -> SemaphoreRun | None:
-    raw = conn.get(run_key(run_id))
-    return SemaphoreRun.from_json(raw) if isinstance(raw, bytes | str) else None
-
-
-def find_run(
-    conn: redis.Redis, pipeline_id: str, workflow_id: str
-) -> tuple[SemaphoreRun | None, bool]:
-    """The run whose pipeline this is, and whether the workflow is one mlgate started.
-
-    A promotion (or a partial rerun) adds a pipeline to the workflow with its own id and
-    notification: it is known by its workflow, but it is not the run's pipeline.
-    """
-    run_id = conn.get(pipeline_key(pipeline_id))
-    if run_id is not None:
-        return load_run(conn, text(run_id)), True
-    return None, conn.exists(workflow_key(workflow_id)) > 0
-
-
-def claim(conn: redis.Redis, pipeline_id: str) -> bool:
-    """True for the first notification of a pipeline: two deliveries never publish twice."""
-    return bool(conn.set(done_key(pipeline_id), "1", nx=True, ex=RUN_TTL))
-
-
-def release(conn: redis.Redis, pipeline_id: str) -> None:
-    """Give the claim back when publishing failed, so that a retried job publishes."""
-    conn.delete(done_key(pipeline_id))
-
-
 def workflow_parameters(
     params: Mapping[str, str], *, run_id: str, repo: str, pr: int | None, sha: str
 ) -> dict[str, str]:
-    """DESIGN.md "Parameters reach runs": MLGATE_PARAM_<NAME> (upper-cased) per parameter,
+    """Parameters reach runs as MLGATE_PARAM_<NAME> (upper-cased), one per parameter,
     and MLGATE_RUN_ID, MLGATE_REPO, MLGATE_PR, MLGATE_SHA; Semaphore makes them env vars."""
     values = {PARAM_PREFIX + name.upper(): str(value) for name, value in params.items()}
     return values | {

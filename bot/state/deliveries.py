@@ -32,6 +32,11 @@ def payload(conn: redis.Redis, source: str, delivery_id: str) -> bytes | None:
     return body if isinstance(body, bytes) else None
 
 
+def drop_payload(conn: redis.Redis, source: str, delivery_id: str) -> None:
+    """The delivery's job succeeded: its body is no longer needed (a redelivery stores it)."""
+    conn.delete(payload_key(source, delivery_id))
+
+
 def accepts(state: bytes | str | None) -> bool:
     """A delivery is (re)accepted when unseen or when its job failed for good."""
     if isinstance(state, bytes):

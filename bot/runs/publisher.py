@@ -1,0 +1,61 @@
+"""The one publisher: writes a Publication out to Redis and GitHub, in a fixed order."""
+
+from __future__ import annotations
+
+import redis
+
+from bot.github.github_client import GitHubClient
+from bot.runs import sticky_comment
+from bot.runs.check_runs import Checks
+from bot.runs.publication import REFUSED_DEPLOY, AuditRecord, CheckOutput, Publication
+from bot.state import audit, deploys, queues, stored_evaluations
+
+
+class Publisher:
+    """Writes publications for one installation's client.
+
+    The order is fixed: what Redis remembers first (audit entries, decisions, the kept
+    evaluation), then the comment, the checks, the reply and the reactions, and runs last,
+    so that a queued run never overtakes the check that shows it queued.
+    """
+
+    def __init__(self, gh: GitHubClient, conn: redis.Redis) -> None:
+        self.gh, self.conn = gh, conn
+
+    def publish(self, publication: Publication) -> str:
+        """Write `publication` out; returns its outcome."""
+        repo, number = publication.repo, publication.number
+        for record in publication.audit:
+            self._record(repo, record)
+        kept = publication.kept
+        if kept is not None:
+            assert number is not None, "an evaluation is of a PR"
+            stored_evaluations.save(
+                self.conn, repo, number, kept.sha, kept.evaluation, kept.neutral
+            )
+            deploys.record_gate(self.conn, repo, kept.sha, kept.gate_passed)
+        if publication.comment is not None:
+            assert number is not None, "the sticky comment is a PR's"
+            sticky_comment.upsert(self.gh, self.conn, repo, number, publication.comment)
+        checks = Checks(self.gh, self.conn, repo)
+        for check in publication.checks:
+            checks.show(check)
+        if publication.reply:
+            assert number is not None, "a reply is on a PR"
+            self.gh.create_comment(repo, number, publication.reply)
+        for reaction in publication.reactions:
+            self.gh.add_reaction(repo, reaction.comment_id, reaction.content)
+        for run in publication.runs:
+            queues.enqueue_run(self.conn, run.kind, run.func, repo, number, run.sha, **run.job)
+        return publication.outcome
+
+    def show(self, repo: str, check: CheckOutput) -> None:
+        """A step of a long run ("fetching", "evaluating 1/3"), shown while it goes on."""
+        Checks(self.gh, self.conn, repo).show(check)
+
+    def _record(self, repo: str, record: AuditRecord) -> None:
+        entry = audit.record(self.conn, repo, record.entry)
+        if record.remember == REFUSED_DEPLOY:
+            deploys.add_refusal(self.conn, repo, entry.sha, f"@{entry.user}: {entry.detail}")
+        elif record.remember is not None:
+            audit.set_decision(self.conn, record.remember, repo, entry)
