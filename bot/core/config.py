@@ -20,6 +20,8 @@ from bot.core.gates import Direction, Gate, Threshold
 from bot.errors import FileLimitExceeded, ParameterError, RepoConfigError
 
 CONFIG_PATH = ".github/mlgate.yml"
+# `/retrain` parameters reach a run as MLGATE_PARAM_<NAME> (upper-cased), locally or on Semaphore.
+PARAM_PREFIX = "MLGATE_PARAM_"
 
 MetricsSource = Literal["git", "run", "semaphore"]
 Runner = Literal["local", "semaphore"]
@@ -31,7 +33,7 @@ RUNNERS: tuple[Runner, ...] = ("local", "semaphore")
 PARAMETER_TYPES: tuple[ParameterType, ...] = ("string", "int", "float", "bool")
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower")
 DEPLOY_ON: tuple[DeployOn, ...] = ("merge", "approval")
-# GitHub's repository roles, weakest first (DESIGN.md "Permission levels").
+# GitHub's repository roles, weakest first (README, Commands on a pull request).
 PERMISSIONS: tuple[str, ...] = ("read", "triage", "write", "maintain", "admin")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot import logs
+from bot.core.config import PARAM_PREFIX
 from bot.errors import (
     FetchError,
     RunEnvironmentError,
@@ -41,7 +42,6 @@ MIN_LOG_LIMIT = 1024
 # Seconds between SIGTERM and SIGKILL when a command outlives its timeout.
 DEFAULT_GRACE = 5.0
 DEFAULT_FETCH_TIMEOUT = 600.0
-PARAM_PREFIX = "MLGATE_PARAM_"
 LANG = "C.UTF-8"
 
 # fullmatch, not ^...$: `$` also matches before a trailing newline.

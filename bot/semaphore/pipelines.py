@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.runs.runner import PARAM_PREFIX
+from bot.core.config import PARAM_PREFIX
 from bot.semaphore.semaphore_client import Pipeline
 
 # Results a done pipeline can have besides "passed" (docs: passed, failed, stopped, canceled).

@@ -23,7 +23,7 @@ def delivery_key(source: str, delivery_id: str) -> str:
 
 
 def payload_key(source: str, delivery_id: str) -> str:
-    """Where a delivery's body waits for its job (DESIGN.md: the web stores the event)."""
+    """Where a delivery's body waits for its job (ARCHITECTURE.md: the web stores the event)."""
     return key("payload", source, delivery_id)
 
 

@@ -36,7 +36,7 @@ def _observe(response: Response) -> Response:
 # GitHub's delivery ids are GUIDs and Semaphore's webhook ids UUIDs; they become job ids,
 # so nothing else gets through.
 DELIVERY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-# DESIGN.md: 413 over 25 MB. GitHub caps payloads at 25 MB and drops larger ones.
+# 413 over 25 MiB (README, Webhook answers): GitHub caps payloads at 25 MB and drops larger ones.
 BODY_LIMIT = 25 * 1024 * 1024
 
 
@@ -69,8 +69,8 @@ GITHUB = Source(
     event_header="X-GitHub-Event",
     ping_event="ping",
 )
-# DESIGN.md, Semaphore: lowercase hex HMAC-SHA256 of the body (no prefix; tolerated), and a
-# webhook id that Semaphore keeps on its retries.
+# Semaphore (README, Connecting Semaphore): lowercase hex HMAC-SHA256 of the body (a
+# `sha256=` prefix tolerated), and a webhook id that Semaphore keeps on its retries.
 SEMAPHORE = Source(
     name="semaphore",
     signature_header="X-Semaphore-Signature-256",
