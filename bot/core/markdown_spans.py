@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 _BACKTICKS = re.compile(r"`+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def code_span(text: str, limit: int = 80, table: bool = False) -> str:
@@ -16,13 +16,14 @@ def code_span(text: str, limit: int = 80, table: bool = False) -> str:
     cell (`table`) a `|` would still end the cell, even inside a span (GFM 4.10), so it is
     escaped.
     """
-    text = _CONTROL.sub(" ", text)  # a newline would end a table row or a list item
+    # One line: a newline would end a table row or a list item; runs of spaces are shown as one.
+    text = " ".join(_CONTROL.sub(" ", text).split())
     if len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
-    # A span that starts or ends with a backtick (or a space) needs a space of padding,
-    # which CommonMark strips again.
-    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    # A span that starts or ends with a backtick needs a space of padding, which CommonMark
+    # strips again.
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
     if table:
         text = text.replace("|", "\\|")
     return f"{fence}{pad}{text}{pad}{fence}" if text else "` `"
