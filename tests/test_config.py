@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from bot.core.config import (
     CONFIG_PATH,
+    DEFAULT_MEMORY,
+    DEFAULT_RETRAIN_OUTPUTS,
     Approvers,
     DeployConfig,
     EvaluateConfig,
@@ -25,6 +27,7 @@ from bot.core.config import (
     describe_accepted,
     parse_config,
     parse_duration,
+    parse_memory,
     validate_file,
     validate_parameters,
 )
@@ -212,7 +215,8 @@ def test_unknown_top_level_key_suggests_the_section() -> None:
 
 def test_unknown_key_far_from_any_accepted_has_no_suggestion() -> None:
     assert problem("evaluate:\n  command: make eval\n") == (
-        f"{F}:2 evaluate.command: unknown key; expected one of repeats, run, timeout"
+        f"{F}:2 evaluate.command: unknown key; expected one of memory, network, repeats, run,"
+        " timeout"
     )
 
 
@@ -350,7 +354,8 @@ def test_bad_enum_value_lists_the_choices_and_suggests_one() -> None:
 
 def test_section_that_is_not_a_mapping_lists_its_keys() -> None:
     assert problem("evaluate: make eval\n") == (
-        f'{F}:1 evaluate: expected a mapping of repeats, run, timeout, got "make eval"'
+        f"{F}:1 evaluate: expected a mapping of memory, network, repeats, run, timeout,"
+        ' got "make eval"'
     )
 
 
@@ -1169,3 +1174,208 @@ def test_monitor_section_errors_name_the_line_and_key(text: str, problem: str) -
     with pytest.raises(RepoConfigError) as caught:
         parse_config(text)
     assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+# --- continuous training and the sandbox's step settings ------------------------------------
+
+
+def test_continuous_training_keys_of_the_design_example() -> None:
+    config = parse(
+        """\
+        retrain:
+          runner: local
+          run: dvc repro train
+          network: true
+          on_data: true
+          schedule: "0 3 * * 1"
+          outputs: [dvc.lock, metrics.json, "models/*.dvc"]
+          max_candidates: 8
+          rank_by: accuracy
+        """
+    )
+    assert config.retrain == RetrainConfig(
+        runner="local",
+        run=("dvc", "repro", "train"),
+        network=True,
+        on_data=True,
+        schedule="0 3 * * 1",
+        outputs=("dvc.lock", "metrics.json", "models/*.dvc"),
+        max_candidates=8,
+        rank_by="accuracy",
+    )
+
+
+def test_continuous_training_is_off_by_default() -> None:
+    retrain = parse("retrain:\n  run: make train\n").retrain
+    assert retrain.on_data is False
+    assert retrain.schedule is None
+    assert retrain.network is False
+    assert retrain.memory == 4 * 1024**3 == DEFAULT_MEMORY
+    assert retrain.outputs == ("dvc.lock", "metrics.json", "**/*.dvc") == DEFAULT_RETRAIN_OUTPUTS
+    assert retrain.max_candidates == 8
+    assert retrain.rank_by is None
+    assert default_config().retrain == retrain.__class__(run=None)
+
+
+def test_network_is_off_for_evaluate_and_retrain_and_on_for_deploy() -> None:
+    config = default_config()
+    assert (config.evaluate.network, config.retrain.network, config.deploy.network) == (
+        False,
+        False,
+        True,
+    )
+    assert config.evaluate.memory == config.retrain.memory == config.deploy.memory == 4 * 1024**3
+    config = parse(
+        """\
+        evaluate: {network: true, memory: 512M}
+        deploy: {run: ./deploy.sh, network: false, memory: 1.5G}
+        """
+    )
+    assert config.evaluate.network is True
+    assert config.evaluate.memory == 512 * 1024**2
+    assert config.deploy.network is False
+    assert config.deploy.memory == int(1.5 * 1024**3)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4G", 4 * 1024**3),
+        ("4g", 4 * 1024**3),
+        ("4GiB", 4 * 1024**3),
+        ("4 GB", 4 * 1024**3),
+        ("64M", 64 * 1024**2),
+        ("65536K", 64 * 1024**2),
+        ("1T", 1024**4),
+        ("0.5G", 512 * 1024**2),
+    ],
+)
+def test_memory_sizes_are_binary_units(text: str, size: int) -> None:
+    assert parse_memory(text) == size
+
+
+@pytest.mark.parametrize("text", ["4096", "4", "63M", "1.1T", "2T", "4X", "G", "-1G", "", "4 G B"])
+def test_memory_sizes_need_a_unit_and_a_sensible_amount(text: str) -> None:
+    with pytest.raises(ValueError, match="a memory size with a unit, like 4G or 512M"):
+        parse_memory(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "evaluate:\n  memory: 4096\n",
+            ":2 evaluate.memory: expected a memory size with a unit, like 4G or 512M,"
+            " from 64M to 1T, got 4096",
+        ),
+        (
+            "retrain:\n  run: t\n  memory: lots\n",
+            ":3 retrain.memory: expected a memory size with a unit, like 4G or 512M,"
+            ' from 64M to 1T, got "lots"',
+        ),
+        (
+            "deploy:\n  run: d\n  network: 'yes'\n",
+            ':3 deploy.network: expected true or false, got "yes"',
+        ),
+        ("evaluate:\n  network: 1\n", ":2 evaluate.network: expected true or false, got 1"),
+        (
+            "retrain:\n  run: t\n  on_data: 'true'\n",
+            ':3 retrain.on_data: expected true or false, got "true"',
+        ),
+    ],
+)
+def test_step_settings_errors_name_the_line_and_key(text: str, message: str) -> None:
+    assert problem(text) == F + message
+
+
+@pytest.mark.parametrize(
+    ("schedule", "got"),
+    [
+        ('"0 3 * *"', '"0 3 * *" (expected 5 fields, got 4)'),
+        ('"0 25 * * 1"', '"0 25 * * 1" (hour 25 is outside 0-23)'),
+        ('"0 0 30 2 *"', '"0 0 30 2 *" (never fires: no chosen day of the month occurs in feb)'),
+        ('"@reboot"', '"@reboot" (unknown shorthand @reboot; use one of @yearly, @annually,'),
+        ("3", "3"),
+        ("[0, 3]", "a list"),
+    ],
+)
+def test_schedule_must_be_a_cron_expression(schedule: str, got: str) -> None:
+    found = problem(f"retrain:\n  run: make train\n  schedule: {schedule}\n")
+    assert found.startswith(
+        f"{F}:3 retrain.schedule: expected a cron expression of 5 fields (minute hour"
+        f' day-of-month month day-of-week, in UTC), like "0 3 * * 1", got {got}'
+    ), found
+
+
+def test_schedule_is_kept_as_written_with_spaces_normalised() -> None:
+    config = parse("retrain:\n  run: make train\n  schedule: ' 0  3 * * mon '\n")
+    assert config.retrain.schedule == "0 3 * * mon"
+    assert parse("retrain:\n  run: t\n  schedule: '@daily'\n").retrain.schedule == "@daily"
+
+
+def test_outputs_are_glob_patterns_inside_the_repository() -> None:
+    assert parse("retrain:\n  run: t\n  outputs: models/*.dvc\n").retrain.outputs == (
+        "models/*.dvc",
+    )
+    assert problem("retrain:\n  run: t\n  outputs: []\n") == (
+        f"{F}:3 retrain.outputs: expected at least one glob pattern, got an empty list"
+    )
+    assert problem("retrain:\n  run: t\n  outputs:\n    - dvc.lock\n    - ../secrets/*\n") == (
+        f"{F}:5 retrain.outputs[1]: expected a glob pattern inside the repository (no ..),"
+        ' got "../secrets/*"'
+    )
+    assert problem("retrain:\n  run: t\n  outputs: a/../../b\n") == (
+        f"{F}:3 retrain.outputs: expected a glob pattern inside the repository (no ..),"
+        ' got "a/../../b"'
+    )
+    assert problem("retrain:\n  run: t\n  outputs: [dvc.lock, 3]\n") == (
+        f"{F}:3 retrain.outputs[1]: expected a glob pattern (a string), got 3"
+    )
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("1", 1), ("64", 64), ("8", 8)])
+def test_max_candidates_from_1_to_64(value: str, accepted: int) -> None:
+    config = parse(f"retrain:\n  run: t\n  max_candidates: {value}\n")
+    assert config.retrain.max_candidates == accepted
+
+
+@pytest.mark.parametrize(("value", "got"), [("0", "0"), ("65", "65"), ("2.5", "2.5"), ("x", '"x"')])
+def test_max_candidates_outside_1_to_64_is_refused(value: str, got: str) -> None:
+    assert problem(f"retrain:\n  run: t\n  max_candidates: {value}\n") == (
+        f"{F}:3 retrain.max_candidates: expected an integer from 1 to 64, got {got}"
+    )
+
+
+def test_rank_by_defaults_to_the_first_gate_that_names_one_metric() -> None:
+    config = parse(
+        """\
+        gates:
+          per_class.*.f1: {min: 0.7}
+          loss: {direction: lower, max: 1}
+          accuracy: {min: 0.8}
+        """
+    )
+    assert config.retrain.rank_by is None
+    assert config.rank_metric() == "loss"
+    assert parse("gates:\n  accuracy: {min: 0.8}\n").rank_metric() == "accuracy"
+    assert parse("gates:\n  a.*.f1: {min: 0.8}\n").rank_metric() is None
+    assert default_config().rank_metric() is None
+    ranked = parse("retrain: {run: t, rank_by: f1}\ngates:\n  accuracy: {min: 0.8}\n")
+    assert ranked.rank_metric() == "f1"
+
+
+def test_rank_by_is_one_metric_name() -> None:
+    assert problem("retrain:\n  run: t\n  rank_by: per_class.*.f1\n") == (
+        f'{F}:3 retrain.rank_by: expected one metric name, without *, got "per_class.*.f1"'
+    )
+    assert problem("retrain:\n  run: t\n  rank_by: 3\n") == (
+        f"{F}:3 retrain.rank_by: expected a metric name, got 3"
+    )
+
+
+def test_unknown_retrain_key_lists_the_new_ones() -> None:
+    assert problem("retrain:\n  run: t\n  schedul: '@daily'\n") == (
+        f"{F}:3 retrain.schedul: unknown key; expected one of max_candidates, memory, network,"
+        " on_data, outputs, parameters, pipeline_file, rank_by, run, runner, schedule"
+        ' (did you mean "schedule"?)'
+    )

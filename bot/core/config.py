@@ -16,6 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.core.bounded_parse import check_size
+from bot.core.cron import CRON_EXPECTED, parse_cron
 from bot.core.gates import Direction, Gate, Threshold
 from bot.errors import FileLimitExceeded, ParameterError, RepoConfigError
 
@@ -35,6 +36,16 @@ DIRECTIONS: tuple[Direction, ...] = ("higher", "lower")
 DEPLOY_ON: tuple[DeployOn, ...] = ("merge", "approval")
 # GitHub's repository roles, weakest first (README, Commands on a pull request).
 PERMISSIONS: tuple[str, ...] = ("read", "triage", "write", "maintain", "admin")
+# The sandbox's address-space limit per process of a step unless it sets `memory`.
+DEFAULT_MEMORY = 4 * 1024**3
+# Below this not even an interpreter starts under an address-space limit; above, a typo.
+MEMORY_MIN = 64 * 1024**2
+MEMORY_MAX = 1024**4
+# Files a retrain may commit unless `retrain.outputs` says otherwise: the pipeline's lock,
+# the usual metrics file and DVC pointers (models and data).
+DEFAULT_RETRAIN_OUTPUTS: tuple[str, ...] = ("dvc.lock", "metrics.json", "**/*.dvc")
+# Each candidate of a `/retrain` matrix is a run on a worker: the cap bounds one comment's cost.
+MAX_CANDIDATES_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class EvaluateConfig:
     run: tuple[str, ...] | None = None
     timeout: float = 30 * 60.0
     repeats: int = 1
+    network: bool = False  # the sandbox's network (ARCHITECTURE.md, trust boundary)
+    memory: int = DEFAULT_MEMORY  # bytes of address space per process
 
 
 @dataclass(frozen=True)
@@ -78,12 +91,24 @@ class Parameter:
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    """How `/retrain` runs: `run` on a worker (local) or `pipeline_file` on Semaphore."""
+    """How a retrain runs: `run` on a worker (local) or `pipeline_file` on Semaphore.
+
+    `on_data` and `schedule` (a cron expression in UTC) retrain the default branch on their
+    own; `outputs` are the globs of files a retrain may commit; `max_candidates` caps a
+    `/retrain` matrix; `rank_by` orders its leaderboard (None: see `RepoConfig.rank_metric`).
+    """
 
     runner: Runner = "local"
     run: tuple[str, ...] | None = None
     pipeline_file: str | None = None
     parameters: tuple[Parameter, ...] = ()
+    network: bool = False
+    memory: int = DEFAULT_MEMORY
+    on_data: bool = False
+    schedule: str | None = None
+    outputs: tuple[str, ...] = DEFAULT_RETRAIN_OUTPUTS
+    max_candidates: int = 8
+    rank_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,8 @@ class DeployConfig:
     approvers: Approvers = Approvers()
     allow_self_approval: bool = False
     on: DeployOn = "merge"
+    network: bool = True  # a deploy usually talks to a registry or a cluster
+    memory: int = DEFAULT_MEMORY
 
     @property
     def enabled(self) -> bool:
@@ -145,6 +172,13 @@ class RepoConfig:
     def monitor_gates(self) -> tuple[Gate, ...]:
         """The gates production uploads are held to."""
         return (self.monitor.gates if self.monitor else ()) or self.gates
+
+    def rank_metric(self) -> str | None:
+        """The metric a `/retrain` leaderboard is ordered by: `retrain.rank_by`, else the
+        metric of the first gate that names one metric (a `*` slice gate names many)."""
+        if self.retrain.rank_by is not None:
+            return self.retrain.rank_by
+        return next((gate.metric for gate in self.gates if "*" not in gate.metric), None)
 
 
 def default_config() -> RepoConfig:
@@ -230,6 +264,24 @@ def parse_duration(value: str | float) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"expected {DURATION_EXPECTED}")
     return seconds
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt])(?:i?b)?", re.IGNORECASE)
+MEMORY_EXPECTED = "a memory size with a unit, like 4G or 512M, from 64M to 1T"
+
+
+def parse_memory(value: str) -> int:
+    """Bytes of `4G`, `512M`, `1.5GiB` (binary units, as ulimit counts); `ValueError` otherwise.
+
+    A bare number is refused: bytes or megabytes would be a guess.
+    """
+    match = _MEMORY.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"expected {MEMORY_EXPECTED}")
+    size = int(float(match[1]) * 1024 ** ("kmgt".index(match[2].lower()) + 1))
+    if not MEMORY_MIN <= size <= MEMORY_MAX:
+        raise ValueError(f"expected {MEMORY_EXPECTED}")
+    return size
 
 
 # Accepted spellings of `/retrain flag=...` for bool parameters.
@@ -646,6 +698,59 @@ class _Checker:
         self.expected(field, DURATION_EXPECTED)
         return None
 
+    def memory(self, field: _Field) -> int | None:
+        node = field.node
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            try:
+                return parse_memory(str(node.value))
+            except ValueError:
+                pass
+        self.expected(field, MEMORY_EXPECTED)
+        return None
+
+    def schedule(self, field: _Field) -> str | None:
+        node = field.node
+        if not (isinstance(node, ScalarNode) and node.tag == _STR):
+            self.expected(field, CRON_EXPECTED)
+            return None
+        text = str(node.value)
+        try:
+            return parse_cron(text).text
+        except ValueError as exc:
+            self.expected(field, CRON_EXPECTED, f"{_quote(text)} ({exc})")
+            return None
+
+    def outputs(self, field: _Field) -> tuple[str, ...] | None:
+        patterns = self.texts(field, "glob pattern")
+        if patterns is None:
+            return None
+        if not patterns:
+            # Nothing a retrain writes could be committed, so it would never open a PR.
+            self.expected(field, "at least one glob pattern", "an empty list")
+            return None
+        for item in self.field_list(field) or [field]:
+            pattern = str(item.node.value)
+            # A retrain commits what matches: a pattern outside the repository is a mistake.
+            if isinstance(item.node, ScalarNode) and ".." in pattern.strip("/").split("/"):
+                self.expected(item, "a glob pattern inside the repository (no ..)", _quote(pattern))
+                return None
+        return patterns
+
+    def max_candidates(self, field: _Field) -> int | None:
+        what = f"an integer from 1 to {MAX_CANDIDATES_LIMIT}"
+        value = self.integer(field, what)
+        if value is not None and not 1 <= value <= MAX_CANDIDATES_LIMIT:
+            self.expected(field, what)
+            return None
+        return value
+
+    def rank_by(self, field: _Field) -> str | None:
+        name = self.text(field, "a metric name")
+        if name is not None and "*" in name:
+            self.expected(field, "one metric name, without *", _quote(name))
+            return None
+        return name
+
     def threshold(self, field: _Field) -> Threshold | None:
         node = field.node
         what = 'a number (absolute) or a percentage like "5%" (relative), not negative'
@@ -691,11 +796,19 @@ class _Checker:
 
         triggers = self.triggers(section("triggers", ("code", "data", "drafts")))
         metrics = self.metrics(section("metrics", ("files", "source")))
-        evaluate = self.evaluate(section("evaluate", ("repeats", "run", "timeout")))
-        retrain = self.retrain(section("retrain", ("parameters", "pipeline_file", "run", "runner")))
+        evaluate_keys = ("memory", "network", "repeats", "run", "timeout")
+        evaluate = self.evaluate(section("evaluate", evaluate_keys))
+        retrain_keys = (
+            *("max_candidates", "memory", "network", "on_data", "outputs", "parameters"),
+            *("pipeline_file", "rank_by", "run", "runner", "schedule"),
+        )
+        retrain = self.retrain(section("retrain", retrain_keys))
         semaphore = self.semaphore(section("semaphore", ("pipeline_file", "project_id")))
         gates = self.gates(sections.get("gates"))
-        deploy_keys = ("allow_self_approval", "approvers", "on", "promotion", "run")
+        deploy_keys = (
+            *("allow_self_approval", "approvers", "memory", "network", "on"),
+            *("promotion", "run"),
+        )
         deploy = self.deploy(sections.get("deploy"), section("deploy", deploy_keys))
         monitor_keys = ("env", "gates", "on_breach", "window")
         monitor = self.monitor(section("monitor", monitor_keys))
@@ -739,6 +852,8 @@ class _Checker:
             repeats=self.get(
                 entries, "repeats", lambda f: self.positive(f, "an integer of at least 1"), 1
             ),
+            network=self.get(entries, "network", self.boolean, default.network),
+            memory=self.get(entries, "memory", self.memory, default.memory),
         )
 
     def positive(self, field: _Field, what: str) -> int | None:
@@ -749,8 +864,9 @@ class _Checker:
         return value
 
     def retrain(self, entries: dict[str, _Field] | None) -> RetrainConfig:
+        default = RetrainConfig()
         if entries is None:
-            return RetrainConfig()
+            return default
         runner = self.get(entries, "runner", lambda f: self.choice(f, RUNNERS), "local")
         config = RetrainConfig(
             runner=cast(Runner, runner),
@@ -759,6 +875,15 @@ class _Checker:
                 entries, "pipeline_file", lambda f: self.text(f, "a path"), None
             ),
             parameters=self.parameters(entries.get("parameters")),
+            network=self.get(entries, "network", self.boolean, default.network),
+            memory=self.get(entries, "memory", self.memory, default.memory),
+            on_data=self.get(entries, "on_data", self.boolean, default.on_data),
+            schedule=self.get(entries, "schedule", self.schedule, None),
+            outputs=self.get(entries, "outputs", self.outputs, default.outputs),
+            max_candidates=self.get(
+                entries, "max_candidates", self.max_candidates, default.max_candidates
+            ),
+            rank_by=self.get(entries, "rank_by", self.rank_by, None),
         )
         if "retrain.runner" in self.reported:
             return config  # with an invalid runner, what else is needed is unknown
@@ -964,6 +1089,8 @@ class _Checker:
             on=cast(
                 DeployOn, self.get(entries, "on", lambda f: self.choice(f, DEPLOY_ON), "merge")
             ),
+            network=self.get(entries, "network", self.boolean, DeployConfig.network),
+            memory=self.get(entries, "memory", self.memory, DeployConfig.memory),
         )
         given = [key for key in ("promotion", "run") if key in entries]
         if len(given) != 1:

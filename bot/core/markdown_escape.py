@@ -137,3 +137,11 @@ def table_cell(markdown: str) -> str:
 def plain(text: str, limit: int | None = None) -> str:
     """Text for a field GitHub shows as plain text (a check-run title, an annotation)."""
     return clip(one_line(text), limit)
+
+
+def code_span(text: str, limit: int = 80, table: bool = False) -> str:
+    """`code` clipped to `limit`, never empty (a blank span shows that a value was empty); in a
+    table cell (`table`) a `|` would still end the cell even inside a span (GFM 4.10), so it
+    is escaped."""
+    span = code(text, limit) or "` `"
+    return span.replace("|", "\\|") if table else span
