@@ -124,7 +124,7 @@ def user_token(emu: GitHubEmulator, login: str) -> str:
     return str(exchanged.json()["access_token"])
 
 
-MANIFEST = {
+MANIFEST: dict[str, Any] = {
     "name": "mlgate",
     "url": "https://github.com/mlgate/mlgate",
     "hook_attributes": {"url": "https://mlgate.example.com/webhooks/github", "active": True},
@@ -1261,6 +1261,7 @@ def test_git_data_api_builds_a_commit_that_contents_and_compare_read_back(
     )
     assert binary.json()["sha"] == blob_sha(b"\x00\xff" * 40)
     base_tree = gh.get(f"/repos/octo/ml/compare/{main}...{main}").json()["base_commit"]
+    src_tree = repo.git.git("rev-parse", "main:src").decode().strip()
     tree = gh.post(
         "/repos/octo/ml/git/trees",
         {
@@ -1278,14 +1279,16 @@ def test_git_data_api_builds_a_commit_that_contents_and_compare_read_back(
                     "type": "blob",
                     "sha": binary.json()["sha"],
                 },
-                {"path": "params.yaml", "mode": "100644", "type": "blob", "content": "lr: 0.3\n"},
                 {"path": "src", "mode": "040000", "type": "tree", "sha": None},
+                {"path": "old/src", "mode": "040000", "type": "tree", "sha": src_tree},
+                {"path": "params.yaml/x", "mode": "100644", "type": "blob", "content": "no"},
+                {"path": "params.yaml", "mode": "100644", "type": "blob", "content": "lr: 0.3\n"},
             ],
         },
     )
     assert tree.status_code == 201, tree.text
     top = {e["path"]: e for e in tree.json()["tree"]}
-    assert set(top) == {"data", "model.bin", "params.yaml"}  # src/ went
+    assert set(top) == {"data", "model.bin", "old", "params.yaml"}  # src/ went
     assert (top["data"]["type"], top["data"]["mode"]) == ("tree", "040000")
     assert top["params.yaml"]["sha"] == blob_sha(b"lr: 0.3\n")
     assert top["model.bin"]["size"] == 80
@@ -1322,13 +1325,15 @@ def test_git_data_api_builds_a_commit_that_contents_and_compare_read_back(
     new = gh.get("/repos/octo/ml/contents/data/new.csv?ref=retrain").json()
     assert base64.b64decode(new["content"]) == b"a,b\n1,2\n"
     assert gh.get("/repos/octo/ml/contents/src/train.py?ref=retrain").status_code == 404
+    moved = gh.get("/repos/octo/ml/contents/old/src/train.py?ref=retrain").json()
+    assert base64.b64decode(moved["content"]) == b"print('train')\n"
     compared = gh.get("/repos/octo/ml/compare/main...retrain").json()
     assert (compared["status"], compared["ahead_by"]) == ("ahead", 1)
     assert {f["filename"]: f["status"] for f in compared["files"]} == {
         "data/new.csv": "added",
         "model.bin": "added",
         "params.yaml": "modified",
-        "src/train.py": "removed",
+        "old/src/train.py": "renamed",
     }
 
 
@@ -1755,6 +1760,302 @@ def test_a_token_with_pull_requests_but_not_issues_labels_only_pull_requests(
     assert refused.status_code == 403
     assert gh.post("/repos/octo/ml/issues", {"title": "t"}).status_code == 403
     assert emu.issue("octo/ml", issue["number"])["labels"] == []
+
+
+# -- GitHub's web side: the OAuth web flow and the App-manifest flow ---------------------------
+
+
+def _authorize(emu: GitHubEmulator, **params: str) -> requests.Response:
+    query = {"client_id": emu.github_app.client_id, "state": "xyz", **params}
+    return requests.get(
+        f"{emu.url}/login/oauth/authorize", params=query, allow_redirects=False, timeout=5
+    )
+
+
+def _exchange(emu: GitHubEmulator, json_answer: bool = True, **params: str) -> requests.Response:
+    form = {
+        "client_id": emu.github_app.client_id,
+        "client_secret": emu.github_app.client_secret,
+        **params,
+    }
+    headers = {"Accept": "application/json"} if json_answer else {}
+    return requests.post(
+        f"{emu.url}/login/oauth/access_token", data=form, headers=headers, timeout=5
+    )
+
+
+def test_oauth_web_flow_signs_in_the_signed_in_user_with_a_user_token(
+    emu: GitHubEmulator,
+) -> None:
+    emu.github_app.callback_urls.append(CALLBACK)
+    emu.add_user("alice", email="alice@example.com", name="Alice")
+    unsigned = _authorize(emu, redirect_uri=CALLBACK)
+    assert unsigned.status_code == 302
+    assert urlsplit(unsigned.headers["Location"]).path == "/login"
+    assert "/login/oauth/authorize?" in query_of(unsigned.headers["Location"])["return_to"]
+
+    emu.sign_in("alice")
+    authorized = _authorize(emu, redirect_uri=CALLBACK)
+    assert authorized.status_code == 302
+    back = authorized.headers["Location"]
+    assert back.startswith(f"{CALLBACK}?")
+    assert query_of(back)["state"] == "xyz"
+    code = query_of(back)["code"]
+
+    wrong_secret = _exchange(emu, code=code, client_secret="nope")
+    assert wrong_secret.status_code == 200  # GitHub answers a refused exchange with 200
+    assert wrong_secret.json()["error"] == "incorrect_client_credentials"
+    answer = _exchange(emu, code=code)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "scope"}
+    assert re.fullmatch(r"ghu_[A-Za-z0-9]{36}", body["access_token"])
+    assert (body["token_type"], body["scope"]) == ("bearer", "")
+    assert _exchange(emu, code=code).json() == {
+        "error": "bad_verification_code",
+        "error_description": "The code passed is incorrect or expired.",
+        "error_uri": "https://docs.github.com/apps/managing-oauth-apps/"
+        "troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code",
+    }
+    me = requests.get(
+        f"{emu.url}/user", headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=5
+    )
+    assert me.status_code == 200
+    assert (me.json()["login"], me.json()["name"], me.json()["email"]) == (
+        "alice",
+        "Alice",
+        "alice@example.com",
+    )
+    assert emu.requests[-1].auth == "user"
+
+
+def test_oauth_exchange_answers_form_encoded_without_accept_json_and_checks_redirect_uri(
+    emu: GitHubEmulator,
+) -> None:
+    emu.github_app.callback_urls.extend([CALLBACK, "http://127.0.0.1:9/other"])
+    emu.sign_in("alice")
+    first = query_of(_authorize(emu).headers["Location"])["code"]  # the first callback URL
+    form = _exchange(emu, json_answer=False, code=first)
+    assert form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert dict(parse_qsl(form.text))["token_type"] == "bearer"
+
+    second = query_of(_authorize(emu, redirect_uri=CALLBACK).headers["Location"])["code"]
+    mismatch = _exchange(emu, code=second, redirect_uri="http://127.0.0.1:9/other")
+    assert mismatch.json()["error"] == "redirect_uri_mismatch"
+    assert "access_token" in _exchange(emu, code=second, redirect_uri=CALLBACK).json()
+
+    elsewhere = _authorize(emu, redirect_uri="https://evil.example/steal")
+    assert elsewhere.status_code == 302
+    told = elsewhere.headers["Location"]
+    assert told.startswith(f"{CALLBACK}?")
+    assert "code" not in query_of(told)
+    assert (query_of(told)["error"], query_of(told)["state"]) == ("redirect_uri_mismatch", "xyz")
+    unknown = requests.get(
+        f"{emu.url}/login/oauth/authorize?client_id=Iv1.nope", allow_redirects=False, timeout=5
+    )
+    assert unknown.status_code == 404
+
+
+def test_oauth_codes_last_ten_minutes(emu: GitHubEmulator) -> None:
+    emu.github_app.callback_urls.append(CALLBACK)
+    emu.sign_in("alice")
+    now = time.time()
+    emu.clock = lambda: now
+    codes = [query_of(_authorize(emu).headers["Location"])["code"] for _ in range(2)]
+    emu.clock = lambda: now + 599.9
+    assert "access_token" in _exchange(emu, code=codes[0]).json()
+    emu.clock = lambda: now + 600
+    assert _exchange(emu, code=codes[1]).json()["error"] == "bad_verification_code"
+
+
+def test_a_user_sees_the_installations_and_repositories_they_and_the_app_share(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    emu.create_repo("octo/data", installation_id=INSTALLATION)
+    emu.create_repo("acme/ml", installation_id=7)
+    emu.create_repo("octo/uninstalled")
+    emu.set_permission("octo/ml", "alice", "write")
+    emu.set_permission("octo/uninstalled", "alice", "admin")
+    emu.set_permission("acme/ml", "alice", "none")
+
+    def get(token: str, path: str) -> requests.Response:
+        return requests.get(
+            f"{emu.url}{path}", headers={"Authorization": f"token {token}"}, timeout=5
+        )
+
+    alice = user_token(emu, "alice")
+    installations = get(alice, "/user/installations").json()
+    assert installations["total_count"] == 1
+    assert [i["id"] for i in installations["installations"]] == [INSTALLATION]
+    repos = get(alice, f"/user/installations/{INSTALLATION}/repositories").json()
+    assert [r["full_name"] for r in repos["repositories"]] == ["octo/ml"]
+    assert repos["repositories"][0]["permissions"] == {
+        "admin": False,
+        "maintain": False,
+        "push": True,
+        "triage": True,
+        "pull": True,
+    }
+    assert get(alice, "/user/installations/7/repositories").status_code == 404
+    owner = user_token(emu, "octo")
+    owned = get(owner, f"/user/installations/{INSTALLATION}/repositories").json()
+    assert [r["full_name"] for r in owned["repositories"]] == ["octo/ml", "octo/data"]
+    assert owned["repositories"][0]["permissions"]["admin"] is True
+    assert get(user_token(emu, "bob"), "/user/installations").json() == {
+        "total_count": 0,
+        "installations": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "status", "message"),
+    [
+        ("installation", "/user", 403, "Resource not accessible by integration"),
+        (
+            "user",
+            "/repos/octo/ml/contents/params.yaml",
+            403,
+            "Resource not accessible by integration",
+        ),
+        ("none", "/user/installations", 401, "Requires authentication"),
+        ("forged", "/user", 401, "Bad credentials"),
+        ("jwt", "/user", 401, "Bad credentials"),
+    ],
+)
+def test_user_tokens_are_for_the_users_endpoints_only(
+    emu: GitHubEmulator, repo: EmulatedRepo, who: str, path: str, status: int, message: str
+) -> None:
+    emu.set_permission("octo/ml", "alice", "write")
+    tokens = {
+        "installation": f"token {new_token(emu)}",
+        "user": f"token {user_token(emu, 'alice')}",
+        "forged": "token ghu_" + "x" * 36,
+        "jwt": f"Bearer {app_jwt(emu)}",
+    }
+    headers = {"Authorization": tokens[who]} if who in tokens else {}
+    response = requests.get(f"{emu.url}{path}", headers=headers, timeout=5)
+    assert (response.status_code, response.json()["message"]) == (status, message)
+
+
+def test_manifest_flow_registers_an_app_whose_key_works_and_whose_code_works_once(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    emu.sign_in("octocat")
+    posted = post_manifest(emu, MANIFEST, state="abc")
+    assert posted.status_code == 302
+    location = posted.headers["Location"]
+    assert location.startswith("http://127.0.0.1:9/callback?")
+    assert query_of(location)["state"] == "abc"
+    code = query_of(location)["code"]
+
+    converted = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5)
+    assert converted.status_code == 201, converted.text
+    app = converted.json()
+    assert app["slug"] == "mlgate-2"  # "mlgate" is the emulator's own App's name
+    assert app["owner"]["login"] == "octocat"
+    assert app["permissions"] == {"metadata": "read", **MANIFEST["default_permissions"]}
+    assert app["events"] == MANIFEST["default_events"]
+    assert re.fullmatch(r"[0-9a-f]{40}", app["webhook_secret"])
+    assert app["client_id"].startswith("Iv1.") and len(app["client_secret"]) == 40
+    registered = emu.registered_app(str(app["id"]))
+    assert registered.hook_url == "https://mlgate.example.com/webhooks/github"
+    assert registered.callback_urls == MANIFEST["callback_urls"]
+
+    key = app_jwt(emu, key=app["pem"], iss=str(app["id"]))
+    me = requests.get(f"{emu.url}/app", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+    assert me.status_code == 200
+    assert (me.json()["id"], me.json()["slug"], me.json()["installations_count"]) == (
+        app["id"],
+        "mlgate-2",
+        0,
+    )
+    by_client_id = app_jwt(emu, key=app["pem"], iss=app["client_id"])
+    assert (
+        requests.get(
+            f"{emu.url}/app", headers={"Authorization": f"Bearer {by_client_id}"}, timeout=5
+        ).json()["id"]
+        == app["id"]
+    )
+    # Its key is its own: it does not sign for the emulator's App, nor the reverse.
+    crossed = app_jwt(emu, key=app["pem"], iss=emu.app_id)
+    assert (
+        requests.get(
+            f"{emu.url}/app", headers={"Authorization": f"Bearer {crossed}"}, timeout=5
+        ).status_code
+        == 401
+    )
+    # Another App's installations are not its own.
+    refused = requests.post(
+        f"{emu.url}/app/installations/{INSTALLATION}/access_tokens",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert refused.status_code == 404
+    emu.add_installation(99, "octocat", app_id=str(app["id"]))
+    mine = requests.post(
+        f"{emu.url}/app/installations/99/access_tokens",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert mine.status_code == 201
+    assert mine.json()["permissions"] == {"metadata": "read", **MANIFEST["default_permissions"]}
+
+    again = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5)
+    assert again.status_code == 422
+    never = requests.post(f"{emu.url}/app-manifests/0123456789abcdef0123/conversions", timeout=5)
+    assert never.status_code == 404
+
+
+def test_a_manifest_code_lasts_one_hour(emu: GitHubEmulator) -> None:
+    now = time.time()
+    emu.clock = lambda: now
+    codes = [manifest_code(emu, {**MANIFEST, "name": f"app {i}"}) for i in range(2)]
+    emu.clock = lambda: now + 3599.9
+    assert requests.post(f"{emu.url}/app-manifests/{codes[0]}/conversions", timeout=5).ok
+    emu.clock = lambda: now + 3600
+    late = requests.post(f"{emu.url}/app-manifests/{codes[1]}/conversions", timeout=5)
+    assert late.status_code == 422
+
+
+def test_an_organisations_app_belongs_to_the_organisation(emu: GitHubEmulator) -> None:
+    code = manifest_code(emu, org="acme")
+    app = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5).json()
+    assert (app["owner"]["login"], app["owner"]["type"]) == ("acme", "Organization")
+    emu.add_user("alice")
+    refused = post_manifest(emu, MANIFEST, org="alice")
+    assert refused.status_code == 404  # a user is no organisation
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ({k: v for k, v in MANIFEST.items() if k != "url"}, "url is required"),
+        ({**MANIFEST, "hook_attributes": {"active": True}}, "hook_attributes.url"),
+        ({**MANIFEST, "callback_urls": [f"https://e.example/{i}" for i in range(11)]}, "10"),
+        ({**MANIFEST, "default_permissions": {"checks": "everything"}}, "read, write or admin"),
+        ({**MANIFEST, "default_permissions": {"checks": "write"}}, "push, pull_request"),
+        ({**MANIFEST, "name": "m" * 35}, "34"),
+        ("not an object", "JSON object"),
+    ],
+)
+def test_a_manifest_github_would_refuse_registers_nothing(
+    emu: GitHubEmulator, manifest: Any, problem: str
+) -> None:
+    emu.sign_in("octocat")
+    response = post_manifest(emu, manifest)
+    assert response.status_code == 422
+    assert problem in response.text
+    assert [a.slug for a in emu.apps.apps()] == ["mlgate"]
+
+
+def test_the_manifest_page_needs_someone_signed_in(emu: GitHubEmulator) -> None:
+    response = post_manifest(emu, MANIFEST, state="abc")
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/login"
+    assert query_of(response.headers["Location"])["return_to"] == "/settings/apps/new?state=abc"
+    assert len(emu.apps.apps()) == 1
+    recorded = emu.requests[-1]
+    assert (recorded.method, recorded.path, recorded.status) == ("POST", "/settings/apps/new", 302)
 
 
 # -- shapes ----------------------------------------------------------------------------------

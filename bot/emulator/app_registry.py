@@ -224,7 +224,8 @@ class AppRegistry:
                 webhook_secret=secrets.token_hex(20) if hook.get("url") else None,
                 private_key_pem=pem,
                 public_key=public_key,
-                permissions=dict(manifest.get("default_permissions") or {}),
+                # Every App may read metadata, asked for or not.
+                permissions={"metadata": "read", **(manifest.get("default_permissions") or {})},
                 events=list(manifest.get("default_events") or []),
                 created_at=iso(now),
                 hook_url=hook.get("url"),

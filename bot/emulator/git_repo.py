@@ -321,21 +321,26 @@ class GitRepository:
                 self.git("read-tree", base_tree, env=env)
             else:
                 self.git("read-tree", "--empty", env=env)
+            lines = []
+            # A removal, or a tree put in a path's place, clears the path and all below it.
+            cleared = [_clean_path(e.path) for e in edits if e.sha is None or e.type == "tree"]
+            if cleared:
+                specs = [spec for path in cleared for spec in (path, f"{path}/")]
+                listed = self.git("ls-files", "-z", "--", *specs, env=env).decode()
+                # Mode 0 removes an index entry.
+                lines += [f"0 {'0' * 40}\t{path}\n" for path in listed.split("\x00") if path]
             for edit in edits:
-                path = _clean_path(edit.path)
-                listed = self.git("ls-files", "-z", "--", path, f"{path}/", env=env)
-                removed = [p for p in listed.decode().split("\x00") if p]
-                if removed:
-                    # Mode 0 removes an index entry; a directory goes with everything in it.
-                    lines = "".join(f"0 {'0' * 40}\t{p}\n" for p in removed)
-                    self.git("update-index", "--index-info", stdin=lines.encode(), env=env)
-                if edit.sha is None:
-                    continue
-                if edit.type == "tree":
-                    self.git("read-tree", f"--prefix={path}/", edit.sha, env=env)
-                else:
-                    line = f"{edit.mode} {edit.sha}\t{path}\n"
-                    self.git("update-index", "--add", "--index-info", stdin=line.encode(), env=env)
+                if edit.sha is not None and edit.type != "tree":
+                    # --replace: a file where a directory was (or the reverse) replaces it.
+                    lines.append(f"{edit.mode} {edit.sha}\t{_clean_path(edit.path)}\n")
+            if lines:
+                self.git(
+                    "update-index", "--add", "--replace", "--index-info",
+                    stdin="".join(lines).encode(), env=env,
+                )  # fmt: skip
+            for edit in edits:
+                if edit.sha is not None and edit.type == "tree":
+                    self.git("read-tree", f"--prefix={_clean_path(edit.path)}/", edit.sha, env=env)
             return self.git("write-tree", env=env).decode().strip()
 
     def create_commit(

@@ -1,4 +1,4 @@
-"""The emulator's WSGI app: routing, authentication, documented limits, the first handlers."""
+"""The emulator's WSGI app: routing, authentication, limits, checks/comments/contents handlers."""
 
 from __future__ import annotations
 
@@ -278,8 +278,15 @@ class Api(RequestApp):
                 query={k: v for k, v in request.args.items()},
                 status=response.status_code,
                 body=dict(request.form.items()) or None,
-                # A browser carries the signed-in person's session; an App's server does not.
-                auth="session" if self.emu.signed_in and method == "GET" else "none",
+                # A browser carries the signed-in person's session; the code exchange comes
+                # from the App's server with its client secret instead.
+                auth=(
+                    "client"
+                    if path == "/login/oauth/access_token"
+                    else "session"
+                    if self.emu.signed_in
+                    else "none"
+                ),
             )
         )
         return response

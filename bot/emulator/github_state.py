@@ -246,8 +246,9 @@ class GitHubState(LoopbackServer):
     ) -> None:
         """Install an App (the emulator's own unless `app_id` names another) on `account`;
         permissions default to what the App asks for (mlgate's manifest for its own)."""
-        app = self.registered_app(app_id) if app_id is not None else None
-        default = app.permissions if app is not None else self.installation_permissions
+        app = self.registered_app(app_id) if app_id is not None else self.apps.own
+        own = app is self.apps.own
+        default = self.installation_permissions if own else app.permissions
         with self._lock:
             self._ensure_user(account)
             self._installations[installation_id] = Installation(
@@ -255,7 +256,7 @@ class GitHubState(LoopbackServer):
                 account=account,
                 permissions=dict(permissions or default),
                 created_at=iso(),
-                app_id="" if app is None or app is self.apps.own else app.id,
+                app_id="" if own else app.id,
             )
 
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
@@ -1378,7 +1379,7 @@ class GitHubState(LoopbackServer):
                 "html_url": f"{HTML_BASE}/apps/{app.slug}",
                 "created_at": app.created_at,
                 "updated_at": app.created_at,
-                "permissions": {"metadata": "read", **app.permissions},
+                "permissions": dict(app.permissions),
                 "events": list(app.events),
             }
         return {**answer, "installations_count": installations} if count else answer
