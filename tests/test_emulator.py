@@ -1843,6 +1843,18 @@ def test_oauth_exchange_answers_form_encoded_without_accept_json_and_checks_redi
     mismatch = _exchange(emu, code=second, redirect_uri="http://127.0.0.1:9/other")
     assert mismatch.json()["error"] == "redirect_uri_mismatch"
     assert "access_token" in _exchange(emu, code=second, redirect_uri=CALLBACK).json()
+    third = query_of(_authorize(emu).headers["Location"])["code"]
+    as_json = requests.post(
+        f"{emu.url}/login/oauth/access_token",
+        json={
+            "client_id": emu.github_app.client_id,
+            "client_secret": emu.github_app.client_secret,
+            "code": third,
+        },
+        headers={"Accept": "application/json"},
+        timeout=5,
+    )
+    assert as_json.json()["token_type"] == "bearer"
 
     elsewhere = _authorize(emu, redirect_uri="https://evil.example/steal")
     assert elsewhere.status_code == 302
