@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bot.emulator.api_calls import (
@@ -99,7 +100,13 @@ class GitData:
                 raise validation_failed("Tree", "base_tree", "base_tree is not a string.")
             if repo.git.object_types([base_tree])[base_tree] != "tree":
                 raise ApiError(422, f"base_tree {base_tree} is not a tree in this repository.")
-        edits = [self._tree_edit(repo, i, entry) for i, entry in enumerate(entries)]
+        parsed = [self._tree_edit(i, entry) for i, entry in enumerate(entries)]
+        # Entries given by content become blobs first, all in one git process.
+        written = iter(repo.git.write_blobs([c.encode() for _, c in parsed if c is not None]))
+        edits = [
+            replace(edit, sha=next(written)) if content is not None else edit
+            for edit, content in parsed
+        ]
         named = [e.sha for e in edits if e.sha is not None and e.type != "commit"]
         kinds = repo.git.object_types(named)
         for i, edit in enumerate(edits):
@@ -115,7 +122,8 @@ class GitData:
         url = self._api(repo, f"/git/trees/{sha}")
         return Reply(201, self.tree_json(repo, sha), headers={"Location": url})
 
-    def _tree_edit(self, repo: EmulatedRepo, index: int, entry: object) -> TreeEdit:
+    def _tree_edit(self, index: int, entry: object) -> tuple[TreeEdit, str | None]:
+        """The edit an entry asks for, and the content to write for it (its sha then)."""
         field = f"tree[{index}]"
         if not isinstance(entry, dict):
             raise validation_failed("Tree", field, f"{field} is not an object.")
@@ -141,7 +149,7 @@ class GitData:
                 raise validation_failed(
                     "Tree", f"{field}.content", "content is only for blobs, as a string."
                 )
-            return TreeEdit(path, str(mode), kind, repo.git.write_blob(entry["content"].encode()))
+            return TreeEdit(path, str(mode), kind, None), entry["content"]
         if not has_sha:
             raise validation_failed(
                 "Tree",
@@ -153,7 +161,7 @@ class GitData:
         if sha is not None and not isinstance(sha, str):
             raise validation_failed("Tree", f"{field}.sha", "sha is not a string.")
         # "If the value is null then the file will be deleted."
-        return TreeEdit(path, str(mode), kind, sha)
+        return TreeEdit(path, str(mode), kind, sha), None
 
     def tree_json(self, repo: EmulatedRepo, sha: str) -> JSON:
         """A tree object: its entries, not recursive."""

@@ -311,6 +311,22 @@ class GitRepository:
         """Store `data` as a blob; returns its sha."""
         return self.git("hash-object", "-w", "--stdin", stdin=data).decode().strip()
 
+    def write_blobs(self, contents: list[bytes]) -> list[str]:
+        """Store each of `contents` as a blob, in one git process; returns their shas."""
+        if not contents:
+            return []
+        with tempfile.TemporaryDirectory(prefix="mlgate-emu-") as tmp:
+            paths = []
+            for i, data in enumerate(contents):
+                path = Path(tmp) / str(i)
+                path.write_bytes(data)
+                paths.append(str(path))
+            out = self.git(
+                "hash-object", "-w", "--no-filters", "--stdin-paths",
+                stdin="".join(f"{p}\n" for p in paths).encode(),
+            )  # fmt: skip
+        return out.decode().split()
+
     def write_tree(self, base_tree: str | None, edits: list[TreeEdit]) -> str:
         """A tree: `base_tree` (or nothing) with `edits` applied, paths with slashes making
         the directories between; returns its sha. The objects named must exist."""
