@@ -81,8 +81,11 @@ def emu(tmp_path: Path) -> Iterator[GitHubEmulator]:
         yield emu
 
 
-def registration(emu: GitHubEmulator, env_path: Path, **options: bool | str) -> Registration:
-    return Registration(emu.url, emu.url, PUBLIC_URL, env_path, **options)  # type: ignore[arg-type]
+def registration(
+    emu: GitHubEmulator, env_path: Path, *, teams: bool = False, org: str | None = None
+) -> Registration:
+    """The registration `mlgate register` runs, with the emulator as github.com and its API."""
+    return Registration(emu.url, emu.url, PUBLIC_URL, env_path, org=org, teams=teams)
 
 
 def test_register_writes_a_private_env_whose_key_the_app_authenticates_with(
@@ -198,8 +201,7 @@ def test_a_key_file_left_by_an_earlier_app_is_kept(emu: GitHubEmulator, tmp_path
     flow = registration(emu, tmp_path / ".env")
     with serve(flow.app) as url:
         back = press_the_button(f"{url}/").headers["Location"]
-        slug = emu.registered_app(str(max(int(a.id) for a in emu.apps.apps()))).slug
-        earlier = tmp_path / f"{slug}.private-key.pem"
+        earlier = tmp_path / f"{emu.apps.apps()[-1].slug}.private-key.pem"
         earlier.write_text("an earlier App's key\n")
         assert requests.get(back, timeout=5).status_code == 200
     assert earlier.read_text() == "an earlier App's key\n"
@@ -256,7 +258,10 @@ def test_the_register_command_never_overwrites_an_env_file(
 ) -> None:
     (tmp_path / ".env").write_text("KEEP=1\n")
     process = _cli(emu, tmp_path)
-    out, err = process.communicate(timeout=30)
+    try:
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
     assert process.returncode != 0
     assert "exists" in err and "--env-file" in err
     assert (tmp_path / ".env").read_text() == "KEEP=1\n"
