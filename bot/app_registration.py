@@ -58,6 +58,9 @@ class Registration:
     done: threading.Event = field(default_factory=threading.Event)
     written: Path | None = None
     error: str | None = None
+    # Taken by the one callback that exchanges: a second one, even at the same instant,
+    # must not spend the code again or report its failure over the first one's success.
+    _claim: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def check_paths(self) -> None:
         """Refuse before anything happens on GitHub if the `.env` would be overwritten."""
@@ -79,6 +82,8 @@ class Registration:
         )
 
     def exchange(self, code: str) -> Path:
+        # Checked again before the code is spent: GitHub hands the private key out once.
+        self.check_paths()
         url = f"{self.api_url.rstrip('/')}/app-manifests/{quote(code, safe='')}/conversions"
         try:
             response = requests.post(
@@ -92,11 +97,22 @@ class Registration:
                 "(a code is good for one hour and one exchange): run `mlgate register` again"
             )
         conversion: dict[str, Any] = response.json()
-        key_path = self.env_path.with_name(f"{conversion.get('slug') or 'mlgate'}.private-key.pem")
+        slug = conversion.get("slug") or "mlgate"
+        key_path = self.env_path.with_name(f"{slug}.private-key.pem")
+        if key_path.exists():
+            # A key of an earlier App of that name (deleted on GitHub, slug free again).
+            key_path = self.env_path.with_name(f"{slug}-{conversion['id']}.private-key.pem")
         write_private(key_path, str(conversion["pem"]))
         text = app_manifest.env_file(conversion, key_path.name, self.public_url)
-        write_private(self.env_path, text)
-        log.info("registered GitHub App %s", conversion.get("slug"))
+        try:
+            write_private(self.env_path, text)
+        except FileExistsError:
+            raise RegistrationError(
+                f"{self.env_path} appeared meanwhile and is kept; the App {slug} is registered "
+                f"and its private key is in {key_path}: write its settings by hand (a new client "
+                "secret and webhook secret can be generated on its GitHub settings page)"
+            ) from None
+        log.info("registered GitHub App %s", slug)
         return self.env_path
 
     def app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -111,7 +127,7 @@ class Registration:
         if not secrets.compare_digest(given.encode(), self.state.encode()):
             # Another page's redirect, or a forged one: nothing is exchanged.
             return _html(start_response, "400 Bad Request", "state does not match; start again")
-        if self.done.is_set():
+        if self.done.is_set() or not self._claim.acquire(blocking=False):
             return _html(start_response, "409 Conflict", "this registration is finished")
         try:
             self.written = self.exchange(query.get("code", [""])[0])

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jwt
 import pytest
@@ -80,6 +81,79 @@ class Client:
 
     def patch(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
         return self.call("PATCH", path, json=body, **kwargs)
+
+
+def writer_token(emu: GitHubEmulator) -> str:
+    """A token of the installation once it has granted Contents: write (the Git Data API)."""
+    emu.add_installation(
+        INSTALLATION, "octo", permissions={**emu.installation_permissions, "contents": "write"}
+    )
+    return new_token(emu)
+
+
+CALLBACK = "http://127.0.0.1:9/auth/callback"
+
+
+def query_of(location: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(location).query))
+
+
+def user_token(emu: GitHubEmulator, login: str) -> str:
+    """A user access token of the emulator's App for `login`, through the OAuth web flow."""
+    if CALLBACK not in emu.github_app.callback_urls:
+        emu.github_app.callback_urls.append(CALLBACK)
+    emu.sign_in(login)
+    authorize = requests.get(
+        f"{emu.url}/login/oauth/authorize",
+        params={"client_id": emu.github_app.client_id, "redirect_uri": CALLBACK, "state": "s1"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert authorize.status_code == 302, authorize.text
+    code = query_of(authorize.headers["Location"])["code"]
+    exchanged = requests.post(
+        f"{emu.url}/login/oauth/access_token",
+        data={
+            "client_id": emu.github_app.client_id,
+            "client_secret": emu.github_app.client_secret,
+            "code": code,
+        },
+        headers={"Accept": "application/json"},
+        timeout=5,
+    )
+    return str(exchanged.json()["access_token"])
+
+
+MANIFEST: dict[str, Any] = {
+    "name": "mlgate",
+    "url": "https://github.com/mlgate/mlgate",
+    "hook_attributes": {"url": "https://mlgate.example.com/webhooks/github", "active": True},
+    "redirect_url": "http://127.0.0.1:9/callback",
+    "callback_urls": ["https://mlgate.example.com/auth/callback"],
+    "public": False,
+    "default_permissions": {"checks": "write", "contents": "read", "pull_requests": "write"},
+    "default_events": ["push", "pull_request", "check_run"],
+}
+
+
+def post_manifest(
+    emu: GitHubEmulator, manifest: Any, state: str = "st", org: str | None = None
+) -> requests.Response:
+    """The browser posting the registration page's form to github.com."""
+    owner = f"/organizations/{org}" if org else ""
+    return requests.post(
+        f"{emu.url}{owner}/settings/apps/new?state={state}",
+        data={"manifest": json.dumps(manifest)},
+        allow_redirects=False,
+        timeout=5,
+    )
+
+
+def manifest_code(emu: GitHubEmulator, manifest: Any = None, org: str | None = None) -> str:
+    emu.sign_in(emu.signed_in or "octocat")
+    response = post_manifest(emu, MANIFEST if manifest is None else manifest, org=org)
+    assert response.status_code == 302, response.text
+    return query_of(response.headers["Location"])["code"]
 
 
 def blob_sha(data: bytes) -> str:
@@ -1170,6 +1244,832 @@ def test_emulator_modules_import_each_other_in_one_direction_only() -> None:
     assert [circle(module, ()) for module in sorted(graph)] == [None] * len(graph)
 
 
+# -- Git Data API ----------------------------------------------------------------------------
+
+
+def test_git_data_api_builds_a_commit_that_contents_and_compare_read_back(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    main = repo.head("main")
+    text = gh.post("/repos/octo/ml/git/blobs", {"content": "a,b\n1,2\n"})
+    assert text.status_code == 201
+    assert text.json()["sha"] == blob_sha(b"a,b\n1,2\n")
+    binary = gh.post(
+        "/repos/octo/ml/git/blobs",
+        {"content": base64.encodebytes(b"\x00\xff" * 40).decode(), "encoding": "base64"},
+    )
+    assert binary.json()["sha"] == blob_sha(b"\x00\xff" * 40)
+    base_tree = gh.get(f"/repos/octo/ml/compare/{main}...{main}").json()["base_commit"]
+    src_tree = repo.git.git("rev-parse", "main:src").decode().strip()
+    tree = gh.post(
+        "/repos/octo/ml/git/trees",
+        {
+            "base_tree": base_tree["commit"]["tree"]["sha"],
+            "tree": [
+                {
+                    "path": "data/new.csv",
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": text.json()["sha"],
+                },
+                {
+                    "path": "model.bin",
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": binary.json()["sha"],
+                },
+                {"path": "src", "mode": "040000", "type": "tree", "sha": None},
+                {"path": "old/src", "mode": "040000", "type": "tree", "sha": src_tree},
+                {"path": "params.yaml/x", "mode": "100644", "type": "blob", "content": "no"},
+                {"path": "params.yaml", "mode": "100644", "type": "blob", "content": "lr: 0.3\n"},
+            ],
+        },
+    )
+    assert tree.status_code == 201, tree.text
+    top = {e["path"]: e for e in tree.json()["tree"]}
+    assert set(top) == {"data", "model.bin", "old", "params.yaml"}  # src/ went
+    assert (top["data"]["type"], top["data"]["mode"]) == ("tree", "040000")
+    assert top["params.yaml"]["sha"] == blob_sha(b"lr: 0.3\n")
+    assert top["model.bin"]["size"] == 80
+    assert tree.json()["truncated"] is False
+
+    author = {"name": "Ada", "email": "ada@example.com", "date": "2024-03-01T12:00:00+02:00"}
+    commit = gh.post(
+        "/repos/octo/ml/git/commits",
+        {"message": "New data", "tree": tree.json()["sha"], "parents": [main], "author": author},
+    )
+    assert commit.status_code == 201, commit.text
+    made = commit.json()
+    assert made["author"] == {
+        "name": "Ada",
+        "email": "ada@example.com",
+        "date": "2024-03-01T10:00:00Z",
+    }
+    # "By default, committer will use the information set in author."
+    assert made["committer"] == made["author"]
+    assert [p["sha"] for p in made["parents"]] == [main]
+    assert made["tree"]["sha"] == tree.json()["sha"]
+    assert made["message"] == "New data"
+    assert made["verification"]["verified"] is False
+
+    ref = gh.post("/repos/octo/ml/git/refs", {"ref": "refs/heads/retrain", "sha": made["sha"]})
+    assert ref.status_code == 201
+    assert ref.json()["ref"] == "refs/heads/retrain"
+    assert ref.json()["object"] == {
+        "type": "commit",
+        "sha": made["sha"],
+        "url": f"{emu.url}/repos/octo/ml/git/commits/{made['sha']}",
+    }
+    assert repo.head("retrain") == made["sha"]
+    new = gh.get("/repos/octo/ml/contents/data/new.csv?ref=retrain").json()
+    assert base64.b64decode(new["content"]) == b"a,b\n1,2\n"
+    assert gh.get("/repos/octo/ml/contents/src/train.py?ref=retrain").status_code == 404
+    moved = gh.get("/repos/octo/ml/contents/old/src/train.py?ref=retrain").json()
+    assert base64.b64decode(moved["content"]) == b"print('train')\n"
+    compared = gh.get("/repos/octo/ml/compare/main...retrain").json()
+    assert (compared["status"], compared["ahead_by"]) == ("ahead", 1)
+    assert {f["filename"]: f["status"] for f in compared["files"]} == {
+        "data/new.csv": "added",
+        "model.bin": "added",
+        "params.yaml": "modified",
+        "old/src/train.py": "renamed",
+    }
+
+
+def test_update_ref_fast_forwards_and_refuses_a_rewind_without_force(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    first = repo.head("main")
+    second = repo.commit("main", {"params.yaml": "lr: 0.5\n"}, "Tune")
+    side = repo.commit("side", {"README.md": "# side\n"}, "Side")  # from main's head
+    assert gh.post("/repos/octo/ml/git/refs", {"ref": "refs/heads/x", "sha": first}).ok
+
+    forward = gh.patch("/repos/octo/ml/git/refs/heads/x", {"sha": second})
+    assert forward.status_code == 200
+    assert forward.json()["object"]["sha"] == second
+    back = gh.patch("/repos/octo/ml/git/refs/heads/x", {"sha": first})
+    assert back.status_code == 422
+    assert back.json()["message"] == "Update is not a fast forward"
+    explicit = gh.patch("/repos/octo/ml/git/refs/heads/x", {"sha": first, "force": False})
+    assert explicit.status_code == 422
+    assert repo.head("x") == second
+    forced = gh.patch("/repos/octo/ml/git/refs/heads/x", {"sha": first, "force": True})
+    assert forced.status_code == 200
+    assert gh.get("/repos/octo/ml/git/ref/heads/x").json()["object"]["sha"] == first
+
+    # Moving the default branch moves what the contents API and the work tree show.
+    assert gh.patch("/repos/octo/ml/git/refs/heads/main", {"sha": side}).status_code == 200
+    readme = gh.get("/repos/octo/ml/contents/README.md").json()
+    assert base64.b64decode(readme["content"]) == b"# side\n"
+    assert (repo.path / "README.md").read_text() == "# side\n"
+
+    missing = gh.patch("/repos/octo/ml/git/refs/heads/nope", {"sha": first})
+    assert (missing.status_code, missing.json()["message"]) == (422, "Reference does not exist")
+    assert gh.get("/repos/octo/ml/git/ref/heads/nope").status_code == 404
+    unknown = gh.patch("/repos/octo/ml/git/refs/heads/x", {"sha": "1" * 40, "force": True})
+    assert (unknown.status_code, unknown.json()["message"]) == (422, "Object does not exist")
+
+
+@pytest.mark.parametrize(
+    ("ref", "sha", "message"),
+    [
+        ("refs/heads/main", None, "Reference already exists"),
+        ("refs/heads/new", "2" * 40, "Object does not exist"),
+        ("refs/main", None, "Validation Failed"),
+        ("heads/new", None, "Validation Failed"),
+        ("refs/heads/bad..name", None, "Validation Failed"),
+    ],
+)
+def test_create_ref_refuses_taken_names_missing_objects_and_bad_names(
+    emu: GitHubEmulator, repo: EmulatedRepo, ref: str, sha: str | None, message: str
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    response = gh.post("/repos/octo/ml/git/refs", {"ref": ref, "sha": sha or repo.head("main")})
+    assert response.status_code == 422
+    assert response.json()["message"] == message
+    assert repo.git.branches() == ["main"]
+
+
+def test_a_pull_requests_head_follows_its_branch_moved_through_git_data(
+    emu: GitHubEmulator, repo: EmulatedRepo, pr: dict[str, Any]
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    old_head = pr["head"]["sha"]
+    tree = gh.post(
+        "/repos/octo/ml/git/trees",
+        {
+            "base_tree": repo.git.git("rev-parse", f"{old_head}^{{tree}}").decode().strip(),
+            "tree": [{"path": "metrics.json", "mode": "100644", "type": "blob", "content": "{}\n"}],
+        },
+    ).json()
+    commit = gh.post(
+        "/repos/octo/ml/git/commits", {"message": "m", "tree": tree["sha"], "parents": [old_head]}
+    ).json()
+    assert gh.patch("/repos/octo/ml/git/refs/heads/feature", {"sha": commit["sha"]}).ok
+    body = gh.get(f"/repos/octo/ml/pulls/{pr['number']}").json()
+    assert body["head"]["sha"] == commit["sha"]
+    assert body["commits"] == 2
+    files = gh.get(f"/repos/octo/ml/pulls/{pr['number']}/files").json()
+    assert sorted(f["filename"] for f in files) == ["metrics.json", "params.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"path": "a", "mode": "100644", "type": "blob", "sha": "SHA", "content": "x"}, "content"),
+        ({"path": "a", "mode": "040000", "type": "blob", "sha": "SHA"}, "mode"),
+        ({"path": "a", "mode": "100644", "type": "blob", "sha": "3" * 40}, "sha"),
+        ({"path": "a", "mode": "100644", "type": "blob"}, "sha"),
+        ({"path": "a", "mode": "040000", "type": "tree", "sha": "SHA"}, "sha"),
+    ],
+)
+def test_tree_entries_are_checked_like_github(
+    emu: GitHubEmulator, repo: EmulatedRepo, entry: dict[str, Any], field: str
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    blob = gh.post("/repos/octo/ml/git/blobs", {"content": "x"}).json()["sha"]
+    if entry.get("sha") == "SHA":
+        entry = {**entry, "sha": blob}
+    response = gh.post("/repos/octo/ml/git/trees", {"tree": [entry]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"tree[0].{field}"
+    commit = gh.post("/repos/octo/ml/git/commits", {"message": "m", "tree": blob, "parents": []})
+    assert (commit.status_code, commit.json()["message"]) == (422, "Tree SHA does not exist")
+
+
+def test_commits_need_existing_parents_and_default_to_the_apps_bot(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    main = repo.head("main")
+    tree = repo.git.git("rev-parse", "main^{tree}").decode().strip()
+    for parents in ([tree], ["4" * 40]):
+        refused = gh.post(
+            "/repos/octo/ml/git/commits", {"message": "m", "tree": tree, "parents": parents}
+        )
+        assert refused.status_code == 422
+        assert refused.json()["message"] == "Parent SHA does not exist or is not a commit object"
+    made = gh.post(
+        "/repos/octo/ml/git/commits",
+        {
+            "message": "Retrain",
+            "tree": tree,
+            "parents": [main],
+            "committer": {"name": "CI", "email": "ci@example.com"},
+        },
+    ).json()
+    bot = emu.user_json("mlgate[bot]")
+    assert made["author"]["name"] == "mlgate[bot]"
+    assert made["author"]["email"] == f"{bot['id']}+mlgate[bot]@users.noreply.github.com"
+    assert made["committer"]["email"] == "ci@example.com"
+    root = gh.post("/repos/octo/ml/git/commits", {"message": "root", "tree": tree}).json()
+    assert root["parents"] == []
+
+
+def test_git_data_writes_need_contents_write(gh: Client, repo: EmulatedRepo) -> None:
+    refused = gh.post("/repos/octo/ml/git/blobs", {"content": "x"})
+    assert (refused.status_code, refused.json()["message"]) == (
+        403,
+        "Resource not accessible by integration",
+    )
+    assert gh.get("/repos/octo/ml/git/ref/heads/main").status_code == 200
+    moved = gh.patch("/repos/octo/ml/git/refs/heads/main", {"sha": repo.head("main")})
+    assert moved.status_code == 403
+
+
+# -- pull requests and issues through the API -------------------------------------------------
+
+
+def test_pull_request_opened_through_the_api_is_like_the_helpers(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo
+) -> None:
+    head = repo.commit("feature", {"params.yaml": "lr: 0.2\n"}, "Tune", author="alice")
+    opened = gh.post(
+        "/repos/octo/ml/pulls",
+        {"title": "Tune", "head": "feature", "base": "main", "body": "Why", "draft": True},
+    )
+    assert opened.status_code == 201, opened.text
+    body = opened.json()
+    assert opened.headers["Location"] == body["url"]
+    assert (body["number"], body["state"], body["draft"]) == (1, "open", True)
+    assert (body["title"], body["body"]) == ("Tune", "Why")
+    assert body["user"]["login"] == "mlgate[bot]"
+    assert body["head"]["sha"] == head
+    assert (body["commits"], body["changed_files"], body["mergeable"]) == (1, 1, True)
+    assert gh.get("/repos/octo/ml/pulls/1").json() == emu.pull_request("octo/ml", 1)
+    files = gh.get("/repos/octo/ml/pulls/1/files").json()
+    assert [(f["filename"], f["status"]) for f in files] == [("params.yaml", "modified")]
+    newer = repo.commit("feature", {"metrics.json": "{}\n"}, "More", author="alice")
+    assert gh.get("/repos/octo/ml/pulls/1").json()["head"]["sha"] == newer
+    # The same head into another base is another PR; into the same base it is refused.
+    repo.create_branch("release", repo.head("main"))
+    assert (
+        gh.post(
+            "/repos/octo/ml/pulls", {"title": "t", "head": "feature", "base": "release"}
+        ).status_code
+        == 201
+    )
+    again = gh.post("/repos/octo/ml/pulls", {"title": "t", "head": "octo:feature", "base": "main"})
+    assert again.status_code == 422
+    assert again.json()["errors"] == [
+        {
+            "resource": "PullRequest",
+            "code": "custom",
+            "message": "A pull request already exists for octo:feature.",
+        }
+    ]
+    emu.close_pull_request("octo/ml", 1)
+    reopened = gh.post("/repos/octo/ml/pulls", {"title": "t", "head": "feature", "base": "main"})
+    assert reopened.status_code == 201
+    assert reopened.json()["number"] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"head": "main"}, None, "No commits between main and main"),
+        ({"base": "nope"}, "base", None),
+        ({"head": "nope"}, "head", None),
+        ({"head": "mallory:feature"}, "head", None),
+        ({"title": ""}, "title", None),
+    ],
+)
+def test_pull_requests_github_refuses(
+    gh: Client, repo: EmulatedRepo, change: dict[str, str], field: str | None, message: str | None
+) -> None:
+    repo.commit("feature", {"params.yaml": "lr: 0.2\n"}, "Tune")
+    response = gh.post(
+        "/repos/octo/ml/pulls", {"title": "t", "head": "feature", "base": "main", **change}
+    )
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert error.get("field") == field
+    if message is not None:
+        assert error["message"] == message
+    assert gh.get("/repos/octo/ml/pulls?state=all").json() == []
+
+
+def test_a_fork_pull_request_can_be_opened_with_owner_colon_branch(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo
+) -> None:
+    fork = emu.fork_repo("octo/ml", owner="mallory")
+    head = fork.commit("patch", {"src/train.py": "import os\n"}, "Patch", author="mallory")
+    opened = gh.post(
+        "/repos/octo/ml/pulls", {"title": "t", "head": "mallory:patch", "base": "main"}
+    )
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["head"]["repo"]["full_name"] == "mallory/ml"
+    assert opened.json()["head"]["sha"] == head
+    commits = gh.get(f"/repos/octo/ml/pulls/{opened.json()['number']}/commits").json()
+    assert [c["sha"] for c in commits] == [head]
+    assert commits[0]["author"]["login"] == "mallory"
+
+
+def test_a_conflicting_pull_request_is_not_mergeable(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo
+) -> None:
+    repo.commit("feature", {"params.yaml": "lr: 0.2\n"}, "Feature")
+    clean = emu.open_pull_request("octo/ml", head="feature", base="main", user="alice")
+    assert (clean["mergeable"], clean["mergeable_state"]) == (True, "clean")
+    repo.commit("main", {"params.yaml": "lr: 0.3\n"}, "Main")
+    body = gh.get(f"/repos/octo/ml/pulls/{clean['number']}").json()
+    assert (body["mergeable"], body["rebaseable"], body["mergeable_state"]) == (
+        False,
+        False,
+        "dirty",
+    )
+
+
+def test_pull_requests_list_by_state_head_and_base_newest_first_in_pages(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo
+) -> None:
+    for branch in ("a", "b", "c"):
+        repo.commit(branch, {f"{branch}.txt": branch}, branch)
+        emu.open_pull_request("octo/ml", head=branch, base="main", user="alice")
+    emu.close_pull_request("octo/ml", 2)
+
+    def numbers(query: str) -> list[int]:
+        return [p["number"] for p in gh.get(f"/repos/octo/ml/pulls{query}").json()]
+
+    assert numbers("") == [3, 1]
+    assert numbers("?state=closed") == [2]
+    assert numbers("?state=all&direction=asc") == [1, 2, 3]
+    assert numbers("?head=octo:c") == [3]
+    assert numbers("?head=alice:c") == []
+    # "in the format of user:ref-name": a bare branch name filters nothing.
+    assert numbers("?head=c") == [3, 1]
+    assert numbers("?base=other") == []
+    assert gh.get("/repos/octo/ml/pulls?state=shut").status_code == 422
+    first = gh.get("/repos/octo/ml/pulls?state=all&per_page=2")
+    assert [p["number"] for p in first.json()] == [3, 2]
+    assert "mergeable" not in first.json()[0]  # a list shows the simple pull request
+    assert links(first)["next"].endswith("page=2")
+    assert [p["number"] for p in gh.get(links(first)["next"]).json()] == [1]
+
+
+def test_pull_request_commits_show_authors_and_committers_as_github_does(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    gh = Client(emu, writer_token(emu))
+    emu.add_user("ada", email="ada@example.com")
+    repo.commit("feature", {"a.txt": "a"}, "By alice", author="alice")
+    tree = repo.git.git("rev-parse", "feature^{tree}").decode().strip()
+    ada = gh.post(
+        "/repos/octo/ml/git/commits",
+        {
+            "message": "By ada, committed by a stranger",
+            "tree": tree,
+            "parents": [repo.head("feature")],
+            "author": {"name": "Ada L.", "email": "ADA@example.com"},
+            "committer": {"name": "Stranger", "email": "nobody@example.org"},
+        },
+    ).json()
+    assert gh.patch("/repos/octo/ml/git/refs/heads/feature", {"sha": ada["sha"]}).ok
+    number = emu.open_pull_request("octo/ml", head="feature", base="main", user="alice")["number"]
+    commits = gh.get(f"/repos/octo/ml/pulls/{number}/commits").json()
+    assert [c["commit"]["message"] for c in commits] == [
+        "By alice",
+        "By ada, committed by a stranger",
+    ]
+    assert commits[0]["author"]["login"] == commits[0]["committer"]["login"] == "alice"
+    assert commits[1]["commit"]["author"]["name"] == "Ada L."
+    assert commits[1]["author"]["login"] == "ada"  # a verified address links the account
+    assert commits[1]["committer"] is None  # an address no account has
+    assert commits[1]["commit"]["committer"]["email"] == "nobody@example.org"
+
+
+def test_pull_request_commits_stop_at_250(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo
+) -> None:
+    # One fast-import stream: 251 commits on `long`, each changing one file.
+    parent = repo.head("main")
+    stream = []
+    for i in range(251):
+        stream.append(
+            f"commit refs/heads/long\ncommitter a <a@example.com> {1700000000 + i} +0000\n"
+            f"data {len(str(i))}\n{i}\n"
+            + (f"from {parent}\n" if i == 0 else "")
+            + f"M 100644 inline n.txt\ndata {len(str(i))}\n{i}\n\n"
+        )
+    repo.git.git("fast-import", "--quiet", stdin="".join(stream).encode())
+    number = emu.open_pull_request("octo/ml", head="long", base="main", user="alice")["number"]
+    pages = [
+        gh.get(f"/repos/octo/ml/pulls/{number}/commits?per_page=100&page={n}") for n in (1, 2, 3)
+    ]
+    messages = [c["commit"]["message"] for page in pages for c in page.json()]
+    assert messages == [str(i) for i in range(250)]
+    assert "next" not in links(pages[2])
+
+
+def test_issues_are_opened_edited_closed_and_labelled(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo, pr: dict[str, Any]
+) -> None:
+    opened = gh.post(
+        "/repos/octo/ml/issues",
+        {"title": "accuracy below 0.9", "body": "table", "labels": ["mlgate:monitor", "BUG"]},
+    )
+    assert opened.status_code == 201, opened.text
+    issue = opened.json()
+    assert issue["number"] == pr["number"] + 1  # one numbering for issues and PRs
+    assert issue["user"]["login"] == "mlgate[bot]"
+    assert issue["performed_via_github_app"]["slug"] == "mlgate"
+    assert "pull_request" not in issue
+    labels = {label["name"]: label for label in issue["labels"]}
+    assert set(labels) == {"mlgate:monitor", "bug"}  # "BUG" is the default label "bug"
+    assert (labels["bug"]["color"], labels["bug"]["default"]) == ("d73a4a", True)
+    assert (labels["mlgate:monitor"]["color"], labels["mlgate:monitor"]["default"]) == (
+        "ededed",
+        False,
+    )
+    number = issue["number"]
+    comment = gh.post(f"/repos/octo/ml/issues/{number}/comments", {"body": "still low"})
+    assert comment.status_code == 201
+    added = gh.post(f"/repos/octo/ml/issues/{number}/labels", {"labels": ["mlgate:monitor", "x"]})
+    assert [label["name"] for label in added.json()] == ["mlgate:monitor", "bug", "x"]
+
+    closed = gh.patch(f"/repos/octo/ml/issues/{number}", {"state": "closed", "title": "fixed"})
+    assert closed.status_code == 200
+    body = closed.json()
+    assert (body["state"], body["state_reason"], body["title"]) == ("closed", "completed", "fixed")
+    assert body["closed_by"]["login"] == "mlgate[bot]"
+    assert body["closed_at"] is not None
+    assert body["comments"] == 1
+    replaced = gh.patch(f"/repos/octo/ml/issues/{number}", {"labels": [], "state": "open"}).json()
+    assert (replaced["labels"], replaced["state"], replaced["state_reason"]) == (
+        [],
+        "open",
+        "reopened",
+    )
+    assert emu.issue("octo/ml", number)["closed_at"] is None
+    assert gh.patch("/repos/octo/ml/issues/99", {"state": "closed"}).status_code == 404
+    assert gh.post("/repos/octo/ml/issues", {"body": "no title"}).status_code == 422
+
+
+def test_issues_list_by_state_and_labels_with_pull_requests_among_them(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo, pr: dict[str, Any]
+) -> None:
+    emu.create_issue("octo/ml", "one", "alice", labels=["a", "b"])
+    emu.create_issue("octo/ml", "two", "bob", labels=["a"])
+    three = emu.create_issue("octo/ml", "three", "alice")
+    gh.patch(f"/repos/octo/ml/issues/{three['number']}", {"state": "closed"})
+
+    def titles(query: str) -> list[str]:
+        return [i["title"] for i in gh.get(f"/repos/octo/ml/issues{query}").json()]
+
+    assert titles("") == ["two", "one", pr["title"]]
+    listed = gh.get("/repos/octo/ml/issues").json()
+    assert listed[-1]["pull_request"]["url"] == pr["url"]
+    assert titles("?labels=a") == ["two", "one"]
+    assert titles("?labels=A,b") == ["one"]  # every label named, in any case
+    assert titles("?state=closed") == ["three"]
+    assert titles("?state=all&creator=alice&direction=asc") == [pr["title"], "one", "three"]
+    page = gh.get("/repos/octo/ml/issues?per_page=1&page=2")
+    assert [i["title"] for i in page.json()] == ["one"]
+    assert set(links(page)) == {"prev", "next", "last", "first"}
+
+
+def test_a_pull_request_is_closed_and_reopened_through_the_issues_api(
+    emu: GitHubEmulator, gh: Client, repo: EmulatedRepo, pr: dict[str, Any]
+) -> None:
+    number = pr["number"]
+    labelled = gh.post(f"/repos/octo/ml/issues/{number}/labels", {"labels": ["mlgate:retrain"]})
+    assert labelled.status_code == 200
+    assert [
+        label["name"] for label in gh.get(f"/repos/octo/ml/pulls/{number}").json()["labels"]
+    ] == ["mlgate:retrain"]
+    closed = gh.patch(f"/repos/octo/ml/issues/{number}", {"state": "closed"}).json()
+    assert closed["pull_request"]["merged_at"] is None
+    pull = gh.get(f"/repos/octo/ml/pulls/{number}").json()
+    assert (pull["state"], pull["merged"]) == ("closed", False)
+    assert gh.patch(f"/repos/octo/ml/issues/{number}", {"state": "open"}).json()["state"] == "open"
+    emu.close_pull_request("octo/ml", number, merged=True)
+    refused = gh.patch(f"/repos/octo/ml/issues/{number}", {"state": "open"})
+    assert refused.status_code == 422
+    assert gh.get(f"/repos/octo/ml/pulls/{number}").json()["state"] == "closed"
+
+
+def test_a_token_with_pull_requests_but_not_issues_labels_only_pull_requests(
+    emu: GitHubEmulator, repo: EmulatedRepo, pr: dict[str, Any]
+) -> None:
+    issue = emu.create_issue("octo/ml", "drift", "alice")
+    gh = Client(emu, new_token(emu, permissions={"pull_requests": "write", "metadata": "read"}))
+    assert gh.post(f"/repos/octo/ml/issues/{pr['number']}/labels", {"labels": ["x"]}).ok
+    refused = gh.post(f"/repos/octo/ml/issues/{issue['number']}/labels", {"labels": ["x"]})
+    assert refused.status_code == 403
+    assert gh.post("/repos/octo/ml/issues", {"title": "t"}).status_code == 403
+    assert emu.issue("octo/ml", issue["number"])["labels"] == []
+
+
+# -- GitHub's web side: the OAuth web flow and the App-manifest flow ---------------------------
+
+
+def _authorize(emu: GitHubEmulator, **params: str) -> requests.Response:
+    query = {"client_id": emu.github_app.client_id, "state": "xyz", **params}
+    return requests.get(
+        f"{emu.url}/login/oauth/authorize", params=query, allow_redirects=False, timeout=5
+    )
+
+
+def _exchange(emu: GitHubEmulator, json_answer: bool = True, **params: str) -> requests.Response:
+    form = {
+        "client_id": emu.github_app.client_id,
+        "client_secret": emu.github_app.client_secret,
+        **params,
+    }
+    headers = {"Accept": "application/json"} if json_answer else {}
+    return requests.post(
+        f"{emu.url}/login/oauth/access_token", data=form, headers=headers, timeout=5
+    )
+
+
+def test_oauth_web_flow_signs_in_the_signed_in_user_with_a_user_token(
+    emu: GitHubEmulator,
+) -> None:
+    emu.github_app.callback_urls.append(CALLBACK)
+    emu.add_user("alice", email="alice@example.com", name="Alice")
+    unsigned = _authorize(emu, redirect_uri=CALLBACK)
+    assert unsigned.status_code == 302
+    assert urlsplit(unsigned.headers["Location"]).path == "/login"
+    assert "/login/oauth/authorize?" in query_of(unsigned.headers["Location"])["return_to"]
+
+    emu.sign_in("alice")
+    authorized = _authorize(emu, redirect_uri=CALLBACK)
+    assert authorized.status_code == 302
+    back = authorized.headers["Location"]
+    assert back.startswith(f"{CALLBACK}?")
+    assert query_of(back)["state"] == "xyz"
+    code = query_of(back)["code"]
+
+    wrong_secret = _exchange(emu, code=code, client_secret="nope")
+    assert wrong_secret.status_code == 200  # GitHub answers a refused exchange with 200
+    assert wrong_secret.json()["error"] == "incorrect_client_credentials"
+    answer = _exchange(emu, code=code)
+    assert answer.headers["Content-Type"].startswith("application/json")
+    body = answer.json()
+    assert set(body) == {"access_token", "token_type", "scope"}
+    assert re.fullmatch(r"ghu_[A-Za-z0-9]{36}", body["access_token"])
+    assert (body["token_type"], body["scope"]) == ("bearer", "")
+    assert _exchange(emu, code=code).json() == {
+        "error": "bad_verification_code",
+        "error_description": "The code passed is incorrect or expired.",
+        "error_uri": "https://docs.github.com/apps/managing-oauth-apps/"
+        "troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code",
+    }
+    me = requests.get(
+        f"{emu.url}/user", headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=5
+    )
+    assert me.status_code == 200
+    assert (me.json()["login"], me.json()["name"], me.json()["email"]) == (
+        "alice",
+        "Alice",
+        "alice@example.com",
+    )
+    assert emu.requests[-1].auth == "user"
+
+
+def test_oauth_exchange_answers_form_encoded_without_accept_json_and_checks_redirect_uri(
+    emu: GitHubEmulator,
+) -> None:
+    emu.github_app.callback_urls.extend([CALLBACK, "http://127.0.0.1:9/other"])
+    emu.sign_in("alice")
+    first = query_of(_authorize(emu).headers["Location"])["code"]  # the first callback URL
+    form = _exchange(emu, json_answer=False, code=first)
+    assert form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert dict(parse_qsl(form.text))["token_type"] == "bearer"
+
+    second = query_of(_authorize(emu, redirect_uri=CALLBACK).headers["Location"])["code"]
+    mismatch = _exchange(emu, code=second, redirect_uri="http://127.0.0.1:9/other")
+    assert mismatch.json()["error"] == "redirect_uri_mismatch"
+    assert "access_token" in _exchange(emu, code=second, redirect_uri=CALLBACK).json()
+    third = query_of(_authorize(emu).headers["Location"])["code"]
+    as_json = requests.post(
+        f"{emu.url}/login/oauth/access_token",
+        json={
+            "client_id": emu.github_app.client_id,
+            "client_secret": emu.github_app.client_secret,
+            "code": third,
+        },
+        headers={"Accept": "application/json"},
+        timeout=5,
+    )
+    assert as_json.json()["token_type"] == "bearer"
+
+    elsewhere = _authorize(emu, redirect_uri="https://evil.example/steal")
+    assert elsewhere.status_code == 302
+    told = elsewhere.headers["Location"]
+    assert told.startswith(f"{CALLBACK}?")
+    assert "code" not in query_of(told)
+    assert (query_of(told)["error"], query_of(told)["state"]) == ("redirect_uri_mismatch", "xyz")
+    unknown = requests.get(
+        f"{emu.url}/login/oauth/authorize?client_id=Iv1.nope", allow_redirects=False, timeout=5
+    )
+    assert unknown.status_code == 404
+
+
+def test_oauth_codes_last_ten_minutes(emu: GitHubEmulator) -> None:
+    emu.github_app.callback_urls.append(CALLBACK)
+    emu.sign_in("alice")
+    now = time.time()
+    emu.clock = lambda: now
+    codes = [query_of(_authorize(emu).headers["Location"])["code"] for _ in range(2)]
+    emu.clock = lambda: now + 599.9
+    assert "access_token" in _exchange(emu, code=codes[0]).json()
+    emu.clock = lambda: now + 600
+    assert _exchange(emu, code=codes[1]).json()["error"] == "bad_verification_code"
+
+
+def test_a_user_sees_the_installations_and_repositories_they_and_the_app_share(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    emu.create_repo("octo/data", installation_id=INSTALLATION)
+    emu.create_repo("acme/ml", installation_id=7)
+    emu.create_repo("octo/uninstalled")
+    emu.set_permission("octo/ml", "alice", "write")
+    emu.set_permission("octo/uninstalled", "alice", "admin")
+    emu.set_permission("acme/ml", "alice", "none")
+
+    def get(token: str, path: str) -> requests.Response:
+        return requests.get(
+            f"{emu.url}{path}", headers={"Authorization": f"token {token}"}, timeout=5
+        )
+
+    alice = user_token(emu, "alice")
+    installations = get(alice, "/user/installations").json()
+    assert installations["total_count"] == 1
+    assert [i["id"] for i in installations["installations"]] == [INSTALLATION]
+    repos = get(alice, f"/user/installations/{INSTALLATION}/repositories").json()
+    assert [r["full_name"] for r in repos["repositories"]] == ["octo/ml"]
+    assert repos["repositories"][0]["permissions"] == {
+        "admin": False,
+        "maintain": False,
+        "push": True,
+        "triage": True,
+        "pull": True,
+    }
+    assert get(alice, "/user/installations/7/repositories").status_code == 404
+    owner = user_token(emu, "octo")
+    owned = get(owner, f"/user/installations/{INSTALLATION}/repositories").json()
+    assert [r["full_name"] for r in owned["repositories"]] == ["octo/ml", "octo/data"]
+    assert owned["repositories"][0]["permissions"]["admin"] is True
+    assert get(user_token(emu, "bob"), "/user/installations").json() == {
+        "total_count": 0,
+        "installations": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "status", "message"),
+    [
+        ("installation", "/user", 403, "Resource not accessible by integration"),
+        (
+            "user",
+            "/repos/octo/ml/contents/params.yaml",
+            403,
+            "Resource not accessible by integration",
+        ),
+        ("none", "/user/installations", 401, "Requires authentication"),
+        ("forged", "/user", 401, "Bad credentials"),
+        ("jwt", "/user", 401, "Bad credentials"),
+    ],
+)
+def test_user_tokens_are_for_the_users_endpoints_only(
+    emu: GitHubEmulator, repo: EmulatedRepo, who: str, path: str, status: int, message: str
+) -> None:
+    emu.set_permission("octo/ml", "alice", "write")
+    tokens = {
+        "installation": f"token {new_token(emu)}",
+        "user": f"token {user_token(emu, 'alice')}",
+        "forged": "token ghu_" + "x" * 36,
+        "jwt": f"Bearer {app_jwt(emu)}",
+    }
+    headers = {"Authorization": tokens[who]} if who in tokens else {}
+    response = requests.get(f"{emu.url}{path}", headers=headers, timeout=5)
+    assert (response.status_code, response.json()["message"]) == (status, message)
+
+
+def test_manifest_flow_registers_an_app_whose_key_works_and_whose_code_works_once(
+    emu: GitHubEmulator, repo: EmulatedRepo
+) -> None:
+    emu.sign_in("octocat")
+    posted = post_manifest(emu, MANIFEST, state="abc")
+    assert posted.status_code == 302
+    location = posted.headers["Location"]
+    assert location.startswith("http://127.0.0.1:9/callback?")
+    assert query_of(location)["state"] == "abc"
+    code = query_of(location)["code"]
+
+    converted = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5)
+    assert converted.status_code == 201, converted.text
+    app = converted.json()
+    assert app["slug"] == "mlgate-2"  # "mlgate" is the emulator's own App's name
+    assert app["owner"]["login"] == "octocat"
+    assert app["permissions"] == {"metadata": "read", **MANIFEST["default_permissions"]}
+    assert app["events"] == MANIFEST["default_events"]
+    assert re.fullmatch(r"[0-9a-f]{40}", app["webhook_secret"])
+    assert app["client_id"].startswith("Iv1.") and len(app["client_secret"]) == 40
+    registered = emu.registered_app(str(app["id"]))
+    assert registered.hook_url == "https://mlgate.example.com/webhooks/github"
+    assert registered.callback_urls == MANIFEST["callback_urls"]
+
+    key = app_jwt(emu, key=app["pem"], iss=str(app["id"]))
+    me = requests.get(f"{emu.url}/app", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+    assert me.status_code == 200
+    assert (me.json()["id"], me.json()["slug"], me.json()["installations_count"]) == (
+        app["id"],
+        "mlgate-2",
+        0,
+    )
+    by_client_id = app_jwt(emu, key=app["pem"], iss=app["client_id"])
+    assert (
+        requests.get(
+            f"{emu.url}/app", headers={"Authorization": f"Bearer {by_client_id}"}, timeout=5
+        ).json()["id"]
+        == app["id"]
+    )
+    # Its key is its own: it does not sign for the emulator's App, nor the reverse.
+    crossed = app_jwt(emu, key=app["pem"], iss=emu.app_id)
+    assert (
+        requests.get(
+            f"{emu.url}/app", headers={"Authorization": f"Bearer {crossed}"}, timeout=5
+        ).status_code
+        == 401
+    )
+    # Another App's installations are not its own.
+    refused = requests.post(
+        f"{emu.url}/app/installations/{INSTALLATION}/access_tokens",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert refused.status_code == 404
+    emu.add_installation(99, "octocat", app_id=str(app["id"]))
+    mine = requests.post(
+        f"{emu.url}/app/installations/99/access_tokens",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=5,
+    )
+    assert mine.status_code == 201
+    assert mine.json()["permissions"] == {"metadata": "read", **MANIFEST["default_permissions"]}
+
+    again = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5)
+    assert again.status_code == 422
+    never = requests.post(f"{emu.url}/app-manifests/0123456789abcdef0123/conversions", timeout=5)
+    assert never.status_code == 404
+
+
+def test_a_manifest_code_lasts_one_hour(emu: GitHubEmulator) -> None:
+    now = time.time()
+    emu.clock = lambda: now
+    codes = [manifest_code(emu, {**MANIFEST, "name": f"app {i}"}) for i in range(2)]
+    emu.clock = lambda: now + 3599.9
+    assert requests.post(f"{emu.url}/app-manifests/{codes[0]}/conversions", timeout=5).ok
+    emu.clock = lambda: now + 3600
+    late = requests.post(f"{emu.url}/app-manifests/{codes[1]}/conversions", timeout=5)
+    assert late.status_code == 422
+
+
+def test_an_organisations_app_belongs_to_the_organisation(emu: GitHubEmulator) -> None:
+    code = manifest_code(emu, org="acme")
+    app = requests.post(f"{emu.url}/app-manifests/{code}/conversions", timeout=5).json()
+    assert (app["owner"]["login"], app["owner"]["type"]) == ("acme", "Organization")
+    emu.add_user("alice")
+    refused = post_manifest(emu, MANIFEST, org="alice")
+    assert refused.status_code == 404  # a user is no organisation
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ({k: v for k, v in MANIFEST.items() if k != "url"}, "url is required"),
+        ({**MANIFEST, "hook_attributes": {"active": True}}, "hook_attributes.url"),
+        ({**MANIFEST, "callback_urls": [f"https://e.example/{i}" for i in range(11)]}, "10"),
+        ({**MANIFEST, "default_permissions": {"checks": "everything"}}, "read, write or admin"),
+        ({**MANIFEST, "default_permissions": {"checks": "write"}}, "push, pull_request"),
+        ({**MANIFEST, "name": "m" * 35}, "34"),
+        ("not an object", "JSON object"),
+    ],
+)
+def test_a_manifest_github_would_refuse_registers_nothing(
+    emu: GitHubEmulator, manifest: Any, problem: str
+) -> None:
+    emu.sign_in("octocat")
+    response = post_manifest(emu, manifest)
+    assert response.status_code == 422
+    assert problem in response.text
+    assert [a.slug for a in emu.apps.apps()] == ["mlgate"]
+
+
+def test_the_manifest_page_needs_someone_signed_in(emu: GitHubEmulator) -> None:
+    response = post_manifest(emu, MANIFEST, state="abc")
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path == "/login"
+    assert query_of(response.headers["Location"])["return_to"] == "/settings/apps/new?state=abc"
+    assert len(emu.apps.apps()) == 1
+    recorded = emu.requests[-1]
+    assert (recorded.method, recorded.path, recorded.status) == ("POST", "/settings/apps/new", 302)
+
+
 # -- shapes ----------------------------------------------------------------------------------
 
 
@@ -1241,4 +2141,75 @@ def test_every_operation_answers_in_the_documented_shape(
             f"{emu.url}/app/hook/deliveries/{delivery_id}/attempts", headers=jwt_header, timeout=5
         )
     assert spec.validate_response("apps/redeliver-webhook-delivery", 202, redo.json()) == []
-    assert len(answers) + 1 == len(spec.operation_ids) == 19
+    second = _second_wave_answers(emu, repo, number)
+    for operation, response in second.items():
+        assert response.ok, (operation, response.status_code, response.text)
+        problems = spec.validate_response(operation, response.status_code, response.json())
+        assert problems == [], (operation, problems[:3])
+    assert set(answers) | set(second) | {"apps/redeliver-webhook-delivery"} == spec.operation_ids
+    assert len(spec.operation_ids) == 38
+
+
+def _second_wave_answers(
+    emu: GitHubEmulator, repo: EmulatedRepo, number: int
+) -> dict[str, requests.Response]:
+    gh = Client(emu, writer_token(emu))
+    jwt_header = {"Authorization": f"Bearer {app_jwt(emu)}"}
+    main = repo.head("main")
+    assert gh.get("/repos/octo/ml/git/ref/heads/main").json()["object"]["sha"] == main
+    blob = gh.post("/repos/octo/ml/git/blobs", {"content": "x,y\n", "encoding": "utf-8"})
+    base_tree = repo.git.git("rev-parse", "main^{tree}").decode().strip()
+    tree = gh.post(
+        "/repos/octo/ml/git/trees",
+        {
+            "base_tree": base_tree,
+            "tree": [
+                {"path": "data/d.csv", "mode": "100644", "type": "blob", "sha": blob.json()["sha"]}
+            ],
+        },
+    )
+    commit = gh.post(
+        "/repos/octo/ml/git/commits",
+        {"message": "Data", "tree": tree.json()["sha"], "parents": [main]},
+    )
+    ref = gh.post("/repos/octo/ml/git/refs", {"ref": "refs/heads/shape", "sha": main})
+    moved = gh.patch("/repos/octo/ml/git/refs/heads/shape", {"sha": commit.json()["sha"]})
+    opened = gh.post("/repos/octo/ml/pulls", {"title": "Data", "head": "shape", "base": "main"})
+    issue = gh.post("/repos/octo/ml/issues", {"title": "Drift", "labels": ["mlgate:monitor"]})
+    emu.add_team_member("octo", "approvers", "alice")
+    emu.set_permission("octo/ml", "alice", "write")
+    user = {"Authorization": f"token {user_token(emu, 'alice')}"}
+    conversion = requests.post(
+        f"{emu.url}/app-manifests/{manifest_code(emu)}/conversions", timeout=5
+    )
+    return {
+        "git/create-blob": blob,
+        "git/create-tree": tree,
+        "git/create-commit": commit,
+        "git/create-ref": ref,
+        "git/update-ref": moved,
+        "git/get-ref": gh.get("/repos/octo/ml/git/ref/heads/shape"),
+        "pulls/create": opened,
+        "pulls/list": gh.get("/repos/octo/ml/pulls?state=all"),
+        "pulls/list-commits": gh.get(f"/repos/octo/ml/pulls/{number}/commits"),
+        "issues/create": issue,
+        "issues/list-for-repo": gh.get("/repos/octo/ml/issues?state=all"),
+        "issues/update": gh.patch(
+            f"/repos/octo/ml/issues/{issue.json()['number']}", {"state": "closed"}
+        ),
+        "issues/add-labels": gh.post(
+            f"/repos/octo/ml/issues/{number}/labels", {"labels": ["bug", "mlgate:retrain"]}
+        ),
+        "teams/get-membership-for-user-in-org": gh.get(
+            "/orgs/octo/teams/approvers/memberships/alice"
+        ),
+        "apps/get-authenticated": requests.get(f"{emu.url}/app", headers=jwt_header, timeout=5),
+        "apps/create-from-manifest": conversion,
+        "users/get-authenticated": requests.get(f"{emu.url}/user", headers=user, timeout=5),
+        "apps/list-installations-for-authenticated-user": requests.get(
+            f"{emu.url}/user/installations", headers=user, timeout=5
+        ),
+        "apps/list-installation-repos-for-authenticated-user": requests.get(
+            f"{emu.url}/user/installations/{INSTALLATION}/repositories", headers=user, timeout=5
+        ),
+    }

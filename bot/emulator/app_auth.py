@@ -31,15 +31,13 @@ MSG_IAT = (
 MSG_NO_INTEGRATION = "Integration not found"
 
 TOKEN_PREFIX = "ghs_"
+# GitHub Apps' user access tokens, from the OAuth web flow.
+USER_TOKEN_PREFIX = "ghu_"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
-@functools.cache
-def generate_private_key() -> tuple[str, Any]:
-    """A 2048-bit RSA key: (PKCS#1 PEM text as GitHub hands it out, public key object).
-
-    Generated once per process: it takes up to a second on a busy machine, and emulators
-    in one process gain nothing from distinct keys."""
+def new_private_key() -> tuple[str, Any]:
+    """A new 2048-bit RSA key: (PKCS#1 PEM text as GitHub hands it out, public key object)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -49,9 +47,32 @@ def generate_private_key() -> tuple[str, Any]:
     return pem, key.public_key()
 
 
+@functools.cache
+def generate_private_key() -> tuple[str, Any]:
+    """The emulator's own App key, generated once per process: it takes up to a second on a
+    busy machine, and emulators in one process gain nothing from distinct keys."""
+    return new_private_key()
+
+
 def new_installation_token() -> str:
     """`ghs_` and 36 random alphanumerics, the shape of GitHub's installation tokens."""
     return TOKEN_PREFIX + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
+
+
+def new_user_token() -> str:
+    """`ghu_` and 36 random alphanumerics, the shape of a GitHub App's user access tokens."""
+    return USER_TOKEN_PREFIX + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(36))
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The `iss` claim of a JWT, read without checking anything: which App's key checks it."""
+    try:
+        payload = jwt.PyJWS().decode(token, options={"verify_signature": False})
+        claims = json.loads(payload)
+    except (jwt.InvalidTokenError, ValueError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return None if issuer is None or isinstance(issuer, bool) else str(issuer)
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -59,7 +80,9 @@ def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2
 
 
-def check_app_jwt(token: str, public_key: Any, app_id: str, now: float) -> str | None:
+def check_app_jwt(
+    token: str, public_key: Any, app_id: str, now: float, client_id: str | None = None
+) -> str | None:
     """None if `token` authenticates as the App at time `now`, else GitHub's 401 message."""
     # Only the signature is PyJWT's job: it refuses a numeric `iss`, which GitHub accepts,
     # and the claims must fail with GitHub's messages, not PyJWT's.
@@ -78,6 +101,6 @@ def check_app_jwt(token: str, public_key: Any, app_id: str, now: float) -> str |
     if exp - iat > JWT_MAX_LIFETIME:
         return MSG_TOO_FAR
     # GitHub accepts the App id as a number or a string, and the client id as `iss`.
-    if str(claims.get("iss")) != str(app_id):
+    if str(claims.get("iss")) not in {str(app_id), client_id}:
         return MSG_NO_INTEGRATION
     return None

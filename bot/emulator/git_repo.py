@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 _DIFF_CACHE_SIZE = 32
@@ -46,6 +47,25 @@ class CommitInfo:
     committer_email: str
     committer_date: str
     message: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who wrote or committed a commit, and when (ISO 8601; None: now)."""
+
+    name: str
+    email: str
+    date: str | None = None
+
+
+@dataclass(frozen=True)
+class TreeEdit:
+    """One entry of a tree to write: `sha` None removes `path` (a file or a directory)."""
+
+    path: str
+    mode: str
+    type: str
+    sha: str | None
 
 
 @dataclass(frozen=True)
@@ -165,6 +185,55 @@ class GitRepository:
         self.git("update-ref", ref, sha)
         self._sync_worktree(ref)
 
+    def compare_and_set(self, ref: str, sha: str, expect: str | None) -> None:
+        """Point `ref` at `sha` if it points at `expect` now ("" : if it does not exist yet,
+        None: whatever it points at); GitError otherwise."""
+        args = ["update-ref", "--no-deref", ref, sha]
+        if expect is not None:
+            args.append(expect or "0" * 40)
+        with self._write_lock:
+            self.git(*args)
+            self._sync_worktree(ref)
+
+    def valid_ref(self, ref: str) -> bool:
+        """True if git accepts `ref` as a reference name."""
+        if not _safe_ref(ref):
+            return False
+        code, _ = run_git(self.path, "check-ref-format", ref, ok_codes=(0, 1))
+        return code == 0
+
+    def ref_target(self, ref: str) -> str | None:
+        """The object `ref` (a full `refs/...` name) points at, whatever its type, or None."""
+        if not _safe_ref(ref) or not ref.startswith("refs/"):
+            return None
+        code, out = run_git(
+            self.path, "rev-parse", "--verify", "--quiet", ref, ok_codes=(0, 1, 128)
+        )
+        return out.decode().strip() if code == 0 else None
+
+    def object_types(self, shas: list[str]) -> dict[str, str | None]:
+        """The type (blob, tree, commit, tag) of each full sha, None where it does not exist."""
+        found: dict[str, str | None] = {sha: None for sha in shas}
+        candidates = [sha for sha in found if _FULL_SHA.fullmatch(sha)]
+        if not candidates:
+            return found
+        out = self.git(
+            "cat-file", "--batch-check=%(objectname) %(objecttype)",
+            stdin="".join(f"{sha}\n" for sha in candidates).encode(),
+        )  # fmt: skip
+        for line in out.decode().splitlines():
+            name, _, kind = line.partition(" ")
+            if name in found and kind != "missing":
+                found[name] = kind
+        return found
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True if commit `ancestor` is reachable from `descendant` (a fast-forward)."""
+        code, _ = run_git(
+            self.path, "merge-base", "--is-ancestor", ancestor, descendant, ok_codes=(0, 1)
+        )
+        return code == 0
+
     def fetch(self, source: Path, refspec: str) -> None:
         """Fetch `refspec` from the repository at `source` (another emulated repository)."""
         self.git("fetch", "-q", "--no-tags", "--update-head-ok", str(source), refspec)
@@ -237,6 +306,90 @@ class GitRepository:
         for parent in parents:
             args += ["-p", parent]
         return self.git(*args, "-F", "-", stdin=message.encode(), env=env).decode().strip()
+
+    def write_blob(self, data: bytes) -> str:
+        """Store `data` as a blob; returns its sha."""
+        return self.git("hash-object", "-w", "--stdin", stdin=data).decode().strip()
+
+    def write_blobs(self, contents: list[bytes]) -> list[str]:
+        """Store each of `contents` as a blob, in one git process; returns their shas."""
+        if not contents:
+            return []
+        with tempfile.TemporaryDirectory(prefix="mlgate-emu-") as tmp:
+            paths = []
+            for i, data in enumerate(contents):
+                path = Path(tmp) / str(i)
+                path.write_bytes(data)
+                paths.append(str(path))
+            out = self.git(
+                "hash-object", "-w", "--no-filters", "--stdin-paths",
+                stdin="".join(f"{p}\n" for p in paths).encode(),
+            )  # fmt: skip
+        return out.decode().split()
+
+    def write_tree(self, base_tree: str | None, edits: list[TreeEdit]) -> str:
+        """A tree: `base_tree` (or nothing) with `edits` applied, paths with slashes making
+        the directories between; returns its sha. The objects named must exist."""
+        with tempfile.TemporaryDirectory(prefix="mlgate-emu-") as tmp:
+            # A private index: the work tree and its index stay as they are.
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if base_tree:
+                self.git("read-tree", base_tree, env=env)
+            else:
+                self.git("read-tree", "--empty", env=env)
+            lines = []
+            # A removal, or a tree put in a path's place, clears the path and all below it.
+            cleared = [_clean_path(e.path) for e in edits if e.sha is None or e.type == "tree"]
+            if cleared:
+                specs = [spec for path in cleared for spec in (path, f"{path}/")]
+                listed = self.git("ls-files", "-z", "--", *specs, env=env).decode()
+                # Mode 0 removes an index entry.
+                lines += [f"0 {'0' * 40}\t{path}\n" for path in listed.split("\x00") if path]
+            for edit in edits:
+                if edit.sha is not None and edit.type != "tree":
+                    # --replace: a file where a directory was (or the reverse) replaces it.
+                    lines.append(f"{edit.mode} {edit.sha}\t{_clean_path(edit.path)}\n")
+            if lines:
+                self.git(
+                    "update-index", "--add", "--replace", "--index-info",
+                    stdin="".join(lines).encode(), env=env,
+                )  # fmt: skip
+            for edit in edits:
+                if edit.sha is not None and edit.type == "tree":
+                    self.git("read-tree", f"--prefix={_clean_path(edit.path)}/", edit.sha, env=env)
+            return self.git("write-tree", env=env).decode().strip()
+
+    def create_commit(
+        self, tree: str, parents: list[str], message: str, author: Identity, committer: Identity
+    ) -> str:
+        """A commit object of `tree` on `parents` (no ref moves); returns its sha. Names,
+        addresses and message are stored as given: `commit-tree` would trim a name's
+        trailing dot and GitHub keeps it."""
+        lines = [f"tree {tree}", *(f"parent {p}" for p in parents)]
+        lines.append(f"author {_signature(author)}")
+        lines.append(f"committer {_signature(committer)}")
+        raw = "\n".join(lines) + "\n\n" + message
+        return (
+            self.git("hash-object", "-t", "commit", "-w", "--stdin", stdin=raw.encode())
+            .decode()
+            .strip()
+        )
+
+    def tree_entries(self, tree: str) -> list[TreeEntry]:
+        """The entries directly in tree `tree`."""
+        return _parse_ls_tree(self.git("ls-tree", "-z", "-l", tree))
+
+    def mergeable(self, base: str, head: str) -> bool:
+        """True if merging commit `head` into commit `base` has no conflict."""
+        key = ("mergeable", base, head)
+        if key in self._memo:
+            return self._memo[key] == "1"
+        # Exit 1: conflicts; unrelated histories end in an error, which GitHub calls dirty too.
+        code, _ = run_git(
+            self.path, "merge-tree", "--write-tree", "--name-only", base, head, ok_codes=(0, 1, 128)
+        )
+        self._remember(key, "1" if code == 0 else "0", base, head)
+        return code == 0
 
     def create_branch(self, name: str, sha: str) -> None:
         """Create (or move) branch `name` at `sha`."""
@@ -314,11 +467,29 @@ class GitRepository:
         if all(_FULL_SHA.fullmatch(c) for c in commits):
             self._memo[key] = value
 
-    def log(self, exclude: str | None, include: str, limit: int | None = None) -> list[CommitInfo]:
+    def commit_info(self, sha: str) -> CommitInfo | None:
+        """The commit `sha`, or None if it names no commit."""
+        resolved = self.resolve(sha)
+        if resolved is None:
+            return None
+        found = self.log(None, resolved, limit=None, max_count=1)
+        return found[0] if found else None
+
+    def log(
+        self,
+        exclude: str | None,
+        include: str,
+        limit: int | None = None,
+        max_count: int | None = None,
+    ) -> list[CommitInfo]:
         """Commits reachable from `include` and not from `exclude`, oldest first."""
         fmt = "%H%x1f%T%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%B%x1e"
         rev = f"{exclude}..{include}" if exclude else include
-        out = self.git("log", "--topo-order", "--reverse", f"--format={fmt}", rev)
+        args = ["log", "--topo-order", "--reverse", f"--format={fmt}"]
+        if max_count is not None:
+            # --reverse applies after --max-count: the newest commits, oldest first.
+            args.append(f"--max-count={max_count}")
+        out = self.git(*args, rev)
         commits = []
         for record in out.decode("utf-8", "replace").split("\x1e"):
             record = record.lstrip("\n")
@@ -388,6 +559,23 @@ class GitRepository:
         return self.git("diff", "--no-color", "--no-ext-diff", "-M", old, new).decode(
             "utf-8", "replace"
         )
+
+
+def _signature(who: Identity) -> str:
+    """`Name <email> seconds offset`, the identity line of a commit object."""
+    if any(c in who.name + who.email for c in "<>\n\x00"):
+        raise ValueError(f"not a valid identity: {who.name!r} <{who.email!r}>")
+    if who.date is None:
+        moment = datetime.now(UTC)
+    else:
+        moment = datetime.fromisoformat(who.date.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    zone = f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+    return f"{who.name} <{who.email}> {int(moment.timestamp())} {zone}"
 
 
 def _clean_path(path: str) -> str:

@@ -68,6 +68,9 @@ class User:
     login: str
     id: int
     type: str
+    # A verified address: commits carrying it are linked to the account, as on GitHub.
+    email: str | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -76,6 +79,44 @@ class Installation:
     account: str
     permissions: dict[str, str]
     created_at: str
+    app_id: str = ""  # "" : the emulator's own App
+
+
+@dataclass
+class EmulatedApp:
+    """A GitHub App registered on the emulator: its own, or one created from a manifest."""
+
+    id: str
+    slug: str
+    name: str
+    owner: str
+    client_id: str
+    client_secret: str
+    webhook_secret: str | None
+    private_key_pem: str
+    public_key: Any
+    permissions: dict[str, str]
+    events: list[str]
+    created_at: str
+    hook_url: str | None = None
+    hook_active: bool = True
+    redirect_url: str | None = None
+    # Where the OAuth web flow may send a user back: `redirect_uri` must be one of these.
+    callback_urls: list[str] = field(default_factory=list)
+    setup_url: str | None = None
+    description: str | None = None
+    external_url: str = ""
+    public: bool = False
+
+
+@dataclass
+class UserToken:
+    """A user access token of a GitHub App (`ghu_`), from the OAuth web flow."""
+
+    token: str
+    login: str
+    app_id: str
+    created_at: float
 
 
 @dataclass
@@ -108,6 +149,38 @@ class PullRequest:
     merged_by: str | None = None
     merge_commit_sha: str | None = None
     closed_at: str | None = None
+    labels: list[str] = field(default_factory=list)
+    closed_by: str | None = None
+
+
+@dataclass
+class Issue:
+    """An issue that is not a pull request (PRs are issues too, but live in PullRequest)."""
+
+    number: int
+    id: int
+    repo: str
+    title: str
+    body: str | None
+    user: str
+    created_at: str
+    updated_at: str
+    via_app: bool
+    state: str = "open"
+    state_reason: str | None = None
+    closed_at: str | None = None
+    closed_by: str | None = None
+    labels: list[str] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Label:
+    id: int
+    name: str
+    color: str
+    description: str | None
+    default: bool
 
 
 @dataclass
@@ -257,6 +330,13 @@ class EmulatedRepo:
         self.git.create_branch(name, sha)
         self._on_branch_moved(self, name, sha)
         return sha
+
+    def set_ref(self, ref: str, sha: str, expect: str | None) -> None:
+        """Point `ref` (`refs/...`) at `sha` if it points at `expect` ("" : does not exist
+        yet; None: anything), GitError otherwise; PRs whose head branch moved follow it."""
+        self.git.compare_and_set(ref, sha, expect)
+        if ref.startswith("refs/heads/"):
+            self._on_branch_moved(self, ref.removeprefix("refs/heads/"), sha)
 
     def head(self, ref: str) -> str:
         """The commit sha of branch `ref` (or of any ref git can resolve)."""

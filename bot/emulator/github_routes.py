@@ -1,4 +1,4 @@
-"""The emulator's WSGI app: routing, authentication, documented limits, the 19 handlers."""
+"""The emulator's WSGI app: routing, authentication, limits, checks/comments/contents handlers."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import base64
 import functools
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +17,24 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from bot.emulator import app_auth
+from bot.emulator.api_calls import (
+    DOCS,
+    ApiError,
+    Call,
+    Caller,
+    Reply,
+    Route,
+    error_body,
+    json_object,
+    page_size,
+    paginate,
+    reason_phrase,
+    required_repo,
+    string_field,
+    validation_failed,
+)
+from bot.emulator.app_user_routes import AppsAndUsers
+from bot.emulator.git_data_routes import GitData
 from bot.emulator.github_models import (
     ANONYMOUS_RATE_LIMIT,
     JSON,
@@ -29,6 +45,7 @@ from bot.emulator.github_models import (
     Deployment,
     DeploymentStatus,
     EmulatedRepo,
+    Installation,
     PullRequest,
     RateInfo,
     Reaction,
@@ -37,11 +54,13 @@ from bot.emulator.github_models import (
     iso,
 )
 from bot.emulator.github_state import GitHubState
+from bot.emulator.github_web import WebFlows
+from bot.emulator.issue_routes import Issues
+from bot.emulator.pull_routes import Pulls
 from bot.loopback import RecordedRequest, RequestApp
 
 logger = logging.getLogger("bot.emulator")
 
-DOCS = "https://docs.github.com/rest"
 API_VERSION = "2022-11-28"
 # Documented limits, each 422 when exceeded.
 COMMENT_BODY_LIMIT = 65536  # "Create an issue comment": body of at most 65536 characters
@@ -52,9 +71,6 @@ ACTION_LABEL_LIMIT = 20
 ACTION_IDENTIFIER_LIMIT = 20
 ACTION_DESCRIPTION_LIMIT = 40
 STATUS_DESCRIPTION_LIMIT = 140  # "The maximum description length is 140 characters"
-# Pagination: "per_page ... default 30, max 100".
-DEFAULT_PER_PAGE = 30
-MAX_PER_PAGE = 100
 PULL_FILES_LIMIT = 3000  # "Responses include a maximum of 3000 files"
 COMPARE_FILES_LIMIT = 300  # compare: "a maximum of 300 files"
 COMPARE_COMMITS_LIMIT = 250  # compare: "up to 250 commits" without pagination
@@ -71,73 +87,6 @@ CHECK_CONCLUSIONS = (
     "stale",
     "timed_out",
 )
-
-
-class ApiError(Exception):
-    """An answer other than success, GitHub-shaped."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        errors: list[JSON] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors
-        self.headers = headers or {}
-
-
-def _validation_failed(resource: str, field: str, message: str, code: str = "invalid") -> ApiError:
-    return ApiError(
-        422,
-        "Validation Failed",
-        errors=[{"resource": resource, "field": field, "code": code, "message": message}],
-    )
-
-
-@dataclass
-class Reply:
-    """What a handler answers."""
-
-    status: int
-    json: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    raw: bytes | None = None
-    content_type: str = "application/json; charset=utf-8"
-
-
-@dataclass
-class Caller:
-    """Who is asking, as the Authorization header says."""
-
-    kind: str  # "jwt", "installation", "none", "invalid"
-    token: Token | None = None
-    jwt_error: str | None = None
-
-
-@dataclass
-class Call:
-    """One routed request."""
-
-    request: Request
-    params: dict[str, Any]
-    body: Any
-    caller: Caller
-    repo: EmulatedRepo | None
-
-
-@dataclass(frozen=True)
-class Route:
-    rule: str
-    method: str
-    operation: str
-    resource: str
-    needs: str  # "jwt" or "installation"
-    permission: tuple[tuple[str, ...], str] | None  # (any of these permissions, level)
 
 
 _WRITE_ISSUES = (("issues", "pull_requests"), "write")
@@ -188,6 +137,41 @@ ROUTES = (
     Route("/orgs/<org>/teams/<team_slug>/memberships/<username>", "GET",
           "teams/get-membership-for-user-in-org", "Team", "installation",
           (("members",), "read")),
+    # The second wave: the Git Data API, opening PRs and issues, the App, the user.
+    Route("/repos/<owner>/<repo>/git/blobs", "POST", "git/create-blob", "Blob",
+          "installation", (("contents",), "write")),
+    Route("/repos/<owner>/<repo>/git/trees", "POST", "git/create-tree", "Tree",
+          "installation", (("contents",), "write")),
+    Route("/repos/<owner>/<repo>/git/commits", "POST", "git/create-commit", "Commit",
+          "installation", (("contents",), "write")),
+    Route("/repos/<owner>/<repo>/git/refs", "POST", "git/create-ref", "Reference",
+          "installation", (("contents",), "write")),
+    Route("/repos/<owner>/<repo>/git/refs/<path:ref>", "PATCH", "git/update-ref", "Reference",
+          "installation", (("contents",), "write")),
+    Route("/repos/<owner>/<repo>/git/ref/<path:ref>", "GET", "git/get-ref", "Reference",
+          "installation", (("contents",), "read")),
+    Route("/repos/<owner>/<repo>/pulls", "POST", "pulls/create", "PullRequest",
+          "installation", (("pull_requests",), "write")),
+    Route("/repos/<owner>/<repo>/pulls", "GET", "pulls/list", "PullRequest",
+          "installation", (("pull_requests",), "read")),
+    Route("/repos/<owner>/<repo>/pulls/<int:pull_number>/commits", "GET", "pulls/list-commits",
+          "PullRequest", "installation", (("pull_requests",), "read")),
+    Route("/repos/<owner>/<repo>/issues", "POST", "issues/create", "Issue",
+          "installation", (("issues",), "write")),
+    Route("/repos/<owner>/<repo>/issues", "GET", "issues/list-for-repo", "Issue",
+          "installation", _READ_ISSUES),
+    Route("/repos/<owner>/<repo>/issues/<int:issue_number>", "PATCH", "issues/update", "Issue",
+          "installation", _WRITE_ISSUES),
+    Route("/repos/<owner>/<repo>/issues/<int:issue_number>/labels", "POST", "issues/add-labels",
+          "Label", "installation", _WRITE_ISSUES),
+    Route("/app", "GET", "apps/get-authenticated", "Integration", "jwt", None),
+    Route("/app-manifests/<code>/conversions", "POST", "apps/create-from-manifest",
+          "Integration", "none", None),
+    Route("/user", "GET", "users/get-authenticated", "User", "user", None),
+    Route("/user/installations", "GET", "apps/list-installations-for-authenticated-user",
+          "Installation", "user", None),
+    Route("/user/installations/<int:installation_id>/repositories", "GET",
+          "apps/list-installation-repos-for-authenticated-user", "Repository", "user", None),
 )  # fmt: skip
 
 _LEVELS = {"read": 1, "write": 2, "admin": 3}
@@ -231,12 +215,17 @@ class Api(RequestApp):
             "repos/create-deployment": self.create_deployment,
             "repos/create-deployment-status": self.create_deployment_status,
         }
+        for part in (GitData(state), Pulls(state), Issues(state), AppsAndUsers(state)):
+            self._handlers.update(part.handlers())
+        self.web = WebFlows(state)
 
     # -- WSGI ---------------------------------------------------------------------------------
 
     def respond(self, request: Request) -> Response:
         method = request.method.upper()
         path = request.path
+        if self.web.serves(path):
+            return self._respond_web(request, method, path)
         raw = request.get_data()
         body: Any = None
         malformed = False
@@ -250,7 +239,7 @@ class Api(RequestApp):
         fault = self.emu.take_fault(method, path)
         if fault is not None:
             reply = Reply(
-                fault.status, fault.body or _error_body(fault.status, _reason(fault.status))
+                fault.status, fault.body or error_body(fault.status, reason_phrase(fault.status))
             )
             reply.headers.update(rate.headers())
             reply.headers.update(fault.headers)
@@ -261,7 +250,7 @@ class Api(RequestApp):
                 reply = self._error(error, request)
             except Exception:
                 logger.exception("emulator failed on %s %s", method, path)
-                reply = Reply(500, _error_body(500, "Server Error"))
+                reply = Reply(500, error_body(500, "Server Error"))
             reply.headers = {**rate.headers(), **reply.headers}
         self.emu.record(
             RecordedRequest(
@@ -274,6 +263,33 @@ class Api(RequestApp):
             )
         )
         return self._response(reply)
+
+    def _respond_web(self, request: Request, method: str, path: str) -> Response:
+        fault = self.emu.take_fault(method, path)
+        if fault is not None:
+            body = fault.body or error_body(fault.status, reason_phrase(fault.status))
+            response = self._response(Reply(fault.status, body, headers=dict(fault.headers)))
+        else:
+            response = self.web.respond(request)
+        self.emu.record(
+            RecordedRequest(
+                method=method,
+                path=path,
+                query={k: v for k, v in request.args.items()},
+                status=response.status_code,
+                body=dict(request.form.items()) or None,
+                # A browser carries the signed-in person's session; the code exchange comes
+                # from the App's server with its client secret instead.
+                auth=(
+                    "client"
+                    if path == "/login/oauth/access_token"
+                    else "session"
+                    if self.emu.signed_in
+                    else "none"
+                ),
+            )
+        )
+        return response
 
     def _response(self, reply: Reply) -> Response:
         if reply.raw is not None:
@@ -291,7 +307,7 @@ class Api(RequestApp):
         return response
 
     def _error(self, error: ApiError, request: Request) -> Reply:
-        body = _error_body(error.status, error.message, self._doc_url(request))
+        body = error_body(error.status, error.message, self._doc_url(request))
         if error.errors is not None:
             body["errors"] = error.errors
         return Reply(error.status, body, headers=dict(error.headers))
@@ -323,11 +339,20 @@ class Api(RequestApp):
             if token is None or token.expires_at <= time.time():
                 return Caller("invalid")
             return Caller("installation", token=token)
+        if credential.startswith(app_auth.USER_TOKEN_PREFIX):
+            user = self.emu.apps.user_token(credential)
+            return Caller("user", user=user) if user is not None else Caller("invalid")
         if scheme.lower() == "bearer" and app_auth.looks_like_jwt(credential):
+            # The claimed issuer picks the key; an unknown one is checked against the
+            # emulator's own App, which then names what is wrong as GitHub does.
+            issuer = app_auth.unverified_issuer(credential)
+            app = (self.emu.apps.by_issuer(issuer) if issuer else None) or self.emu.apps.own
             problem = app_auth.check_app_jwt(
-                credential, self.emu.public_key, self.emu.app_id, time.time()
+                credential, app.public_key, app.id, time.time(), client_id=app.client_id
             )
-            return Caller("jwt") if problem is None else Caller("invalid", jwt_error=problem)
+            if problem is not None:
+                return Caller("invalid", jwt_error=problem)
+            return Caller("jwt", app=app)
         return Caller("invalid")
 
     def _rate(self, caller: Caller) -> RateInfo:
@@ -336,8 +361,11 @@ class Api(RequestApp):
             return self.emu._consume_rate(
                 f"installation:{caller.token.installation_id}", self.emu.rate_limit
             )
-        if caller.kind == "jwt":
-            return self.emu._consume_rate("app", self.emu.rate_limit)
+        if caller.kind == "jwt" and caller.app is not None:
+            key = "app" if caller.app is self.emu.apps.own else f"app:{caller.app.id}"
+            return self.emu._consume_rate(key, self.emu.rate_limit)
+        if caller.kind == "user" and caller.user is not None:
+            return self.emu._consume_rate(f"user:{caller.user.login}", self.emu.rate_limit)
         return self.emu._consume_rate("anonymous", ANONYMOUS_RATE_LIMIT)
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -402,9 +430,19 @@ class Api(RequestApp):
             if caller.kind != "jwt":
                 raise ApiError(401, caller.jwt_error or app_auth.MSG_UNDECODABLE)
             return
+        if route.needs == "none":
+            if caller.kind == "invalid":
+                raise ApiError(401, "Bad credentials")
+            return
         if caller.kind == "none":
             raise ApiError(401, "Requires authentication")
-        if caller.kind != "installation":
+        if caller.kind == "invalid":
+            raise ApiError(401, "Bad credentials")
+        if caller.kind != route.needs:
+            if {caller.kind, route.needs} == {"installation", "user"}:
+                # An installation token on a user's endpoint, or a user access token on a
+                # repository's: the emulator takes user access tokens on /user only.
+                raise ApiError(403, "Resource not accessible by integration")
             raise ApiError(401, "Bad credentials")
         token = caller.token
         if route.permission is not None and token is not None:
@@ -440,7 +478,7 @@ class Api(RequestApp):
         emu = self.emu
         with emu._lock:
             installation = emu._installations.get(installation_id)
-            if installation is None:
+            if installation is None or not self._own(call, installation):
                 raise ApiError(404, "Not Found")
             installed = [r for r in emu._repos.values() if r.installation_id == installation_id]
         body = call.body if isinstance(call.body, dict) else {}
@@ -490,21 +528,30 @@ class Api(RequestApp):
         return Reply(201, answer)
 
     def get_repo_installation(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         with self.emu._lock:
             installation = (
                 self.emu._installations.get(repo.installation_id)
                 if repo.installation_id is not None
                 else None
             )
-        if installation is None:
+        if installation is None or not self._own(call, installation):
             raise ApiError(404, "Not Found")
         return Reply(200, self.emu.installation_json(installation))
 
+    def _own(self, call: Call, installation: Installation) -> bool:
+        # An App sees its own installations only: another App's are "Not Found".
+        app = call.caller.app
+        return app is not None and self.emu.installation_app(installation) == app.id
+
+    def _own_hook(self, call: Call) -> bool:
+        # The delivery log is the emulator's own App's; an App made from a manifest has none.
+        return call.caller.app is self.emu.apps.own
+
     def list_deliveries(self, call: Call) -> Reply:
         args = call.request.args
-        per_page = _per_page(args.get("per_page"))
-        items = self.emu._delivery_list()
+        per_page = page_size(args.get("per_page"))
+        items = self.emu._delivery_list() if self._own_hook(call) else []
         wanted = args.get("status")
         if wanted == "success":
             items = [d for d in items if 200 <= d.status_code < 300]
@@ -530,7 +577,7 @@ class Api(RequestApp):
         delivery_id = call.params["delivery_id"]
         with self.emu._lock:
             known = any(d.id == delivery_id for d in self.emu._deliveries)
-        if not known:
+        if not known or not self._own_hook(call):
             raise ApiError(404, "Not Found")
         self.emu.redeliver(delivery_id)
         return Reply(202, {})
@@ -538,10 +585,10 @@ class Api(RequestApp):
     # -- checks -------------------------------------------------------------------------------
 
     def create_check_run(self, call: Call) -> Reply:
-        repo = _required(call.repo)
-        body = _object(call.body)
-        name = _string(body, "name", "CheckRun", required=True)
-        head_sha = _string(body, "head_sha", "CheckRun", required=True)
+        repo = required_repo(call.repo)
+        body = json_object(call.body)
+        name = string_field(body, "name", "CheckRun", required=True)
+        head_sha = string_field(body, "head_sha", "CheckRun", required=True)
         sha = repo.git.resolve(head_sha)
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {head_sha}")
@@ -567,8 +614,8 @@ class Api(RequestApp):
             return Reply(201, emu.check_run_json(run))
 
     def update_check_run(self, call: Call) -> Reply:
-        repo = _required(call.repo)
-        body = _object(call.body)
+        repo = required_repo(call.repo)
+        body = json_object(call.body)
         emu = self.emu
         with emu._lock:
             run = emu._check_runs.get(call.params["check_run_id"])
@@ -579,7 +626,7 @@ class Api(RequestApp):
             return Reply(200, emu.check_run_json(run))
 
     def list_check_runs(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         ref = call.params["ref"]
         sha = repo.git.resolve(ref)
         if sha is None:
@@ -605,7 +652,7 @@ class Api(RequestApp):
                     seen.add(run.name)
                     latest.append(run)
             runs = latest
-        page, headers = self._paginate(call.request, runs)
+        page, headers = paginate(call.request, runs, self.emu.url)
         with self.emu._lock:
             items = [self.emu.check_run_json(r) for r in page]
         return Reply(200, {"total_count": len(runs), "check_runs": items}, headers=headers)
@@ -613,15 +660,14 @@ class Api(RequestApp):
     # -- issue comments and reactions ---------------------------------------------------------
 
     def _issue_exists(self, repo: EmulatedRepo, number: int) -> None:
-        with self.emu._lock:
-            if (repo.full_name, number) not in self.emu._pulls:
-                raise ApiError(404, "Not Found")
+        if self.emu._issue_like(repo.full_name, number) is None:
+            raise ApiError(404, "Not Found")
 
     def create_comment(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         number = call.params["issue_number"]
         self._issue_exists(repo, number)
-        body = _string(_object(call.body), "body", "IssueComment", required=True)
+        body = string_field(json_object(call.body), "body", "IssueComment", required=True)
         comment = self.emu._store_comment(
             repo.full_name, number, body, self.emu.bot_login, via_app=True
         )
@@ -629,7 +675,7 @@ class Api(RequestApp):
         return Reply(201, data, headers={"Location": data["url"]})
 
     def list_comments(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         number = call.params["issue_number"]
         self._issue_exists(repo, number)
         since = call.request.args.get("since")
@@ -641,7 +687,7 @@ class Api(RequestApp):
                 and c.issue_number == number
                 and (not since or c.updated_at >= since)
             ]
-        page, headers = self._paginate(call.request, found)
+        page, headers = paginate(call.request, found, self.emu.url)
         return Reply(200, [self.emu.comment_json(c) for c in page], headers=headers)
 
     def _comment(self, repo: EmulatedRepo, comment_id: int) -> Comment:
@@ -652,20 +698,20 @@ class Api(RequestApp):
         return comment
 
     def update_comment(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         comment = self._comment(repo, call.params["comment_id"])
-        body = _string(_object(call.body), "body", "IssueComment", required=True)
+        body = string_field(json_object(call.body), "body", "IssueComment", required=True)
         with self.emu._lock:
             comment.body = body
             comment.updated_at = iso()
         return Reply(200, self.emu.comment_json(comment))
 
     def create_reaction(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         comment = self._comment(repo, call.params["comment_id"])
-        content = _string(_object(call.body), "content", "Reaction", required=True)
+        content = string_field(json_object(call.body), "content", "Reaction", required=True)
         if content not in REACTIONS:
-            raise _validation_failed(
+            raise validation_failed(
                 "Reaction", "content", f"content is not one of {', '.join(REACTIONS)}."
             )
         emu = self.emu
@@ -682,7 +728,7 @@ class Api(RequestApp):
     # -- collaborators, pulls, contents, compare ----------------------------------------------
 
     def get_permission(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         login = call.params["username"]
         with self.emu._lock:
             known = login in self.emu._users
@@ -722,7 +768,7 @@ class Api(RequestApp):
         return pr
 
     def get_pull(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         pr = self._pull(repo, call.params["pull_number"])
         accept = call.request.headers.get("Accept", "")
         if "diff" in accept or "patch" in accept:
@@ -733,12 +779,12 @@ class Api(RequestApp):
         return Reply(200, self.emu.pull_json(pr))
 
     def list_pull_files(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         pr = self._pull(repo, call.params["pull_number"])
         base = repo.git.branch_sha(pr.base_ref) or pr.head_sha
         merge_base = repo.git.merge_base(base, pr.head_sha) or base
         changes = repo.git.diff(merge_base, pr.head_sha)[:PULL_FILES_LIMIT]
-        page, headers = self._paginate(call.request, changes)
+        page, headers = paginate(call.request, changes, self.emu.url)
         return Reply(
             200,
             [self.emu.diff_entry_json(repo, c, pr.head_sha) for c in page],
@@ -746,7 +792,7 @@ class Api(RequestApp):
         )
 
     def get_content(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         path = str(call.params.get("path", "")).strip("/")
         ref = call.request.args.get("ref") or repo.default_branch
         sha = repo.git.resolve(ref)
@@ -832,7 +878,7 @@ class Api(RequestApp):
         return sha
 
     def compare(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         basehead = call.params["basehead"]
         if "..." not in basehead:
             raise ApiError(404, "Not Found")
@@ -856,7 +902,7 @@ class Api(RequestApp):
         headers: dict[str, str] = {}
         args = call.request.args
         if "page" in args or "per_page" in args:
-            commits, headers = self._paginate(call.request, commits)
+            commits, headers = paginate(call.request, commits, self.emu.url)
         else:
             commits = commits[-COMPARE_COMMITS_LIMIT:]
         changes = repo.git.diff(merge_base, head)[:COMPARE_FILES_LIMIT]
@@ -887,18 +933,18 @@ class Api(RequestApp):
     # -- statuses and deployments -------------------------------------------------------------
 
     def create_status(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         sha_param = call.params["sha"]
         sha = repo.git.resolve(sha_param)
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {sha_param}")
-        body = _object(call.body)
-        state = _string(body, "state", "Status", required=True)
+        body = json_object(call.body)
+        state = string_field(body, "state", "Status", required=True)
         if state not in ("error", "failure", "pending", "success"):
-            raise _validation_failed("Status", "state", "state is not included in the list")
+            raise validation_failed("Status", "state", "state is not included in the list")
         description = body.get("description")
         if isinstance(description, str) and len(description) > STATUS_DESCRIPTION_LIMIT:
-            raise _validation_failed(
+            raise validation_failed(
                 "Status",
                 "description",
                 f"description is too long (maximum is {STATUS_DESCRIPTION_LIMIT} characters)",
@@ -922,9 +968,9 @@ class Api(RequestApp):
         return Reply(201, data, headers={"Location": data["url"]})
 
     def create_deployment(self, call: Call) -> Reply:
-        repo = _required(call.repo)
-        body = _object(call.body)
-        ref = _string(body, "ref", "Deployment", required=True)
+        repo = required_repo(call.repo)
+        body = json_object(call.body)
+        ref = string_field(body, "ref", "Deployment", required=True)
         sha = repo.git.resolve(ref)
         if sha is None:
             raise ApiError(422, f"No ref found for: {ref}")
@@ -1008,22 +1054,22 @@ class Api(RequestApp):
             return Reply(201, emu.deployment_json(deployment))
 
     def create_deployment_status(self, call: Call) -> Reply:
-        repo = _required(call.repo)
+        repo = required_repo(call.repo)
         emu = self.emu
         with emu._lock:
             deployment = emu._deployments.get(call.params["deployment_id"])
         if deployment is None or deployment.repo != repo.full_name:
             raise ApiError(404, "Not Found")
-        body = _object(call.body)
-        state = _string(body, "state", "DeploymentStatus", required=True)
+        body = json_object(call.body)
+        state = string_field(body, "state", "DeploymentStatus", required=True)
         states = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
         if state not in states:
-            raise _validation_failed(
+            raise validation_failed(
                 "DeploymentStatus", "state", "state is not included in the list"
             )
         description = body.get("description") or ""
         if len(description) > STATUS_DESCRIPTION_LIMIT:
-            raise _validation_failed(
+            raise validation_failed(
                 "DeploymentStatus",
                 "description",
                 f"description is too long (maximum is {STATUS_DESCRIPTION_LIMIT} characters)",
@@ -1084,33 +1130,6 @@ class Api(RequestApp):
                     )
                 )
 
-    # -- pagination ---------------------------------------------------------------------------
-
-    def _paginate(self, request: Request, items: list[Any]) -> tuple[list[Any], dict[str, str]]:
-        """One page of `items` and GitHub's Link header (prev, next, last, first)."""
-        per_page = _per_page(request.args.get("per_page"))
-        try:
-            page = max(1, int(request.args.get("page", "1")))
-        except ValueError:
-            page = 1
-        last = max(1, math.ceil(len(items) / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
-
-        def link(number: int) -> str:
-            query = dict(request.args.items())
-            query["page"] = str(number)
-            return f"<{self.emu.url}{request.path}?{urlencode(query)}>"
-
-        rels = []
-        if page > 1:
-            rels.append(f'{link(min(page - 1, last))}; rel="prev"')
-        if page < last:
-            rels.append(f'{link(page + 1)}; rel="next"')
-            rels.append(f'{link(last)}; rel="last"')
-        if page > 1:
-            rels.append(f'{link(1)}; rel="first"')
-        return chunk, ({"Link": ", ".join(rels)} if rels else {})
-
 
 _INACCESSIBLE_REPOS = (
     "There is at least one repository that does not exist or is not accessible to the parent "
@@ -1118,56 +1137,10 @@ _INACCESSIBLE_REPOS = (
 )
 
 
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _error_body(status: int, message: str, docs: str = DOCS) -> JSON:
-    return {"message": message, "documentation_url": docs, "status": str(status)}
-
-
-def _required(repo: EmulatedRepo | None) -> EmulatedRepo:
-    if repo is None:
-        raise ApiError(404, "Not Found")
-    return repo
-
-
-def _per_page(value: str | None) -> int:
-    try:
-        number = int(value) if value is not None else DEFAULT_PER_PAGE
-    except ValueError:
-        number = DEFAULT_PER_PAGE
-    return min(MAX_PER_PAGE, max(1, number))
-
-
-def _object(body: Any) -> JSON:
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise ApiError(422, "Invalid request.\n\nThe request body must be a JSON object.")
-    return body
-
-
-def _string(body: JSON, name: str, resource: str, *, required: bool = False) -> str:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _validation_failed(resource, name, f"{name} wasn't supplied.", "missing_field")
-        return ""
-    if not isinstance(value, str):
-        raise _validation_failed(resource, name, f"{name} is not a string.")
-    return value
-
-
 def _comment_limit(body: JSON) -> None:
     text = body.get("body")
     if isinstance(text, str) and len(text) > COMMENT_BODY_LIMIT:
-        raise _validation_failed(
+        raise validation_failed(
             "IssueComment",
             "body",
             f"body is too long (maximum is {COMMENT_BODY_LIMIT} characters)",
@@ -1181,7 +1154,7 @@ def _check_run_limits(body: JSON) -> None:
         for name in ("summary", "text"):
             value = output.get(name)
             if isinstance(value, str) and len(value) > CHECK_OUTPUT_LIMIT:
-                raise _validation_failed(
+                raise validation_failed(
                     "CheckRun",
                     f"output.{name}",
                     f"Only {CHECK_OUTPUT_LIMIT} characters are allowed; "
@@ -1189,7 +1162,7 @@ def _check_run_limits(body: JSON) -> None:
                 )
         annotations = output.get("annotations")
         if isinstance(annotations, list) and len(annotations) > ANNOTATIONS_PER_REQUEST:
-            raise _validation_failed(
+            raise validation_failed(
                 "CheckRun",
                 "output.annotations",
                 f"Only {ANNOTATIONS_PER_REQUEST} annotations are allowed per request; "
@@ -1198,7 +1171,7 @@ def _check_run_limits(body: JSON) -> None:
     actions = body.get("actions")
     if isinstance(actions, list):
         if len(actions) > MAX_ACTIONS:
-            raise _validation_failed(
+            raise validation_failed(
                 "CheckRun",
                 "actions",
                 f"Only {MAX_ACTIONS} actions are allowed; {len(actions)} were supplied.",
@@ -1210,18 +1183,18 @@ def _check_run_limits(body: JSON) -> None:
         )
         for i, action in enumerate(actions):
             if not isinstance(action, dict):
-                raise _validation_failed("CheckRun", f"actions[{i}]", "is not an object.")
+                raise validation_failed("CheckRun", f"actions[{i}]", "is not an object.")
             for name, limit in limits:
                 value = action.get(name)
                 if not isinstance(value, str):
-                    raise _validation_failed(
+                    raise validation_failed(
                         "CheckRun",
                         f"actions[{i}].{name}",
                         f"{name} wasn't supplied.",
                         "missing_field",
                     )
                 if len(value) > limit:
-                    raise _validation_failed(
+                    raise validation_failed(
                         "CheckRun",
                         f"actions[{i}].{name}",
                         f"{name} is too long (maximum is {limit} characters); "
@@ -1242,13 +1215,13 @@ def _apply_check_run(run: CheckRun, body: JSON, *, creating: bool) -> None:
     status = body.get("status")
     conclusion = body.get("conclusion")
     if conclusion is not None and conclusion not in CHECK_CONCLUSIONS:
-        raise _validation_failed("CheckRun", "conclusion", "conclusion is not included in the list")
+        raise validation_failed("CheckRun", "conclusion", "conclusion is not included in the list")
     if conclusion is None and (
         (status == "completed" and run.conclusion is None)
         or (creating and body.get("completed_at"))
     ):
         # "conclusion: Required if you provide completed_at or a status of completed."
-        raise _validation_failed(
+        raise validation_failed(
             "CheckRun",
             "conclusion",
             "conclusion wasn't supplied: it is required with completed_at or status completed.",

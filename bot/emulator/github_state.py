@@ -6,18 +6,21 @@ import base64
 import itertools
 import json
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
 from bot.emulator import app_auth, hookshot
+from bot.emulator.app_registry import AppRegistry
 from bot.emulator.git_repo import CommitInfo, FileChange, GitRepository
 from bot.emulator.github_models import (
     JSON,
@@ -26,9 +29,12 @@ from bot.emulator.github_models import (
     Comment,
     Deployment,
     DeploymentStatus,
+    EmulatedApp,
     EmulatedRepo,
     EmulatorError,
     Installation,
+    Issue,
+    Label,
     PullRequest,
     RateInfo,
     Reaction,
@@ -55,9 +61,28 @@ DEFAULT_INSTALLATION_PERMISSIONS = {
     "pull_requests": "write",
     "statuses": "write",
 }
+# The labels a new repository has (name, color, description), as GitHub creates them.
+DEFAULT_LABELS = (
+    ("bug", "d73a4a", "Something isn't working"),
+    ("documentation", "0075ca", "Improvements or additions to documentation"),
+    ("duplicate", "cfd3d7", "This issue or pull request already exists"),
+    ("enhancement", "a2eeef", "New feature or request"),
+    ("good first issue", "7057ff", "Good for newcomers"),
+    ("help wanted", "008672", "Extra attention is needed"),
+    ("invalid", "e4e669", "This doesn't seem right"),
+    ("question", "d876e3", "Further information is requested"),
+    ("wontfix", "ffffff", "This will not be worked on"),
+)
+# A label GitHub creates on the fly, when an issue is given a name no label has yet.
+NEW_LABEL_COLOR = "ededed"
+APP_EVENTS = ["check_run", "check_suite", "issue_comment", "pull_request", "push"]
 # "Rate limits for the REST API": 5,000 requests per hour for an installation (at least).
 RATE_LIMIT = 5000
 RATE_WINDOW = 3600
+
+
+class PullExists(EmulatorError):
+    """An open PR from this head into this base exists already; the message is the head."""
 
 
 class _RateWindow:
@@ -89,6 +114,28 @@ class GitHubState(LoopbackServer):
         self.token_lifetime: float = 3600
         self.rate_limit = RATE_LIMIT
         self.installation_permissions = dict(DEFAULT_INSTALLATION_PERMISSIONS)
+        # What codes and their lifetimes are measured with; a test may set another clock.
+        self.clock: Callable[[], float] = time.time
+        self.apps = AppRegistry(
+            EmulatedApp(
+                id=self.app_id,
+                slug=self.app_slug,
+                name=self.app_slug,
+                owner="octocat",
+                client_id=f"Iv1.{self.app_id}",
+                client_secret=secrets.token_hex(20),
+                webhook_secret=None,
+                private_key_pem=self.app_private_key_pem,
+                public_key=self._public_key,
+                permissions=self.installation_permissions,
+                events=list(APP_EVENTS),
+                created_at="2024-01-01T00:00:00Z",
+                description="CI/CD for machine-learning repositories",
+                external_url=f"{HTML_BASE}/apps/{self.app_slug}",
+            )
+        )
+        # The person "signed in" on the emulated github.com, whom the web flows act for.
+        self.signed_in: str | None = None
 
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -101,6 +148,9 @@ class GitHubState(LoopbackServer):
         # (org, team slug) -> {login: membership state}
         self._team_members: dict[tuple[str, str], dict[str, str]] = {}
         self._pulls: dict[tuple[str, int], PullRequest] = {}
+        self._issues: dict[tuple[str, int], Issue] = {}
+        # repository -> lower-cased name -> label
+        self._labels: dict[str, dict[str, Label]] = {}
         self._next_number: dict[str, int] = {}
         self._comments: dict[int, Comment] = {}
         self._reactions: dict[int, list[Reaction]] = {}
@@ -139,8 +189,11 @@ class GitHubState(LoopbackServer):
 
     # -- users, installations, permissions ----------------------------------------------------
 
-    def add_user(self, login: str, type: str = "User") -> JSON:
-        """Register a user (or Bot / Organization); the same login always has the same id."""
+    def add_user(
+        self, login: str, type: str = "User", *, email: str | None = None, name: str | None = None
+    ) -> JSON:
+        """Register a user (or Bot / Organization); the same login always has the same id.
+        `email`, a verified address, links commits that carry it to the account."""
         with self._lock:
             user = self._users.get(login)
             if user is None:
@@ -148,7 +201,35 @@ class GitHubState(LoopbackServer):
                 self._users[login] = user
             elif type != "User":
                 user.type = type
+            if email is not None:
+                user.email = email
+            if name is not None:
+                user.name = name
             return self.user_json(login)
+
+    def sign_in(self, login: str) -> None:
+        """Be `login` in the emulated browser: the OAuth and manifest pages act for them."""
+        self._ensure_user(login)
+        with self._lock:
+            self.signed_in = login
+
+    def sign_out(self) -> None:
+        """Nobody is signed in: the web flows send the browser to the login page."""
+        with self._lock:
+            self.signed_in = None
+
+    @property
+    def github_app(self) -> EmulatedApp:
+        """The emulator's own App (the one `app_id` names): set its `callback_urls` for the
+        OAuth web flow; its `client_id` and `client_secret` are the dashboard's."""
+        return self.apps.own
+
+    def registered_app(self, identifier: str) -> EmulatedApp:
+        """An App by id, client id or slug (those made from manifests included)."""
+        app = self.apps.find(str(identifier))
+        if app is None:
+            raise EmulatorError(f"no App {identifier!r} on the emulator")
+        return app
 
     def _ensure_user(self, login: str) -> User:
         with self._lock:
@@ -157,16 +238,25 @@ class GitHubState(LoopbackServer):
             return self._users[login]
 
     def add_installation(
-        self, installation_id: int, account: str, permissions: Mapping[str, str] | None = None
+        self,
+        installation_id: int,
+        account: str,
+        permissions: Mapping[str, str] | None = None,
+        app_id: str | None = None,
     ) -> None:
-        """Install the App on `account` (permissions default to mlgate's manifest)."""
+        """Install an App (the emulator's own unless `app_id` names another) on `account`;
+        permissions default to what the App asks for (mlgate's manifest for its own)."""
+        app = self.registered_app(app_id) if app_id is not None else self.apps.own
+        own = app is self.apps.own
+        default = self.installation_permissions if own else app.permissions
         with self._lock:
             self._ensure_user(account)
             self._installations[installation_id] = Installation(
                 id=installation_id,
                 account=account,
-                permissions=dict(permissions or self.installation_permissions),
+                permissions=dict(permissions or default),
                 created_at=iso(),
+                app_id="" if own else app.id,
             )
 
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
@@ -202,6 +292,30 @@ class GitHubState(LoopbackServer):
             if login == owner and user is not None and user.type == "User":
                 return "admin"
             return "none"
+
+    def installation_app(self, installation: Installation) -> str:
+        """The id of the App `installation` belongs to."""
+        return installation.app_id or self.app_id
+
+    def user_repositories(self, login: str, installation: Installation) -> list[EmulatedRepo]:
+        """The installation's repositories `login` has a role on: what a user access token of
+        its App reaches there ("explicit permission (:read, :write, or :admin)")."""
+        with self._lock:
+            repos = [r for r in self._repos.values() if r.installation_id == installation.id]
+        return [r for r in repos if self.permission(r.full_name, login) != "none"]
+
+    def user_installations(self, login: str, app_id: str) -> list[Installation]:
+        """Installations of App `app_id` that `login` can reach: on their own account, or
+        holding a repository they have a role on."""
+        with self._lock:
+            installations = [
+                i for i in self._installations.values() if self.installation_app(i) == app_id
+            ]
+        return [
+            i
+            for i in sorted(installations, key=lambda i: i.id)
+            if i.account == login or self.user_repositories(login, i)
+        ]
 
     # -- repositories -------------------------------------------------------------------------
 
@@ -340,8 +454,45 @@ class GitHubState(LoopbackServer):
             raise EmulatorError(f"{head_name} has no branch {head!r}")
         if repo.git.branch_sha(base) is None:
             raise EmulatorError(f"{full_name} has no branch {base!r}")
+        pr = self._store_pull(
+            full_name,
+            head_name,
+            head,
+            head_sha,
+            base,
+            user,
+            title or f"Merge {head} into {base}",
+            body,
+            draft,
+            refuse_duplicate=False,
+        )
+        return self.pull_request(full_name, pr.number)
+
+    def _store_pull(
+        self,
+        full_name: str,
+        head_repo: str,
+        head: str,
+        head_sha: str,
+        base: str,
+        user: str,
+        title: str,
+        body: str | None,
+        draft: bool,
+        *,
+        refuse_duplicate: bool,
+    ) -> PullRequest:
         self._ensure_user(user)
         with self._lock:
+            if refuse_duplicate and any(
+                pr.state == "open"
+                and pr.repo == full_name
+                and pr.head_repo == head_repo
+                and pr.head_ref == head
+                and pr.base_ref == base
+                for pr in self._pulls.values()
+            ):
+                raise PullExists(f"{head_repo.partition('/')[0]}:{head}")
             number = self._next_number[full_name]
             self._next_number[full_name] = number + 1
             now = iso()
@@ -349,11 +500,11 @@ class GitHubState(LoopbackServer):
                 number=number,
                 id=self._next_id(),
                 repo=full_name,
-                head_repo=head_name,
+                head_repo=head_repo,
                 head_ref=head,
                 base_ref=base,
                 user=user,
-                title=title or f"Merge {head} into {base}",
+                title=title,
                 body=body,
                 draft=draft,
                 head_sha=head_sha,
@@ -362,7 +513,7 @@ class GitHubState(LoopbackServer):
             )
             self._pulls[(full_name, number)] = pr
         self._sync_pull_head(pr, head_sha)
-        return self.pull_request(full_name, number)
+        return pr
 
     def _pull(self, full_name: str, number: int) -> PullRequest:
         with self._lock:
@@ -371,9 +522,11 @@ class GitHubState(LoopbackServer):
             raise EmulatorError(f"{full_name} has no pull request #{number}")
         return pr
 
-    def close_pull_request(self, full_name: str, number: int, merged: bool = False) -> str | None:
-        """Close a PR; `merged` really merges its head into the base branch (a merge commit)
-        and returns the merge commit's sha."""
+    def close_pull_request(
+        self, full_name: str, number: int, merged: bool = False, by: str | None = None
+    ) -> str | None:
+        """Close a PR (as `by`, the repository's owner if not given); `merged` really merges
+        its head into the base branch (a merge commit) and returns the merge commit's sha."""
         pr = self._pull(full_name, number)
         repo = self.repo(full_name)
         merge_sha = None
@@ -392,6 +545,7 @@ class GitHubState(LoopbackServer):
             now = iso()
             pr.state = "closed"
             pr.closed_at = pr.updated_at = now
+            pr.closed_by = by or repo.owner
             if merged:
                 pr.merged = True
                 pr.merged_at = now
@@ -401,9 +555,139 @@ class GitHubState(LoopbackServer):
             self._branch_moved(repo, pr.base_ref, merge_sha)
         return merge_sha
 
+    def reopen_pull_request(self, full_name: str, number: int) -> None:
+        """Reopen a closed, unmerged PR; its head follows its branch again."""
+        pr = self._pull(full_name, number)
+        if pr.merged:
+            raise EmulatorError(f"{full_name}#{number} is merged: it cannot be reopened")
+        head = self.repo(pr.head_repo).git.branch_sha(pr.head_ref)
+        if head is None:
+            raise EmulatorError(f"{pr.head_repo} has no branch {pr.head_ref!r} any more")
+        with self._lock:
+            pr.state = "open"
+            pr.closed_at = pr.closed_by = None
+            pr.updated_at = iso()
+        self._sync_pull_head(pr, head)
+
+    # -- issues and labels --------------------------------------------------------------------
+
+    def create_issue(
+        self,
+        full_name: str,
+        title: str,
+        user: str,
+        body: str | None = None,
+        labels: list[str] | tuple[str, ...] = (),
+    ) -> JSON:
+        """An issue opened by a person (as if typed on GitHub); labels are created if new."""
+        self.repo(full_name)
+        issue = self._store_issue(full_name, title, body, user, list(labels), [], via_app=False)
+        return self.issue(full_name, issue.number)
+
+    def _store_issue(
+        self,
+        full_name: str,
+        title: str,
+        body: str | None,
+        user: str,
+        labels: list[str],
+        assignees: list[str],
+        *,
+        via_app: bool,
+    ) -> Issue:
+        self._ensure_user(user)
+        names = self._label_names(full_name, labels)
+        with self._lock:
+            number = self._next_number[full_name]
+            self._next_number[full_name] = number + 1
+            now = iso()
+            issue = Issue(
+                number=number,
+                id=self._next_id(),
+                repo=full_name,
+                title=title,
+                body=body,
+                user=user,
+                created_at=now,
+                updated_at=now,
+                via_app=via_app,
+                labels=names,
+                assignees=list(assignees),
+            )
+            self._issues[(full_name, number)] = issue
+            return issue
+
+    def _issue_like(self, full_name: str, number: int) -> Issue | PullRequest | None:
+        # PRs are issues: one numbering, one issues API.
+        with self._lock:
+            return self._issues.get((full_name, number)) or self._pulls.get((full_name, number))
+
+    def issue(self, full_name: str, number: int) -> JSON:
+        """Issue (or PR) `number` as `GET /repos/{owner}/{repo}/issues/{number}` shows it."""
+        item = self._issue_like(full_name, number)
+        if item is None:
+            raise EmulatorError(f"{full_name} has no issue #{number}")
+        return self.issue_json(item)
+
+    def issues(self, full_name: str) -> list[JSON]:
+        """Every issue and PR of the repository, open or closed, oldest first."""
+        with self._lock:
+            items: list[Issue | PullRequest] = [
+                *(i for (name, _), i in self._issues.items() if name == full_name),
+                *(p for (name, _), p in self._pulls.items() if name == full_name),
+            ]
+        return [self.issue_json(i) for i in sorted(items, key=lambda i: i.number)]
+
+    def _repo_labels(self, full_name: str) -> dict[str, Label]:
+        # Created on first use: a repository starts with GitHub's default labels.
+        with self._lock:
+            labels = self._labels.get(full_name)
+            if labels is None:
+                labels = self._labels[full_name] = {
+                    name: Label(self._next_id(), name, color, description, True)
+                    for name, color, description in DEFAULT_LABELS
+                }
+            return labels
+
+    def create_label(
+        self,
+        full_name: str,
+        name: str,
+        color: str = NEW_LABEL_COLOR,
+        description: str | None = None,
+    ) -> JSON:
+        """A label of the repository (the existing one if the name is taken, in any case)."""
+        self.repo(full_name)
+        with self._lock:
+            labels = self._repo_labels(full_name)
+            label = labels.get(name.lower())
+            if label is None:
+                label = labels[name.lower()] = Label(
+                    self._next_id(), name, color, description, False
+                )
+            return self.label_json(full_name, label)
+
+    def labels(self, full_name: str) -> list[JSON]:
+        """The repository's labels."""
+        with self._lock:
+            return [self.label_json(full_name, x) for x in self._repo_labels(full_name).values()]
+
+    def _label_names(self, full_name: str, names: list[str]) -> list[str]:
+        """The labels' names as the repository spells them, creating those it lacks, as
+        GitHub does for labels given to an issue; each name once."""
+        found: list[str] = []
+        with self._lock:
+            for name in names:
+                self.create_label(full_name, name)
+                canonical = self._repo_labels(full_name)[name.lower()].name
+                if canonical not in found:
+                    found.append(canonical)
+        return found
+
     def add_comment(self, full_name: str, number: int, body: str, user: str) -> JSON:
         """A comment by a person (as if typed on GitHub) on issue or PR `number`."""
-        self._pull(full_name, number)
+        if self._issue_like(full_name, number) is None:
+            raise EmulatorError(f"{full_name} has no issue or pull request #{number}")
         self._ensure_user(user)
         return self.comment_json(self._store_comment(full_name, number, body, user, via_app=False))
 
@@ -627,6 +911,22 @@ class GitHubState(LoopbackServer):
             "events": ["check_run", "check_suite", "issue_comment", "pull_request", "push"],
         }
 
+    def _installed_app(self, installation: Installation) -> JSON:
+        if not installation.app_id:
+            return {
+                "app_id": int(self.app_id) if self.app_id.isdigit() else 1,
+                "client_id": f"Iv1.{self.app_id}",
+                "app_slug": self.app_slug,
+                "events": list(APP_EVENTS),
+            }
+        app = self.registered_app(installation.app_id)
+        return {
+            "app_id": int(app.id),
+            "client_id": app.client_id,
+            "app_slug": app.slug,
+            "events": list(app.events),
+        }
+
     def installation_json(self, installation: Installation) -> JSON:
         """An installation object."""
         account = self._ensure_user(installation.account)
@@ -637,13 +937,10 @@ class GitHubState(LoopbackServer):
             "access_tokens_url": self._api(f"/app/installations/{installation.id}/access_tokens"),
             "repositories_url": self._api("/installation/repositories"),
             "html_url": f"{HTML_BASE}/settings/installations/{installation.id}",
-            "app_id": int(self.app_id) if self.app_id.isdigit() else 1,
-            "client_id": f"Iv1.{self.app_id}",
-            "app_slug": self.app_slug,
+            **self._installed_app(installation),
             "target_id": account.id,
             "target_type": account.type,
             "permissions": dict(installation.permissions),
-            "events": ["check_run", "check_suite", "issue_comment", "pull_request", "push"],
             "created_at": installation.created_at,
             "updated_at": installation.created_at,
             "single_file_name": None,
@@ -847,23 +1144,14 @@ class GitHubState(LoopbackServer):
             },
         }
 
-    def pull_json(self, pr: PullRequest) -> JSON:
-        """A pull-request object, with counts computed from git."""
+    def pull_simple_json(self, pr: PullRequest) -> JSON:
+        """A pull request as lists show it: no counts, no mergeability."""
         repo = self.repo(pr.repo)
         head_repo = self.repo(pr.head_repo)
         base_sha = repo.git.branch_sha(pr.base_ref) or pr.head_sha
-        merge_base = repo.git.merge_base(base_sha, pr.head_sha) or base_sha
-        changes = repo.git.diff(merge_base, pr.head_sha)
-        commits = repo.git.count(merge_base, pr.head_sha)
         api = self._api(f"/repos/{pr.repo}/pulls/{pr.number}")
         issue = self._api(f"/repos/{pr.repo}/issues/{pr.number}")
         html = f"{HTML_BASE}/{pr.repo}/pull/{pr.number}"
-        with self._lock:
-            comment_count = sum(
-                1
-                for c in self._comments.values()
-                if c.repo == pr.repo and c.issue_number == pr.number
-            )
         links = {
             "self": api,
             "html": html,
@@ -874,7 +1162,6 @@ class GitHubState(LoopbackServer):
             "commits": f"{api}/commits",
             "statuses": self._api(f"/repos/{pr.repo}/statuses/{pr.head_sha}"),
         }
-        is_open = pr.state == "open"
         return {
             "url": api,
             "id": pr.id,
@@ -894,7 +1181,7 @@ class GitHubState(LoopbackServer):
             "title": pr.title,
             "user": self.user_json(pr.user),
             "body": pr.body,
-            "labels": [],
+            "labels": self._labels_json(pr.repo, pr.labels),
             "milestone": None,
             "active_lock_reason": None,
             "created_at": pr.created_at,
@@ -924,10 +1211,36 @@ class GitHubState(LoopbackServer):
             "author_association": self._association(pr.repo, pr.user),
             "auto_merge": None,
             "draft": pr.draft,
+        }
+
+    def pull_json(self, pr: PullRequest) -> JSON:
+        """A pull-request object, with counts and mergeability computed from git."""
+        repo = self.repo(pr.repo)
+        base_sha = repo.git.branch_sha(pr.base_ref) or pr.head_sha
+        merge_base = repo.git.merge_base(base_sha, pr.head_sha) or base_sha
+        changes = repo.git.diff(merge_base, pr.head_sha)
+        commits = repo.git.count(merge_base, pr.head_sha)
+        with self._lock:
+            comment_count = sum(
+                1
+                for c in self._comments.values()
+                if c.repo == pr.repo and c.issue_number == pr.number
+            )
+        is_open = pr.state == "open"
+        # A conflict makes GitHub say mergeable false and "dirty" (no merge commit possible).
+        clean = repo.git.mergeable(base_sha, pr.head_sha) if is_open else True
+        if not is_open:
+            state = "unknown"
+        elif not clean:
+            state = "dirty"
+        else:
+            state = "draft" if pr.draft else "clean"
+        return {
+            **self.pull_simple_json(pr),
             "merged": pr.merged,
-            "mergeable": True if is_open else None,
-            "rebaseable": True if is_open else None,
-            "mergeable_state": ("draft" if pr.draft else "clean") if is_open else "unknown",
+            "mergeable": clean if is_open else None,
+            "rebaseable": clean if is_open else None,
+            "mergeable_state": state,
             "merged_by": self.user_json(pr.merged_by) if pr.merged_by else None,
             "comments": comment_count,
             "review_comments": 0,
@@ -938,19 +1251,162 @@ class GitHubState(LoopbackServer):
             "changed_files": len(changes),
         }
 
+    def label_json(self, full_name: str, label: Label) -> JSON:
+        """A label object."""
+        return {
+            "id": label.id,
+            "node_id": self._node_id("Label", label.id),
+            "url": self._api(f"/repos/{full_name}/labels/{quote(label.name)}"),
+            "name": label.name,
+            "description": label.description,
+            "color": label.color,
+            "default": label.default,
+        }
+
+    def _labels_json(self, full_name: str, names: list[str]) -> list[JSON]:
+        with self._lock:
+            labels = self._repo_labels(full_name)
+            return [self.label_json(full_name, labels[n.lower()]) for n in names]
+
+    def issue_json(self, item: Issue | PullRequest) -> JSON:
+        """An issue object; a PR is an issue with a `pull_request` key."""
+        api = self._api(f"/repos/{item.repo}/issues/{item.number}")
+        is_pull = isinstance(item, PullRequest)
+        html = f"{HTML_BASE}/{item.repo}/{'pull' if is_pull else 'issues'}/{item.number}"
+        with self._lock:
+            comments = sum(
+                1
+                for c in self._comments.values()
+                if c.repo == item.repo and c.issue_number == item.number
+            )
+        assignees = [] if isinstance(item, PullRequest) else item.assignees
+        answer: JSON = {
+            "id": item.id,
+            "node_id": self._node_id("PullRequest" if is_pull else "Issue", item.id),
+            "url": api,
+            "repository_url": self._api(f"/repos/{item.repo}"),
+            "labels_url": f"{api}/labels{{/name}}",
+            "comments_url": f"{api}/comments",
+            "events_url": f"{api}/events",
+            "html_url": html,
+            "number": item.number,
+            "state": item.state,
+            "state_reason": None if isinstance(item, PullRequest) else item.state_reason,
+            "title": item.title,
+            "body": item.body,
+            "user": self.user_json(item.user),
+            "labels": self._labels_json(item.repo, item.labels),
+            "assignee": self.user_json(assignees[0]) if assignees else None,
+            "assignees": [self.user_json(a) for a in assignees],
+            "milestone": None,
+            "locked": False,
+            "active_lock_reason": None,
+            "comments": comments,
+            "closed_at": item.closed_at,
+            "created_at": item.created_at,
+            "updated_at": item.updated_at,
+            "closed_by": self.user_json(item.closed_by) if item.closed_by else None,
+            "author_association": self._association(item.repo, item.user),
+            "timeline_url": f"{api}/timeline",
+            "performed_via_github_app": (
+                self.app_json() if isinstance(item, Issue) and item.via_app else None
+            ),
+        }
+        if isinstance(item, PullRequest):
+            answer["draft"] = item.draft
+            answer["pull_request"] = {
+                "url": self._api(f"/repos/{item.repo}/pulls/{item.number}"),
+                "html_url": html,
+                "diff_url": f"{html}.diff",
+                "patch_url": f"{html}.patch",
+                "merged_at": item.merged_at,
+            }
+        return answer
+
+    def private_user_json(self, login: str) -> JSON:
+        """The signed-in user as `GET /user` shows them to themselves."""
+        user = self._ensure_user(login)
+        with self._lock:
+            owned = [r for r in self._repos.values() if r.owner == login]
+        return {
+            **self.user_json(login),
+            "name": user.name,
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": user.email,
+            "hireable": None,
+            "bio": None,
+            "twitter_username": None,
+            "public_repos": sum(1 for r in owned if not r.private),
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": "2020-01-01T00:00:00Z",
+            "updated_at": "2020-01-01T00:00:00Z",
+            "private_gists": 0,
+            "total_private_repos": sum(1 for r in owned if r.private),
+            "owned_private_repos": sum(1 for r in owned if r.private),
+            "disk_usage": 0,
+            "collaborators": 0,
+            "two_factor_authentication": True,
+            "plan": {
+                "name": "free",
+                "space": 976562499,
+                "private_repos": 10000,
+                "collaborators": 0,
+            },
+        }
+
+    def integration_json(self, app: EmulatedApp, *, count: bool = True) -> JSON:
+        """An App as `GET /app` shows it to itself (`count`: with its installation count)."""
+        with self._lock:
+            installations = sum(
+                1 for i in self._installations.values() if self.installation_app(i) == app.id
+            )
+        if app is self.apps.own:
+            answer = self.app_json()
+        else:
+            answer = {
+                "id": int(app.id),
+                "slug": app.slug,
+                "node_id": self._node_id("Integration", int(app.id)),
+                "client_id": app.client_id,
+                "owner": self.user_json(app.owner),
+                "name": app.name,
+                "description": app.description,
+                "external_url": app.external_url,
+                "html_url": f"{HTML_BASE}/apps/{app.slug}",
+                "created_at": app.created_at,
+                "updated_at": app.created_at,
+                "permissions": dict(app.permissions),
+                "events": list(app.events),
+            }
+        return {**answer, "installations_count": installations} if count else answer
+
     def commit_json(self, repo: EmulatedRepo, commit: CommitInfo) -> JSON:
         """A commit object as compare lists it."""
         api = self._api(f"/repos/{repo.full_name}/commits/{commit.sha}")
 
         def account(email: str) -> JSON | None:
-            # Commits made through the emulator carry GitHub's "id+login@users.noreply" address.
+            # GitHub links a commit to the account whose verified address it carries: commits
+            # made through the emulator carry its "id+login@users.noreply" address.
             local, _, domain = email.partition("@")
-            if domain != "users.noreply.github.com" or "+" not in local:
-                return None
-            login = local.partition("+")[2]
             with self._lock:
-                known = login in self._users
-            return self.user_json(login) if known else None
+                if domain == "users.noreply.github.com" and "+" in local:
+                    login: str | None = local.partition("+")[2]
+                    known = login in self._users
+                else:
+                    login = next(
+                        (
+                            u.login
+                            for u in self._users.values()
+                            if u.email and u.email.lower() == email.lower()
+                        ),
+                        None,
+                    )
+                    known = login is not None
+            return self.user_json(login) if known and login is not None else None
 
         return {
             "url": api,
