@@ -398,7 +398,10 @@ class Api(RequestApp):
                 f"API rate limit exceeded for {scope}. If you reach out to GitHub Support for "
                 "help, please include the request ID.",
             )
+        # As GitHub: a repository the token cannot see is 404 whatever it asks, and only then
+        # does a permission the token lacks make a 403.
         repo = self._repo_for(route, params, caller)
+        self._check_permission(route, caller)
         if malformed:
             raise ApiError(400, "Problems parsing JSON")
         limits = _LIMITS.get(route.operation)
@@ -444,6 +447,8 @@ class Api(RequestApp):
                 # repository's: the emulator takes user access tokens on /user only.
                 raise ApiError(403, "Resource not accessible by integration")
             raise ApiError(401, "Bad credentials")
+
+    def _check_permission(self, route: Route, caller: Caller) -> None:
         token = caller.token
         if route.permission is not None and token is not None:
             names, level = route.permission
