@@ -43,7 +43,7 @@ from bot.http_transport import (
     parse_retry_after,
 )
 from bot.settings import DEFAULT_GITHUB_API_URL
-from bot.state import installation_tokens, pacing
+from bot.state import app_identity, installation_tokens, pacing
 
 logger = logging.getLogger("bot.github.github_client")
 
@@ -74,6 +74,10 @@ SECONDARY_RATE_LIMIT_WAIT = 60.0
 # GitHub's largest page size for the endpoints mlgate lists.
 PER_PAGE = 100
 MAX_ITEMS = 10_000
+# "List commits on a pull request" lists at most 250 commits.
+PULL_COMMITS_LIMIT = 250
+# What a checkout token may do: read the contents of the one repository it was made for.
+CHECKOUT_PERMISSIONS = {"contents": "read"}
 
 
 def _repo_path(repo: str) -> str:
@@ -98,6 +102,7 @@ class GitHubClient:
         auth: Callable[[], str],
         installation_id: int | None = None,
         reauthenticate: Callable[[], None] | None = None,
+        identity: Callable[[], str] | None = None,
         session: requests.Session | None = None,
         bucket: pacing.TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -107,9 +112,11 @@ class GitHubClient:
         max_wait: float = MAX_WAIT,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
-        """`auth` returns the Authorization header value; `reauthenticate` drops a stale one."""
+        """`auth` returns the Authorization header value; `reauthenticate` drops a stale one;
+        `identity` returns the login this client writes as (the App's bot user)."""
         self.api_url = api_url.rstrip("/")
         self.installation_id = installation_id
+        self._identity = identity
         limits = RetryLimits(max_tries, backoff_base, backoff_cap, max_wait, timeout)
         self._transport = HttpTransport(
             "github", logger, session=session, sleep=sleep, limits=limits
@@ -124,6 +131,10 @@ class GitHubClient:
             reauthenticate=reauthenticate,
             max_wait=max_wait,
         )
+
+    def bot_login(self) -> str | None:
+        """The login of the user this client writes as (`<app slug>[bot]`), if known."""
+        return self._identity() if self._identity is not None else None
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -286,6 +297,12 @@ class GitHubClient:
         """One pull request."""
         result: JSONDict = self.get_json(f"{_repo_path(repo)}/pulls/{number}")
         return result
+
+    def list_pull_commits(self, repo: str, number: int) -> Iterator[JSONDict]:
+        """Commits of a pull request, oldest first (GitHub lists at most 250)."""
+        return self.paginate(
+            f"{_repo_path(repo)}/pulls/{number}/commits", max_items=PULL_COMMITS_LIMIT
+        )
 
     def list_pull_files(self, repo: str, number: int) -> Iterator[JSONDict]:
         """Files changed by a pull request (GitHub lists at most 3000)."""
@@ -599,8 +616,21 @@ class GitHubApp:
             auth=lambda: f"Bearer {self.installation_token(installation_id)}",
             installation_id=installation_id,
             reauthenticate=lambda: self.forget_token(installation_id),
+            identity=self.bot_login,
             **self._client_options,
         )
+
+    def slug(self) -> str:
+        """The App's slug (`GET /app`), cached in Redis for a day."""
+        slug = app_identity.cached_slug(self._redis, self.app_id)
+        if slug is None:
+            slug = str(self.app_client().get_json("/app")["slug"])
+            app_identity.remember_slug(self._redis, self.app_id, slug)
+        return slug
+
+    def bot_login(self) -> str:
+        """The login of the App's bot user, which writes its comments: `<slug>[bot]`."""
+        return f"{self.slug()}[bot]"
 
     def installation_for_repo(self, full_name: str) -> int:
         """The id of the installation that covers `owner/name`; GitHubNotFound if none."""
@@ -633,6 +663,26 @@ class GitHubApp:
     def forget_token(self, installation_id: int) -> None:
         """Drop the cached token, e.g. after GitHub refused it with 401."""
         installation_tokens.forget(self._redis, installation_id)
+
+    def checkout_token(self, installation_id: int, repo: str) -> str:
+        """A new installation token that can only read the contents of `repo` (owner/name).
+
+        It fetches a checkout: should anything of the run ever see it, it can write nothing
+        and read no other repository. It is not cached: each run gets its own, which expires
+        within the hour.
+        """
+        name = repo.partition("/")[2]
+        if not name:
+            raise ValueError(f"repository must be 'owner/name', not {repo!r}")
+        response = self.app_client()._request(
+            "POST",
+            f"/app/installations/{installation_id}/access_tokens",
+            json={"repositories": [name], "permissions": dict(CHECKOUT_PERMISSIONS)},
+            paced=False,
+        )
+        token = str(response.json()["token"])
+        logs.register_secret(token)
+        return token
 
     def _fetch_token(self, installation_id: int) -> str:
         response = self.app_client()._request(

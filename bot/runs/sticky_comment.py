@@ -18,9 +18,16 @@ log = logging.getLogger(__name__)
 LOCK_SECONDS = 60
 
 
-def _is_ours(comment: dict[str, Any]) -> bool:
+def _is_ours(comment: dict[str, Any], login: str | None) -> bool:
+    """Written by this App's own bot user, with the marker. Anyone can write the marker, and
+    any App's bot can post it: editing such a comment would put our report under its name."""
     user = comment.get("user") or {}
-    return user.get("type") == "Bot" and str(comment.get("body", "")).startswith(MARKER)
+    return (
+        login is not None
+        and user.get("type") == "Bot"
+        and str(user.get("login", "")).lower() == login.lower()
+        and str(comment.get("body", "")).startswith(MARKER)
+    )
 
 
 def upsert(gh: GitHubClient, conn: redis.Redis, repo: str, number: int, body: str) -> int:
@@ -39,8 +46,9 @@ def upsert(gh: GitHubClient, conn: redis.Redis, repo: str, number: int, body: st
                 return stored
             except GitHubNotFound:
                 log.info("sticky comment was deleted; looking again", extra={"repo": repo})
+        login = gh.bot_login()
         comment_id = next(
-            (int(c["id"]) for c in gh.list_comments(repo, number) if _is_ours(c)), None
+            (int(c["id"]) for c in gh.list_comments(repo, number) if _is_ours(c, login)), None
         )
         if comment_id is not None:
             gh.update_comment(repo, comment_id, body)
