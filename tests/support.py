@@ -11,6 +11,8 @@ import redis
 from rq import Queue, SimpleWorker
 
 from bot.core import signatures
+from bot.core.pr_facts import github_time
+from bot.state.pr_heads import record_appearance, record_head
 from bot.state.queues import EVENTS, RUNS
 
 if TYPE_CHECKING:
@@ -121,3 +123,15 @@ def comment_event(
         issue=issue,
         comment=comment,
     )
+
+
+def head_appeared(conn: redis.Redis, emulator: GitHubEmulator, repo: str, number: int) -> None:
+    """Record what mlgate's `opened` handler records about a PR's head: that it is the head,
+    and when it appeared (the PR's `updated_at`). For tests that open a PR without delivering
+    `opened`, whose evaluation would start runs they are not about: comments written since
+    act on that head, as they do once GitHub's `opened` was handled."""
+    pull = emulator.pull_request(repo, number)
+    appeared = github_time(pull["updated_at"])
+    assert appeared is not None
+    record_head(conn, repo, number, str(pull["head"]["sha"]))
+    record_appearance(conn, repo, number, str(pull["head"]["sha"]), appeared)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from bot.core.commands import (
     COMMANDS,
+    MAX_COMMANDS,
     MAX_NESTING,
     OVERRIDE_REASON_LIMIT,
     RETRAIN_ARGUMENTS_LIMIT,
@@ -18,6 +20,7 @@ from bot.core.commands import (
     RetrainRequest,
     help_text,
     parse,
+    parse_comment,
     parse_retrain,
     problems_reply,
     refusal,
@@ -246,14 +249,74 @@ def test_retrain_arguments_over_the_limit_are_a_problem() -> None:
     assert "at most 10000 are allowed" in command.problems[0]
 
 
-@pytest.mark.parametrize("name", ["evaluate", "deploy"])
-def test_evaluate_and_deploy_take_no_arguments(name: str) -> None:
-    [command] = parse(f"/{name} to staging please")
+def test_deploy_takes_no_arguments() -> None:
+    [command] = parse("/deploy to staging please")
     assert command.problems == (
-        f'/{name} takes no arguments, but "to staging please" follows it;'
-        f" write /{name} alone on its line",
+        '/deploy takes no arguments, but "to staging please" follows it;'
+        " write /deploy alone on its line",
     )
-    assert parse(f"/{name}   ")[0].problems == ()
+    assert parse("/deploy   ")[0].problems == ()
+
+
+@pytest.mark.parametrize(
+    ("written", "sha"),
+    [
+        ("abc1234", "abc1234"),
+        ("ABC1234def", "abc1234def"),
+        ("0123456789abcdef0123456789abcdef01234567", "0123456789abcdef0123456789abcdef01234567"),
+    ],
+)
+def test_evaluate_takes_a_commit_sha_of_7_to_40_hex_digits(written: str, sha: str) -> None:
+    [command] = parse(f"/evaluate {written}")
+    assert (command.args, command.problems) == ((sha,), ())
+    assert parse("/evaluate   ")[0].args == ()
+    assert parse("/evaluate   ")[0].problems == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abc123",  # 6 digits
+        "0123456789abcdef0123456789abcdef012345678",  # 41 digits
+        "abc1234g",
+        "abc1234 def5678",
+        "to staging please",
+        "-abc1234",
+    ],
+)
+def test_evaluate_refuses_anything_but_one_sha(text: str) -> None:
+    [command] = parse(f"/evaluate {text}")
+    assert command.args == ()
+    [problem] = command.problems
+    assert problem.startswith(
+        "/evaluate takes a commit sha (7 to 40 hexadecimal digits) or nothing"
+    )
+
+
+def test_a_comment_gives_at_most_ten_commands_and_counts_the_rest() -> None:
+    assert MAX_COMMANDS == 10
+    exactly = parse_comment("\n".join(f"/retrain epochs={n}" for n in range(10)))
+    assert len(exactly.commands) == 10 and exactly.ignored == 0
+    assert exactly.ignored_note() is None
+    body = "\n".join(f"/retrain epochs={n}" for n in range(13)) + "\n```\n/help\n```"
+    read = parse_comment(body)
+    assert [c.args for c in read.commands] == [(f"epochs={n}",) for n in range(10)]
+    assert read.ignored == 3  # the /help in the code block is no command at all
+    assert read.ignored_note() == (
+        "Only the first 10 command lines of a comment are read; 3 more lines were ignored."
+    )
+    assert parse_comment("/help\n" * 11).ignored_note() == (
+        "Only the first 10 command lines of a comment are read; 1 more line was ignored."
+    )
+    assert len(parse(body)) == 13  # parse itself finds every command
+
+
+def test_a_64_kb_comment_of_commands_reads_ten_quickly() -> None:
+    body = ("/retrain a=" + "x" * 40 + "\n") * (65536 // 52)
+    started = time.perf_counter()
+    read = parse_comment(body)
+    assert time.perf_counter() - started < 1.0
+    assert len(read.commands) == 10 and read.ignored == 65536 // 52 - 10
 
 
 def test_help_ignores_what_follows_it() -> None:
@@ -351,7 +414,7 @@ def test_help_lists_every_command_what_it_does_and_who_may_use_it() -> None:
     text = help_text()
     for spec in COMMANDS.values():
         assert f"| `{spec.usage}` | {spec.description} | {spec.who} |" in text
-    assert "| `/evaluate` |" in text and "`/retrain [key=value ...]`" in text
+    assert "| `/evaluate [sha]` |" in text and "`/retrain [key=value ...]`" in text
     assert "`/override <reason>`" in text
     who = {name: spec.who for name, spec in COMMANDS.items()}
     assert who == {

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from bot import sample
@@ -26,6 +27,7 @@ from tests.support import (
     Bot,
     comment_event,
     github_event,
+    head_appeared,
     pull_request_event,
     run_jobs,
 )
@@ -53,7 +55,7 @@ FIXTURES = ALL_FIXTURES / "semaphore"
 
 
 @pytest.fixture
-def pr(emulator: GitHubEmulator) -> int:
+def pr(emulator: GitHubEmulator, redis_conn: redis.Redis) -> int:
     emulator.add_installation(42, "octo")
     files = sample.files(sample.BASE_DATA, sample.BASE_PARAMS) | {".github/mlgate.yml": CONFIG}
     emulator.create_repo(REPO, installation_id=42, files=files)
@@ -61,9 +63,11 @@ def pr(emulator: GitHubEmulator) -> int:
         emulator.set_permission(REPO, user, role)
     better = sample.files(sample.BETTER_DATA, sample.BASE_PARAMS)
     emulator.repo(REPO).commit("feature", {n: better[n] for n in ("dvc.lock", "data/images.dvc")})
-    return int(
+    number = int(
         emulator.open_pull_request(REPO, head="feature", base="main", user="alice")["number"]
     )
+    head_appeared(redis_conn, emulator, REPO, number)
+    return number
 
 
 def head(emulator: GitHubEmulator, number: int) -> str:

@@ -18,8 +18,9 @@ from bot.errors import ParameterError
 #   none: nothing may follow (`/deploy to staging` must not quietly deploy to production);
 #   words: shell-like words (`key="two words"`);
 #   text: the rest of the line as written (a reason may say "don't");
-#   ignored: anything may follow and is not used.
-ArgumentStyle = Literal["none", "words", "text", "ignored"]
+#   ignored: anything may follow and is not used;
+#   sha: nothing, or one commit sha (`/evaluate abc1234` approves that commit only).
+ArgumentStyle = Literal["none", "words", "text", "ignored", "sha"]
 
 WRITE_OR_MORE = "users with write permission or more"
 DEPLOY_APPROVERS = "approvers named in deploy.approvers"
@@ -33,6 +34,11 @@ RETRAIN_ARGUMENTS_LIMIT = 10_000
 # keeps each line's work bounded however a comment is built.
 MAX_NESTING = 50
 _QUOTE_LIMIT = 300  # characters of a command line quoted back in a reply
+# Command lines read from one comment; the rest are ignored (and the reply says so). Each one
+# costs GitHub calls and a reply's worth of text: a 64 KB comment holds 11,000 of them.
+MAX_COMMANDS = 10
+# A commit named after /evaluate: an abbreviated (7+) or full SHA-1, in hexadecimal.
+_SHA_ARGUMENT = re.compile(r"[0-9a-fA-F]{7,40}")
 _NAME_LIMIT = 50  # characters of an unknown command's name echoed back
 
 
@@ -58,11 +64,12 @@ COMMANDS: Mapping[str, CommandSpec] = MappingProxyType(
         for spec in (
             CommandSpec(
                 "evaluate",
-                "/evaluate",
-                "Evaluate the model on this pull request's head commit and update the report.",
+                "/evaluate [sha]",
+                "Evaluate the model on this pull request's head commit and update the report;"
+                " with a sha, only if that commit is still the head.",
                 WRITE_OR_MORE,
                 "write",
-                "none",
+                "sha",
             ),
             CommandSpec(
                 "retrain",
@@ -123,6 +130,30 @@ class RetrainRequest:
     parameters: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class CommentCommands:
+    """The commands a comment gives, at most MAX_COMMANDS, and how many more it held."""
+
+    commands: tuple[Command, ...]
+    ignored: int = 0
+
+    def ignored_note(self) -> str | None:
+        """What a reply says about the command lines that were not read, if any."""
+        if not self.ignored:
+            return None
+        lines = "line was" if self.ignored == 1 else "lines were"
+        return (
+            f"Only the first {MAX_COMMANDS} command lines of a comment are read; "
+            f"{self.ignored} more {lines} ignored."
+        )
+
+
+def parse_comment(body: str) -> CommentCommands:
+    """The first MAX_COMMANDS commands of a comment (as `parse` finds them), and the count of
+    the command lines after them, which are not read further."""
+    return _parse(body, MAX_COMMANDS)
+
+
 def parse(body: str) -> list[Command]:
     """Every command of a pull-request comment, in the order written.
 
@@ -132,18 +163,28 @@ def parse(body: str) -> list[Command]:
     quote (nested, inside a list item, or a lazy line right after a quoted paragraph) or an
     HTML comment are not commands. Indented code is not treated as code.
 
-    Several commands in one comment are all returned; the bot runs them one after another in
-    this order, each on its own: a refused or invalid command is answered and does not stop
-    the ones after it. Never raises: a malformed line becomes a command with `problems`.
+    Several commands in one comment are all returned (the bot reads the first MAX_COMMANDS:
+    parse_comment); it runs them one after another in this order, each on its own: a refused
+    or invalid command is answered and does not stop the ones after it. Never raises: a
+    malformed line becomes a command with `problems`.
     """
+    return list(_parse(body, None).commands)
+
+
+def _parse(body: str, limit: int | None) -> CommentCommands:
     blocks = _Blocks()
     commands: list[Command] = []
+    ignored = 0
     for lineno, line in enumerate(_LINE_END.split(body), start=1):
         if blocks.is_plain(line):
             match = _COMMAND.match(line)
-            if match:
-                commands.append(_command(match[1].lower(), line, lineno, line[match.end() :]))
-    return commands
+            if not match:
+                continue
+            if limit is not None and len(commands) >= limit:
+                ignored += 1  # counted, never parsed: its arguments cost nothing
+                continue
+            commands.append(_command(match[1].lower(), line, lineno, line[match.end() :]))
+    return CommentCommands(tuple(commands), ignored)
 
 
 def parse_retrain(args: Sequence[str], specs: Sequence[Parameter]) -> RetrainRequest | list[str]:
@@ -195,8 +236,8 @@ def help_text(parameters: Sequence[Parameter] = ()) -> str:
             "### mlgate commands",
             "",
             "Write a command at the start of its own line in a comment on the pull request;"
-            " several command lines run in order. Lines in code blocks, quotes and HTML comments"
-            " are ignored.",
+            f" several command lines (at most {MAX_COMMANDS}) run in order. Lines in code blocks,"
+            " quotes and HTML comments are ignored.",
             "",
             "| Command | What it does | Who may use it |",
             "|---|---|---|",
@@ -236,6 +277,38 @@ def refusal(command: Command, who: str, required: str, has: str | None = None) -
     )
 
 
+def stale_reply(written: Sequence[Command], who: str, head: str) -> str:
+    """The reply to a comment written before the PR's head `head` (short sha) appeared: what
+    it asked was about other code, so none of it ran."""
+    quoted = "\n".join(quote_line(command.line) for command in written)
+    login = who.lstrip("@")
+    return (
+        f"{quoted}\n\n@{login}, the PR changed after your comment; review {code(head)} and "
+        "comment again. Nothing was run."
+    )
+
+
+def not_head_reply(command: Command, who: str, named: str, head: str) -> str:
+    """The reply to `/evaluate <sha>` whose sha is not the head `head` (short sha)."""
+    login = who.lstrip("@")
+    return (
+        f"{quote_line(command.line)}\n\n@{login}, {code(named)} is not the head of this pull "
+        f"request; its head is {code(head)}: review it and comment {code('/evaluate ' + head)}."
+        " Nothing was run."
+    )
+
+
+def old_button_reply(command: Command, who: str, clicked: str, head: str) -> str:
+    """The reply to a button pressed on the check of `clicked`, no longer the head `head`
+    (short shas)."""
+    login = who.lstrip("@")
+    return (
+        f"{quote_line(command.line)}\n\n@{login}, that button is on {code(clicked)}, which is "
+        f"no longer the head of this pull request; review {code(head)} and use the button on "
+        "its check. Nothing was run."
+    )
+
+
 def problems_reply(command: Command, problems: Sequence[str]) -> str:
     """The reply to a command that cannot run as written: the line, its problems, where to look."""
     listing = "\n".join(problems)
@@ -259,6 +332,15 @@ def _command(name: str, line: str, lineno: int, after: str) -> Command:
             f"/{name} takes no arguments, but {_brief(text)} follows it;"
             f" write /{name} alone on its line"
         )
+    elif spec.arguments == "sha":
+        if _SHA_ARGUMENT.fullmatch(text):
+            args = (text.lower(),)
+        elif text:
+            problems.append(
+                f"/{name} takes a commit sha (7 to 40 hexadecimal digits) or nothing, but"
+                f" {_brief(text)} follows it; write /{name} alone, or /{name} <sha> to approve"
+                " that commit only"
+            )
     elif spec.arguments == "text":
         if not text:
             problems.append(

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+
+def github_time(value: object) -> float | None:
+    """A GitHub timestamp (`2024-05-01T12:00:00Z`) as seconds since the epoch; None if it is
+    missing or not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 @dataclass(frozen=True)

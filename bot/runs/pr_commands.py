@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.core import commands
 from bot.core.config import RepoConfig, load_config
@@ -33,9 +34,12 @@ from bot.runs.publication import (
 )
 from bot.runs.publisher import Publisher
 from bot.state import audit, permission_cache
-from bot.state.pr_heads import record_head
+from bot.state.pr_heads import first_seen, record_head
 
 log = logging.getLogger(__name__)
+
+# GitHub refuses a comment over 65,536 characters; a reply is cut below that, with a note.
+REPLY_LIMIT = 65_000
 
 
 @dataclass
@@ -47,11 +51,14 @@ class Conversation:
     gh: GitHubClient
     event: Event
     pr: PullRequest
+    pull: dict[str, Any]  # the PR as GitHub answered when the commands were read
     user: str
     comment_id: int | None  # None for a check-run button: nothing to react on
     records: HeadRecords
     clicked_sha: str | None = None  # the head an "Approve deploy" button was shown on
     decided: Publication = field(init=False)
+    _said: list[str] = field(init=False, default_factory=list)
+    _contributors: set[str] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.decided = Publication(self.pr.repo, self.pr.number)
@@ -61,16 +68,40 @@ class Conversation:
         self.decided = self.decided.then(replace(later, audit=()))
 
     def publication(self) -> Publication:
-        """Everything the commands decided, their audit entries in the order decided."""
-        return replace(self.decided, audit=tuple(self.records.pending))
+        """Everything the commands decided, their audit entries in the order decided; one
+        reply, cut to what GitHub accepts."""
+        reply = self.decided.reply
+        if reply is not None and len(reply) > REPLY_LIMIT:
+            reply = reply[:REPLY_LIMIT] + "\n\n(This reply was cut: GitHub refuses longer ones.)"
+        return replace(self.decided, reply=reply, audit=tuple(self.records.pending))
 
     def reply(self, body: str) -> None:
+        """Add `body` to the comment's one reply; the same answer twice (`/help` ten times) is
+        said once."""
+        if body in self._said:
+            return
+        self._said.append(body)
         self.add(Publication(self.pr.repo, self.pr.number, reply=body))
 
     def react(self, content: str) -> None:
-        if self.comment_id is not None:
-            reaction = Reaction(self.comment_id, content)
-            self.add(Publication(self.pr.repo, self.pr.number, reactions=(reaction,)))
+        if self.comment_id is None:
+            return
+        reaction = Reaction(self.comment_id, content)
+        if reaction in self.decided.reactions:
+            return  # GitHub keeps one of each per user: a second request is a wasted call
+        self.add(Publication(self.pr.repo, self.pr.number, reactions=(reaction,)))
+
+    def contributors(self) -> set[str]:
+        """Logins of the authors and committers of the PR's commits, asked once."""
+        if self._contributors is None:
+            found: set[str] = set()
+            for commit in self.gh.list_pull_commits(self.pr.repo, self.pr.number):
+                for role in ("author", "committer"):
+                    account = commit.get(role)
+                    if isinstance(account, dict) and account.get("login"):
+                        found.add(str(account["login"]))
+            self._contributors = found
+        return self._contributors
 
     def permission(self) -> str:
         """The commenter's level, asked of GitHub (never author_association), cached briefly."""
@@ -121,14 +152,31 @@ def run_comment(
     number: int,
     user: str,
     comment_id: int,
-    parsed: list[commands.Command],
+    parsed: commands.CommentCommands,
+    written_at: float | None,
 ) -> str:
     """Run a comment's commands, in order, as `user` on PR `number`; publish what they
-    decided once. Returns the last command's outcome."""
+    decided once, in one reply. Returns the last command's outcome.
+
+    A command acts on the head only if the comment was written (`written_at`, its
+    `created_at`) once that head was there: a push between a review and its comment's
+    processing must not be approved by it. Such a comment is refused, naming the new head.
+    """
     talk, config = _conversation(event, ctx, number, user, comment_id)
     try:
-        for command in parsed:
-            _run(talk, command, config)
+        acting = [c for c in parsed.commands if c.name in HANDLERS and not c.problems]
+        stale = bool(acting) and _written_before_head(talk, written_at)
+        if stale:
+            for command in acting:
+                talk.audit("refuse", f"/{command.name}: written before {talk.pr.short_sha}")
+            talk.reply(commands.stale_reply(acting, talk.user, talk.pr.short_sha))
+            talk.react(FAILED)
+        for command in parsed.commands:
+            if not (stale and command in acting):
+                _run(talk, command, config)
+        note = parsed.ignored_note()
+        if note is not None:
+            talk.reply(note)
     finally:
         # Should a command fail half-way (GitHub, Semaphore), what the commands before it
         # decided, and a deploy that started, are still written.
@@ -136,21 +184,37 @@ def run_comment(
     return outcome
 
 
+def _written_before_head(talk: Conversation, written_at: float | None) -> bool:
+    """Whether the comment was written before the PR's current head appeared (a comment
+    without its time is taken as written before)."""
+    appeared = first_seen(
+        talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha, time.time()
+    )
+    return written_at is None or written_at < appeared
+
+
 def press_button(event: Event, ctx: Context, number: int, head_sha: str, identifier: str) -> str:
-    """A check-run button is its command without arguments: the same checks, the same run."""
+    """A check-run button is its command without arguments: the same checks, the same run,
+    on the head its check was shown on only."""
     talk, config = _conversation(event, ctx, number, event.payload["sender"]["login"], None)
     if identifier == deploying.APPROVE:
-        # Approving an old head is refused and said so: an approval is of one head only.
+        # An approval is of one head only: on an old one it is refused, and the refusal is
+        # listed on that head's mlgate/deploy.
         talk.clicked_sha = head_sha
         command = commands.Command("deploy", line="Approve deploy (button)")
-    elif talk.pr.head_sha != head_sha:
-        log.info("button on an old head ignored", extra=event.log_extra())
-        return "old-head"
     else:
         label = {"evaluate": "Re-evaluate", "retrain": "Retrain"}[identifier]
         command = commands.Command(identifier, line=f"{label} (button)")
     try:
-        _run(talk, command, config)
+        if identifier != deploying.APPROVE and talk.pr.head_sha != head_sha:
+            log.info("button on an old head refused", extra=event.log_extra())
+            talk.audit("refuse", f"/{command.name}: button on {head_sha[:7]}", sha=head_sha)
+            talk.reply(
+                commands.old_button_reply(command, talk.user, head_sha[:7], talk.pr.short_sha)
+            )
+            talk.add(Publication(talk.pr.repo, talk.pr.number, outcome="old-head"))
+        else:
+            _run(talk, command, config)
     finally:
         outcome = Publisher(talk.gh, ctx.redis).publish(talk.publication())
     return outcome
@@ -162,9 +226,10 @@ def _conversation(
     gh = ctx.client(event)
     repo = event.repo
     assert repo is not None
-    pr = PullRequest.from_api(gh.get_pull(repo, number), event.payload["repository"])
+    pull = gh.get_pull(repo, number)
+    pr = PullRequest.from_api(pull, event.payload["repository"])
     records = HeadRecords(ctx.redis, pr.repo, pr.number)
-    talk = Conversation(ctx, gh, event, pr, user, comment_id, records)
+    talk = Conversation(ctx, gh, event, pr, pull, user, comment_id, records)
     try:
         config: RepoConfig | None = load_config(RepoFiles(gh, ctx.redis, repo).read, pr.config_ref)
     except RepoConfigError:
@@ -203,7 +268,14 @@ def _run(talk: Conversation, command: commands.Command, config: RepoConfig | Non
 
 
 def _evaluate(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
-    """Re-evaluate the head; for an untrusted PR it also approves running this very sha."""
+    """Re-evaluate the head; for an untrusted PR it also approves running this very sha.
+    `/evaluate <sha>` does so only if that sha is still the head."""
+    if command.args and not talk.pr.head_sha.startswith(command.args[0]):
+        named = command.args[0]
+        talk.audit("refuse", f"/evaluate {named[:40]}: not the head {talk.pr.short_sha}")
+        talk.reply(commands.not_head_reply(command, talk.user, named, talk.pr.short_sha))
+        talk.react(FAILED)
+        return
     talk.react(ACCEPTED)
     talk.audit("approve-evaluate", remember="approval")
     record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
@@ -283,34 +355,35 @@ def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoCo
         return
     repo, number = talk.pr.repo, talk.pr.number
     sha = talk.clicked_sha or talk.pr.head_sha
+
+    def member(team: str) -> bool:
+        return deploy.in_team(talk.gh, repo, team, talk.user)
+
+    # Every /deploy and every press is checked, also once the head is approved: a second
+    # approver must be one too.
+    why = deploying.refusal(
+        talk.pull,
+        sha,
+        settings,
+        talk.user,
+        gate_passed=talk.records.gate_passed(sha),
+        permission=talk.permission,
+        in_team=member,
+        contributors=talk.contributors,
+    )
+    if why is not None:
+        talk.audit("deploy-refused", why, sha=sha, remember=REFUSED_DEPLOY)
+        refused = deploy.check_of(talk.records, sha, settings)
+        talk.add(Publication(repo, number, checks=(refused,)))
+        talk.reply(
+            f"{commands.quote_line(command.line)}\n\n@{talk.user}, deploying "
+            f"{sha[:7]} was not approved: {why}."
+        )
+        talk.react(FAILED)
+        return
     approval = talk.records.decision(deploying.APPROVAL, sha)
     fresh = approval is None
     if approval is None:
-        # The PR as GitHub has it now: an approval is of one open head, nothing older.
-        pull = talk.gh.get_pull(repo, number)
-
-        def member(team: str) -> bool:
-            return deploy.in_team(talk.gh, repo, team, talk.user)
-
-        why = deploying.refusal(
-            pull,
-            sha,
-            settings,
-            talk.user,
-            gate_passed=talk.records.gate_passed(sha),
-            permission=talk.permission,
-            in_team=member,
-        )
-        if why is not None:
-            talk.audit("deploy-refused", why, sha=sha, remember=REFUSED_DEPLOY)
-            refused = deploy.check_of(talk.records, sha, settings)
-            talk.add(Publication(repo, number, checks=(refused,)))
-            talk.reply(
-                f"{commands.quote_line(command.line)}\n\n@{talk.user}, deploying "
-                f"{sha[:7]} was not approved: {why}."
-            )
-            talk.react(FAILED)
-            return
         talk.react(ACCEPTED)
         approval = talk.audit("approve-deploy", sha=sha, remember=deploying.APPROVAL)
     outcome = "on-merge"

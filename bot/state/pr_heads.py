@@ -1,4 +1,4 @@
-"""Each PR's current head sha, and the PR each head sha belongs to."""
+"""Each PR's current head sha, when each head appeared, and the PR each head sha belongs to."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def _head_key(repo: str, number: int) -> str:
 
 def _sha_key(repo: str, sha: str) -> str:
     return key("sha", repo, sha, "pr")
+
+
+def _appeared_key(repo: str, number: int) -> str:
+    return key("pr", repo, number, "appeared")
 
 
 def record_head(conn: redis.Redis, repo: str, number: int, sha: str) -> str | None:
@@ -39,3 +43,29 @@ def pr_for_sha(conn: redis.Redis, repo: str, sha: str) -> int | None:
     """The PR whose head was `sha` (check runs on fork PRs carry no pull_requests)."""
     number = conn.get(_sha_key(repo, sha))
     return int(number) if number is not None else None
+
+
+def record_appearance(conn: redis.Redis, repo: str, number: int, sha: str, at: float) -> None:
+    """`sha` appeared on the PR at `at`: the `updated_at` of the event that brought it.
+
+    The event's time replaces a time mlgate noted when it saw the head first (see
+    first_seen): it is when the code changed, which a command written since has seen.
+    """
+    with conn.pipeline() as pipe:
+        pipe.hset(_appeared_key(repo, number), sha, repr(at))
+        pipe.expire(_appeared_key(repo, number), PR_STATE_TTL)
+        pipe.execute()
+
+
+def first_seen(conn: redis.Redis, repo: str, number: int, sha: str, now: float) -> float:
+    """When `sha` appeared on the PR: as recorded, else `now`, which is recorded.
+
+    A head no event told mlgate about (its event is still queued, or was lost) appeared,
+    as far as mlgate can tell, when it was first seen.
+    """
+    with conn.pipeline() as pipe:
+        pipe.hsetnx(_appeared_key(repo, number), sha, repr(now))
+        pipe.hget(_appeared_key(repo, number), sha)
+        pipe.expire(_appeared_key(repo, number), PR_STATE_TTL)
+        _, stored, _ = pipe.execute()
+    return float(text(stored))
