@@ -288,6 +288,7 @@ def test_refusals_are_decided_in_order_asking_github_only_when_needed() -> None:
             gate_passed=gate,
             permission=permission,
             in_team=lambda team: bool(in_team(team)),
+            contributors=lambda: (),
         )
 
     assert str(why(pull(sha="0" * 40), "ada")).startswith("stale:")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,8 @@ DEPLOY_ACTIONS = (
 # The audit decision kind that records a valid approval of one head sha.
 APPROVAL = "deploy-approval"
 ON_APPROVAL, ON_MERGE = "approval", "merge"
+# Refused approvals listed in the check summary: the newest; older ones are counted.
+REFUSALS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,14 @@ def deploy_check(
     approval: audit.Entry | None,
     refusals: Sequence[str],
     gate_passed: bool,
+    *,
+    refused: int | None = None,
 ) -> CheckOutput:
     """`mlgate/deploy` on `sha` as its state is: waiting for the gate, waiting for an
-    approval (with the button and the refusals so far), or approved."""
+    approval (with the button and the refusals so far), or approved.
+
+    `refusals` are the newest refusals, oldest first, and `refused` how many there were in
+    all: the summary lists the newest REFUSALS_SHOWN and counts the others."""
     if approval is not None:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(approval.at))
         return CheckOutput(
@@ -80,16 +87,14 @@ def deploy_check(
             "success",
             actions=(),
         )
-    refused = (
-        ("\n\nRefused approvals:\n" + "\n".join(f"- {r}" for r in refusals)) if refusals else ""
-    )
+    refused_text = _refusals_text(refusals, refused)
     if not gate_passed:
         return CheckOutput(
             DEPLOY_CHECK,
             sha,
             "Waiting for the quality gate",
             f"Deploying {sha[:7]} can be approved once mlgate/quality passes (or is "
-            f"overridden) for it.{refused}",
+            f"overridden) for it.{refused_text}",
             "neutral",
             actions=(),
         )
@@ -98,10 +103,20 @@ def deploy_check(
         sha,
         "Waiting for a deploy approval",
         f"The quality gate passed at {sha[:7]}. {describe_approvers(deploy)} may approve "
-        f"deploying it: the Approve deploy button, or `/deploy` in a comment.{refused}",
+        f"deploying it: the Approve deploy button, or `/deploy` in a comment.{refused_text}",
         "action_required",
         actions=DEPLOY_ACTIONS,
     )
+
+
+def _refusals_text(refusals: Sequence[str], refused: int | None) -> str:
+    if not refusals:
+        return ""
+    shown = list(refusals[-REFUSALS_SHOWN:])
+    more = max(refused or 0, len(refusals)) - len(shown)
+    lines = "\n".join(f"- {r}" for r in shown)
+    tail = f"\n- and {more} more" if more > 0 else ""
+    return f"\n\nRefused approvals:\n{lines}{tail}"
 
 
 def refusal(
@@ -113,24 +128,38 @@ def refusal(
     gate_passed: bool,
     permission: Callable[[], str],
     in_team: Callable[[str], bool],
+    contributors: Callable[[], Collection[str]],
 ) -> str | None:
     """Why `user` may not approve deploying `sha` of `pull` (as GitHub has it now), or None.
 
-    `permission` and `in_team` ask GitHub, and only when the answer depends on them.
+    Unless `allow_self_approval`, neither the PR's author nor anyone who authored or committed
+    one of its commits (`contributors`, logins) may approve: pushing to someone else's PR
+    must not make its code one's own to ship. `permission`, `in_team` and `contributors` ask
+    GitHub, and only when the answer depends on them.
     """
-    if pull.get("state") != "open" or pull["head"]["sha"] != sha:
-        return f"stale: {sha[:7]} is no longer the head of this open pull request"
+    if pull["head"]["sha"] != sha:
+        head = str(pull["head"]["sha"])[:7]
+        return (
+            f"stale: {sha[:7]} is no longer the head of this pull request; "
+            f"review `{head}` and approve that"
+        )
+    if pull.get("state") != "open":
+        return f"stale: {sha[:7]} is no longer the head of an open pull request"
     if not gate_passed:
         return f"the quality gate has not passed (nor been overridden) at {sha[:7]}"
     if not deploy.allow_self_approval and user.lower() == str(pull["user"]["login"]).lower():
         return "the author of a pull request may not approve its deploy (allow_self_approval)"
     who = deploy.approvers
     named = user.lower() in {u.lower() for u in who.users}
-    if named or (who.permission is not None and at_least(permission(), who.permission)):
-        return None
-    if any(in_team(team) for team in who.teams):
-        return None
-    return f"@{user} is not an approver ({describe_approvers(deploy)})"
+    approver = named or (who.permission is not None and at_least(permission(), who.permission))
+    if not approver and not any(in_team(team) for team in who.teams):
+        return f"@{user} is not an approver ({describe_approvers(deploy)})"
+    if not deploy.allow_self_approval and user.lower() in {c.lower() for c in contributors()}:
+        return (
+            f"@{user} authored or committed a commit of this pull request and may not "
+            "approve its deploy (allow_self_approval)"
+        )
+    return None
 
 
 def what_follows(outcome: str, deploy: DeployConfig) -> str:

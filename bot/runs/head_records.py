@@ -21,8 +21,9 @@ class HeadState:
     current: bool  # still the PR's head: a superseded run must not publish
     override: audit.Entry | None
     approval: audit.Entry | None  # of deploying it
-    refusals: tuple[str, ...]  # of approving its deploy
+    refusals: tuple[str, ...]  # of approving its deploy, the newest
     history: tuple[audit.Entry, ...]  # the PR's audit trail, oldest first
+    refused: int = 0  # how many approvals were refused in all (at least those listed)
 
 
 @dataclass
@@ -47,14 +48,20 @@ class HeadRecords:
                 return record.entry
         return audit.decision(self.conn, kind, self.repo, self.number, sha)
 
-    def refusals(self, sha: str) -> list[str]:
-        """Refused approvals of deploying `sha`, as `@user: why`, oldest first."""
-        mine = [
+    def _pending_refusals(self, sha: str) -> list[str]:
+        return [
             f"@{r.entry.user}: {r.entry.detail}"
             for r in self.pending
             if r.remember == REFUSED_DEPLOY and r.entry.sha == sha
         ]
-        return deploys.refusals(self.conn, self.repo, sha) + mine
+
+    def refusals(self, sha: str) -> list[str]:
+        """The newest refused approvals of deploying `sha`, as `@user: why`, oldest first."""
+        return deploys.refusals(self.conn, self.repo, sha)[0] + self._pending_refusals(sha)
+
+    def refused(self, sha: str) -> int:
+        """How many approvals of deploying `sha` were refused in all."""
+        return deploys.refusals(self.conn, self.repo, sha)[1] + len(self._pending_refusals(sha))
 
     def gate_passed(self, sha: str) -> bool:
         """The quality gate passed at `sha`, or someone /override'd it there (which may come
@@ -76,4 +83,5 @@ class HeadRecords:
             approval=self.decision(APPROVAL, sha),
             refusals=tuple(self.refusals(sha)),
             history=tuple(self.history()),
+            refused=self.refused(sha),
         )

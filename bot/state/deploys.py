@@ -12,6 +12,9 @@ import redis
 from bot.state.pr_heads import PR_STATE_TTL
 from bot.state.redis_conn import key, text
 
+# Refused approvals kept per sha: the newest, enough to see who tried; the rest are counted.
+REFUSALS_KEPT = 10
+
 
 @dataclass(frozen=True)
 class CommitPipeline:
@@ -28,6 +31,10 @@ def _gate_key(repo: str, sha: str) -> str:
 
 def _refusals_key(repo: str, sha: str) -> str:
     return key("deploy", "refusals", repo, sha)
+
+
+def _refusal_count_key(repo: str, sha: str) -> str:
+    return key("deploy", "refusal-count", repo, sha)
 
 
 def _pipeline_key(repo: str, sha: str) -> str:
@@ -55,15 +62,26 @@ def gate_recorded_passed(conn: redis.Redis, repo: str, sha: str) -> bool:
     return text(conn.get(_gate_key(repo, sha)) or b"") == "1"
 
 
-def refusals(conn: redis.Redis, repo: str, sha: str) -> list[str]:
-    """Refused approvals of deploying `sha`, oldest first, as `@user: why`."""
-    return [text(r) for r in conn.lrange(_refusals_key(repo, sha), 0, -1)]
+def refusals(conn: redis.Redis, repo: str, sha: str) -> tuple[list[str], int]:
+    """The newest refused approvals of deploying `sha` (at most REFUSALS_KEPT, oldest first,
+    as `@user: why`), and how many there were in all."""
+    with conn.pipeline() as pipe:
+        pipe.lrange(_refusals_key(repo, sha), 0, -1)
+        pipe.get(_refusal_count_key(repo, sha))
+        kept, count = pipe.execute()
+    lines = [text(r) for r in kept]
+    return lines, max(int(count) if count is not None else 0, len(lines))
 
 
 def add_refusal(conn: redis.Redis, repo: str, sha: str, line: str) -> None:
+    """Keep `line` among the newest refusals; anyone may press the button, so the list, and
+    the check summary that shows it, must not grow with every press."""
     with conn.pipeline() as pipe:
         pipe.rpush(_refusals_key(repo, sha), line)
+        pipe.ltrim(_refusals_key(repo, sha), -REFUSALS_KEPT, -1)
         pipe.expire(_refusals_key(repo, sha), PR_STATE_TTL)
+        pipe.incr(_refusal_count_key(repo, sha))
+        pipe.expire(_refusal_count_key(repo, sha), PR_STATE_TTL)
         pipe.execute()
 
 
