@@ -291,6 +291,17 @@ def _pump(prefix: str, stream: IO[bytes]) -> None:
         click.echo(f"{prefix} | {line.decode(errors='replace').rstrip()}")
 
 
+def _say_sandbox(mode: str, env: Mapping[str, str]) -> None:
+    """Say at start whether PR code can run: without bubblewrap `mlgate dev` still serves
+    (webhooks, committed metrics), but every run is refused with a neutral check naming
+    the fix; MLGATE_SANDBOX=none, the only opt-out, is said and logged."""
+    from bot.runs.sandbox import readiness
+
+    notice = readiness(mode, env)
+    if notice is not None:
+        click.echo(f"mlgate dev: {notice}", err=True)
+
+
 @main.command()
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, help="Port of the web app on 127.0.0.1."
@@ -309,7 +320,8 @@ def dev(port: str) -> None:
         )
     with _redis_url() as url:
         env["REDIS_URL"] = url
-        _settings(env)
+        settings = _settings(env)
+        _say_sandbox(settings.sandbox, env)
         mlgate = [sys.executable, "-m", "bot.cli"]
         commands = {
             "web      ": [*mlgate, "serve", "--bind", f"127.0.0.1:{port}"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,11 @@ from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
 from bot.errors import MlgateError
 from bot.loopback import serve
+from bot.runs.sandbox import readiness
+from bot.settings import SANDBOX_NONE, sandbox_mode
 from bot.web.app import create_app
+
+log = logging.getLogger(__name__)
 
 REPO = "acme/sample-model"
 INSTALLATION = 7
@@ -95,7 +100,20 @@ def _show(echo: Echo, emulator: GitHubEmulator, number: int, check: dict[str, An
 
 
 def run(echo: Echo) -> int:
-    """Run the demo, narrating with `echo`; returns the process exit code."""
+    """Run the demo, narrating with `echo`; returns the process exit code.
+
+    The sample's evaluate.py runs in the sandbox, as every repository command does: without
+    bubblewrap the demo runs nothing and says how to fix that (MLGATE_SANDBOX=none being the
+    only way to run it unsandboxed, which is said and logged).
+    """
+    mode = sandbox_mode()
+    notice = readiness(mode)
+    if notice is not None:
+        if mode != SANDBOX_NONE:
+            echo(f"mlgate demo runs the sample repository's evaluate.py, and {notice}")
+            return 1
+        log.warning(notice)
+        echo(notice)
     started = time.monotonic()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-demo-")))

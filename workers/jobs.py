@@ -31,6 +31,7 @@ from bot.runs.evaluation import Evaluator, author_trusted
 from bot.runs.evaluation_decisions import reacted
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
+from bot.runs.sandbox import DEFAULT_MEMORY
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
 from bot.state import deliveries
@@ -146,7 +147,8 @@ def evaluate_pull_request(
         settings,
         ctx.redis,
         gh,
-        token=lambda: ctx.github.installation_token(installation_id),
+        # The checkout's fetch gets a token that reads this one repository, nothing more.
+        token=lambda: ctx.github.checkout_token(installation_id, request.repo),
         installation_id=installation_id,
     )
     publisher = Publisher(gh, ctx.redis)
@@ -185,7 +187,7 @@ def record_baseline(
         settings,
         ctx.redis,
         ctx.github.client(installation_id),
-        token=lambda: ctx.github.installation_token(installation_id),
+        token=lambda: ctx.github.checkout_token(installation_id, repo),
     )
     metrics = evaluator.record_push_baseline(repo, sha, clone_url, time.time(), paths)
     log.info("baseline %s", "recorded" if metrics is not None else "skipped", extra={"repo": repo})
@@ -208,14 +210,22 @@ def poll_semaphore_runs(now: float | None = None) -> dict[str, int]:
     return dict(counts)
 
 
-def deploy_with_runner(request: dict[str, Any], argv: list[str]) -> str:
-    """Run `deploy.run` for an approved deploy on this worker (bot/deploy.run_locally)."""
+def deploy_with_runner(
+    request: dict[str, Any],
+    argv: list[str],
+    network: bool = True,
+    memory: int = DEFAULT_MEMORY,
+) -> str:
+    """Run `deploy.run` for an approved deploy on this worker (bot/runs/deploy.run_locally),
+    in the sandbox with the step's `network` and `memory`."""
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
     deploy_request = DeployRequest(**request)
     installation_id = deploy_request.installation_id
     assert installation_id is not None, "a deploy starts from an installation's event"
     gh = ctx.github.client(installation_id)
-    token = ctx.github.installation_token(installation_id)
-    deployed = deploy.run_locally(settings, gh, deploy_request, argv, token)
+    token = ctx.github.checkout_token(installation_id, deploy_request.repo)
+    deployed = deploy.run_locally(
+        settings, gh, deploy_request, argv, token, network=network, memory=memory
+    )
     return Publisher(gh, ctx.redis).publish(deployed)

@@ -14,15 +14,16 @@ import redis
 import requests
 
 from bot.core.config import DeployConfig
-from bot.errors import GitHubError, RunnerError
+from bot.errors import GitHubError, RunnerError, SandboxUnavailable
 from bot.github.github_client import GitHubClient
 from bot.runs import runner
 from bot.runs.deploy_decisions import APPROVAL, DeployRequest, deploy_check
 from bot.runs.head_records import HeadRecords
 from bot.runs.publication import AuditRecord, CheckOutput, Publication
+from bot.runs.sandbox import DEFAULT_MEMORY, HOW_TO_FIX, require
 from bot.semaphore.pipelines import PipelineDone
 from bot.semaphore.semaphore_client import SemaphoreClient
-from bot.settings import Settings
+from bot.settings import SANDBOX_NONE, Settings
 from bot.state import audit, deploys, queues
 from bot.state.deploys import CommitPipeline
 
@@ -40,6 +41,7 @@ def check_of(records: HeadRecords, sha: str, deploy: DeployConfig) -> CheckOutpu
         records.decision(APPROVAL, sha),
         records.refusals(sha),
         records.gate_passed(sha),
+        refused=records.refused(sha),
     )
 
 
@@ -112,7 +114,7 @@ def start(
     try:
         if deploy.promotion is None:
             assert deploy.run is not None, "the configuration has promotion or run"
-            return _queue_local(conn, request, deploy.run)
+            return _queue_local(conn, request, deploy)
         pipeline = deploys.pipeline_for(conn, request.repo, request.sha)
         if pipeline is None:
             waiting = replace(request, promotion=deploy.promotion)
@@ -125,9 +127,10 @@ def start(
         raise
 
 
-def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str]) -> Publication:
+def _queue_local(conn: redis.Redis, request: DeployRequest, deploy: DeployConfig) -> Publication:
     """`deploy.run` runs the commit on a `runs` worker: a deploy may take long. Queued here,
     not by the publisher: the claim just taken stands for this very job."""
+    assert deploy.run is not None
     queues.enqueue_run(
         conn,
         "deploy",
@@ -136,7 +139,9 @@ def _queue_local(conn: redis.Redis, request: DeployRequest, argv: Sequence[str])
         request.number,
         request.sha,
         request=asdict(request),
-        argv=list(argv),
+        argv=list(deploy.run),
+        network=deploy.network,
+        memory=deploy.memory,
     )
     return Publication(request.repo, request.number, "queued")
 
@@ -147,33 +152,63 @@ def run_locally(
     request: DeployRequest,
     argv: Sequence[str],
     token: str,
+    *,
+    network: bool = True,
+    memory: int = DEFAULT_MEMORY,
 ) -> Publication:
-    """Run `deploy.run` on exactly `request.sha` with the hardened runner; the GitHub
-    Deployment goes in_progress, then success or failure by its exit code."""
+    """Run `deploy.run` on exactly `request.sha` in the sandbox, with the step's `network`
+    (a deploy's default: on) and `memory`; the GitHub Deployment goes in_progress, then
+    success or failure by its exit code (error when no sandbox can hold it, and nothing ran).
+
+    `token` fetches the checkout: one that reads this repository only.
+    """
     how = f"deploy.run `{shlex.join(argv)}`"
     deployment = int(_deployment(gh, request, how)["id"])
     gh.create_deployment_status(request.repo, deployment, "in_progress", description=how[:140])
+    if settings.sandbox != SANDBOX_NONE:
+        try:
+            require()
+        except SandboxUnavailable as exc:
+            log.warning("deploy.run not run: %s", exc, extra={"repo": request.repo})
+            gh.create_deployment_status(
+                request.repo,
+                deployment,
+                "error",
+                description=f"not run: no sandbox; {HOW_TO_FIX}"[:140],
+            )
+            return _audited(request, "failed", "deploy-failed", f"{how} not run: {exc}")
     allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
     checkout = runner.checkout_path(settings.data_dir, request.repo, None, request.sha)
     try:
-        runner.fetch(request.clone_url, request.sha, checkout, token)
-    except RunnerError as exc:
-        gh.create_deployment_status(
-            request.repo, deployment, "error", description=f"fetch failed: {exc}"[:140]
+        try:
+            runner.fetch(request.clone_url, request.sha, checkout, token)
+        except RunnerError as exc:
+            gh.create_deployment_status(
+                request.repo, deployment, "error", description=f"fetch failed: {exc}"[:140]
+            )
+            return Publication(request.repo, request.number, "failed")
+        env = runner.run_environment(
+            params={"APPROVED_BY": request.approver},
+            run_id=uuid.uuid4().hex,
+            repo=request.repo,
+            pr=request.number,
+            sha=request.sha,
+            allowed_secrets=allowed,
+            home=runner.fresh_home(checkout),
         )
-        return Publication(request.repo, request.number, "failed")
-    env = runner.run_environment(
-        params={"APPROVED_BY": request.approver},
-        run_id=uuid.uuid4().hex,
-        repo=request.repo,
-        pr=request.number,
-        sha=request.sha,
-        allowed_secrets=allowed,
-        home=runner.fresh_home(checkout),
-    )
-    result = runner.run(
-        argv, checkout, env=env, timeout=DEPLOY_TIMEOUT, secrets=[token, *allowed.values()]
-    )
+        result = runner.run(
+            argv,
+            checkout,
+            env=env,
+            timeout=DEPLOY_TIMEOUT,
+            secrets=[token, *allowed.values()],
+            network=network,
+            memory=memory,
+            sandbox=settings.sandbox,
+            data_dir=settings.data_dir,
+        )
+    finally:
+        runner.remove_checkout(checkout)
     passed = result.exit_code == 0 and not result.timed_out
     ending = "timed out" if result.timed_out else f"exited with {result.exit_code}"
     gh.create_deployment_status(

@@ -15,7 +15,13 @@ from bot.core.config import CONFIG_PATH, RepoConfig, load_config
 from bot.core.evaluation_result import Evaluation
 from bot.core.permissions import at_least, level
 from bot.core.pr_facts import PullRequest, Retrain
-from bot.errors import DvcFileError, MetricsFileError, RepoConfigError, RunnerError
+from bot.errors import (
+    DvcFileError,
+    MetricsFileError,
+    RepoConfigError,
+    RunnerError,
+    SandboxUnavailable,
+)
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
 from bot.runs import evaluation_decisions as decide
@@ -41,6 +47,7 @@ class Evaluator:
     settings: Settings
     conn: redis.Redis
     gh: GitHubClient
+    # A token for fetching a checkout: GitHubApp.checkout_token, which reads one repository.
     token: Callable[[], str]
     # Stored with a Semaphore run, so that its pipeline-done notification finds the client.
     installation_id: int | None = None
@@ -131,6 +138,10 @@ class Evaluator:
         notes = list(course.notes)
         try:
             result = self._compare(pr, config, files, changed, course.may_run, notes, retrain)
+        except SandboxUnavailable as exc:
+            # The worker's fault, not the PR's: the operator installs bubblewrap, then re-runs.
+            log.warning("no sandbox: %s", exc, extra={"repo": pr.repo, "pr": pr.number})
+            return first.then(decide.sandbox_unavailable(pr, str(exc)))
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
             result = Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=str(exc))
@@ -282,15 +293,19 @@ class Evaluator:
             if not (classified.relevant or classified.config):
                 return None
         if config.metrics.source == "run":
-            outcome = run_evaluation(
-                self.settings,
-                config,
-                repo=repo,
-                pr=None,
-                sha=sha,
-                clone_url=clone_url,
-                token=self.token(),
-            )
+            try:
+                outcome = run_evaluation(
+                    self.settings,
+                    config,
+                    repo=repo,
+                    pr=None,
+                    sha=sha,
+                    clone_url=clone_url,
+                    token=self.token(),
+                )
+            except SandboxUnavailable as exc:
+                log.warning("baseline not evaluated: %s", exc, extra={"repo": repo})
+                return None
             if outcome.failure is not None:
                 log.warning("baseline evaluation failed: %s", outcome.failure, extra={"repo": repo})
                 return None

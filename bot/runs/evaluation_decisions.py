@@ -27,9 +27,16 @@ from bot.state import audit
 # Outcomes of an evaluation left to Semaphore: started, or not possible here.
 SEMAPHORE_STARTED = "semaphore-started"
 SEMAPHORE_UNCONFIGURED = "semaphore-unconfigured"
+SANDBOX_UNAVAILABLE = "sandbox-unavailable"
 RETRAIN = "retrain"  # the kind of a Semaphore run that retrains; "evaluate" only evaluates
 # Outcomes that mean the run a command asked for did not succeed.
-NOT_SUCCEEDED = ("error", "config-invalid", "superseded", SEMAPHORE_UNCONFIGURED)
+NOT_SUCCEEDED = (
+    "error",
+    "config-invalid",
+    "superseded",
+    SEMAPHORE_UNCONFIGURED,
+    SANDBOX_UNAVAILABLE,
+)
 # The sticky comment lists this many of the PR's newest audit entries.
 AUDIT_SHOWN = 10
 
@@ -114,6 +121,19 @@ def skipped_irrelevant(pr: PullRequest, changed: int) -> Publication:
         "skipped",
     )
     return Publication(pr.repo, pr.number, "skipped-irrelevant", checks=(check,))
+
+
+def sandbox_unavailable(pr: PullRequest, why: str) -> Publication:
+    """`mlgate/quality` when the PR's code would run but no sandbox can hold it: nothing ran,
+    which says nothing about the PR, so neutral, with what the operator must do."""
+    check = CheckOutput(
+        QUALITY_CHECK,
+        pr.head_sha,
+        "Not evaluated: no sandbox on the worker",
+        f"Nothing ran: {why}",
+        "neutral",
+    )
+    return Publication(pr.repo, pr.number, SANDBOX_UNAVAILABLE, checks=(check,))
 
 
 def untrusted_retrain(pr: PullRequest, retrain: Retrain) -> Publication:
@@ -252,7 +272,11 @@ def published(
     passed = conclusion == "success"
     if deploy is not None:
         gate = passed or override is not None
-        checks.append(deploy_check(pr.head_sha, deploy, head.approval, head.refusals, gate))
+        checks.append(
+            deploy_check(
+                pr.head_sha, deploy, head.approval, head.refusals, gate, refused=head.refused
+            )
+        )
     return Publication(
         pr.repo,
         pr.number,

@@ -14,7 +14,8 @@ from bot.core.config import RepoConfig
 from bot.core.metrics import Stat, aggregate
 from bot.core.pr_facts import Retrain
 from bot.runs import runner
-from bot.settings import Settings
+from bot.runs.sandbox import require
+from bot.settings import SANDBOX_NONE, Settings
 
 # .github/mlgate.yml has no retrain timeout; a training run gets this long before it is killed.
 RETRAIN_TIMEOUT = 4 * 3600
@@ -33,18 +34,45 @@ def run_evaluation(
     retrain: Retrain | None = None,
 ) -> RunOutcome:
     """Fetch exactly `sha`, run `retrain.run` if asked, then `evaluate.run` (`repeats` times),
-    and read the metrics files it left.
+    and read the metrics files it left; the checkout is removed afterwards.
 
-    Only trusted code gets here; it sees the secrets the operator listed in
-    MLGATE_RUNNER_SECRETS, redacted from its log.
+    Only trusted code gets here; it runs in the sandbox (MLGATE_SANDBOX) with the step's
+    `network` and `memory`, and sees the secrets the operator listed in
+    MLGATE_RUNNER_SECRETS, redacted from its log. `token` fetches the checkout (a token that
+    reads this repository only). Raises SandboxUnavailable, before anything is fetched, where
+    no sandbox can be set up.
     """
+    if settings.sandbox != SANDBOX_NONE:
+        require()  # nothing to fetch for a run that cannot happen
     allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
     checkout = runner.checkout_path(settings.data_dir, repo, pr, sha)
-    on_step("fetching")
-    runner.fetch(clone_url, sha, checkout, token)
+    try:
+        on_step("fetching")
+        runner.fetch(clone_url, sha, checkout, token)
+        return _run_steps(
+            settings, config, checkout, allowed, repo, pr, sha, token, on_step, retrain
+        )
+    finally:
+        runner.remove_checkout(checkout)
+
+
+def _run_steps(
+    settings: Settings,
+    config: RepoConfig,
+    checkout: Path,
+    allowed: dict[str, str],
+    repo: str,
+    pr: int | None,
+    sha: str,
+    token: str,
+    on_step: Callable[[str], None],
+    retrain: Retrain | None,
+) -> RunOutcome:
     params = dict(retrain.parameters) if retrain is not None else {}
 
-    def execute(argv: Sequence[str], timeout: float) -> runner.RunResult:
+    def execute(
+        argv: Sequence[str], timeout: float, network: bool, memory: int
+    ) -> runner.RunResult:
         env = runner.run_environment(
             params=params,
             run_id=uuid.uuid4().hex,
@@ -55,17 +83,26 @@ def run_evaluation(
             home=runner.fresh_home(checkout),
         )
         return runner.run(
-            argv, checkout, env=env, timeout=timeout, secrets=[token, *allowed.values()]
+            argv,
+            checkout,
+            env=env,
+            timeout=timeout,
+            secrets=[token, *allowed.values()],
+            network=network,
+            memory=memory,
+            sandbox=settings.sandbox,
+            data_dir=settings.data_dir,
         )
 
     logs: list[str] = []
     if retrain is not None:
-        if config.retrain.run is None:
+        train = config.retrain
+        if train.run is None:
             return RunOutcome({}, None, "", failure="`retrain.run` is not configured")
         on_step("retraining")
-        result = execute(config.retrain.run, RETRAIN_TIMEOUT)
+        result = execute(train.run, RETRAIN_TIMEOUT, train.network, train.memory)
         logs.append(result.log)
-        if failure := _failure(config.retrain.run, result, RETRAIN_TIMEOUT):
+        if failure := _failure(train.run, result, RETRAIN_TIMEOUT):
             return RunOutcome({}, None, result.log, failure=failure)
     runs: list[Metrics] = []
     evaluate = config.evaluate.run
@@ -73,7 +110,8 @@ def run_evaluation(
     for index in range(repeats):
         if evaluate is not None:
             on_step(f"evaluating {index + 1}/{repeats}" if repeats > 1 else "evaluating")
-            result = execute(evaluate, config.evaluate.timeout)
+            step = config.evaluate
+            result = execute(evaluate, step.timeout, step.network, step.memory)
             logs.append(result.log)
             if failure := _failure(evaluate, result, config.evaluate.timeout):
                 return RunOutcome({}, None, result.log, failure=failure)

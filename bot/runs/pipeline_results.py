@@ -42,7 +42,7 @@ def publish(
         ctx.settings,
         ctx.redis,
         gh,
-        token=lambda: ctx.github.installation_token(installation),
+        token=lambda: ctx.github.checkout_token(installation, pr.repo),
         installation_id=installation,
     )
     try:

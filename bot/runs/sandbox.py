@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import SandboxUnavailable
+from bot.settings import SANDBOX_NONE
 
 # ARCHITECTURE.md, trust boundary: 4 GiB per process and 512 processes unless a step asks.
 DEFAULT_MEMORY = 4 * 1024**3
@@ -110,6 +111,22 @@ def require(environ: Mapping[str, str] | None = None) -> Programs:
         )
     _working.add(programs)
     return programs
+
+
+def readiness(mode: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """What `mlgate dev` and `mlgate demo` say about running repository code at start, under
+    MLGATE_SANDBOX `mode`: None when bubblewrap works; otherwise why no code will run and how
+    to fix that, or, for `none`, that code will run unsandboxed."""
+    if mode == SANDBOX_NONE:
+        return (
+            "MLGATE_SANDBOX=none: repository commands run without a sandbox, with everything "
+            "this user can read and reach; use it only where every repository's code is trusted"
+        )
+    try:
+        require(environ)
+    except SandboxUnavailable as exc:
+        return f"repository code will not run here: {exc}"
+    return None
 
 
 # -- what the sandbox sees ------------------------------------------------------------------
