@@ -34,7 +34,7 @@ from bot.runs.publisher import Publisher
 from bot.runs.sandbox import DEFAULT_MEMORY
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import deliveries
+from bot.state import deliveries, deploys
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.redis_conn import connect
@@ -228,4 +228,7 @@ def deploy_with_runner(
     deployed = deploy.run_locally(
         settings, gh, deploy_request, argv, token, network=network, memory=memory
     )
+    if deployed.outcome == deploy.SANDBOX_MISSING:
+        # Nothing ran: once the worker has bubblewrap, approving again deploys.
+        deploys.release_deploy(ctx.redis, deploy_request.token)
     return Publisher(gh, ctx.redis).publish(deployed)

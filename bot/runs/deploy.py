@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # .github/mlgate.yml has no deploy timeout; a deploy command gets this long before it is killed.
 DEPLOY_TIMEOUT = 3600
+# The outcome of a deploy.run that could not run for want of a sandbox: nothing happened.
+SANDBOX_MISSING = "sandbox-unavailable"
 
 
 def check_of(records: HeadRecords, sha: str, deploy: DeployConfig) -> CheckOutput:
@@ -158,7 +160,8 @@ def run_locally(
 ) -> Publication:
     """Run `deploy.run` on exactly `request.sha` in the sandbox, with the step's `network`
     (a deploy's default: on) and `memory`; the GitHub Deployment goes in_progress, then
-    success or failure by its exit code (error when no sandbox can hold it, and nothing ran).
+    success or failure by its exit code. Where no sandbox can hold it, nothing runs: the
+    Deployment is error and the outcome SANDBOX_MISSING.
 
     `token` fetches the checkout: one that reads this repository only.
     """
@@ -176,7 +179,7 @@ def run_locally(
                 "error",
                 description=f"not run: no sandbox; {HOW_TO_FIX}"[:140],
             )
-            return _audited(request, "failed", "deploy-failed", f"{how} not run: {exc}")
+            return _audited(request, SANDBOX_MISSING, "deploy-failed", f"{how} not run: {exc}")
     allowed = runner.allowed_secrets(settings.runner_secrets, os.environ)
     checkout = runner.checkout_path(settings.data_dir, request.repo, None, request.sha)
     try:

@@ -95,8 +95,10 @@ def left_in(data_dir: Path) -> list[str]:
 
 
 @pytest.fixture
-def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """PATH as the worker's, without bubblewrap: every program but `bwrap`, linked."""
+def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """PATH as the worker's, without bubblewrap: every program but `bwrap`, linked. Returns
+    the PATH it replaced."""
+    original = os.environ["PATH"]
     host = tmp_path / "host-bin"
     host.mkdir()
     for directory in os.environ["PATH"].split(os.pathsep):
@@ -108,7 +110,7 @@ def no_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 target.symlink_to(entry.path)
     monkeypatch.setenv("PATH", str(host))
     assert shutil.which("bwrap") is None and shutil.which("git") is not None
-    return host
+    return original
 
 
 @pytest.mark.parametrize(
@@ -148,7 +150,7 @@ def test_a_retrain_runs_with_the_retrain_steps_settings(
 
 
 def test_without_bubblewrap_nothing_is_fetched_or_run_and_the_check_says_how_to_fix_it(
-    bot: Bot, emulator: GitHubEmulator, listener: int, env: dict[str, str], no_bwrap: Path
+    bot: Bot, emulator: GitHubEmulator, listener: int, env: dict[str, str], no_bwrap: str
 ) -> None:
     number = open_pr(bot, emulator, config(), listener)
     check = quality(emulator, number)
@@ -197,18 +199,33 @@ def test_deploy_run_has_the_network_by_default(
 
 
 def test_without_bubblewrap_deploy_run_runs_nothing_and_its_deployment_says_why(
-    bot: Bot, emulator: GitHubEmulator, listener: int, env: dict[str, str], no_bwrap: Path
+    bot: Bot,
+    emulator: GitHubEmulator,
+    listener: int,
+    env: dict[str, str],
+    no_bwrap: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    deploy_pr(bot, emulator, listener)
+    number = deploy_pr(bot, emulator, listener)
     [deployment] = emulator.deployments(REPO)
     statuses = emulator.deployment_statuses(deployment["id"])
     assert [s["state"] for s in statuses] == ["in_progress", "error"]
     assert HOW_TO_FIX in statuses[-1]["description"]
     assert not (Path(env["MLGATE_DATA_DIR"]) / "checkouts").exists()
+    # Nothing ran: once bubblewrap is there, approving again deploys.
+    monkeypatch.setenv("PATH", no_bwrap)
+    assert shutil.which("bwrap") is not None
+    event = comment_event(emulator, REPO, number, "/deploy", "ada")
+    assert bot.deliver("issue_comment", event) == 202
+    latest = emulator.deployments(REPO)[-1]
+    assert [s["state"] for s in emulator.deployment_statuses(latest["id"])] == [
+        "in_progress",
+        "success",
+    ]
 
 
 def test_the_demo_without_bubblewrap_runs_nothing_and_says_how_to_fix_it(
-    no_bwrap: Path, monkeypatch: pytest.MonkeyPatch
+    no_bwrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLGATE_SANDBOX", raising=False)
     lines: list[str] = []
@@ -218,7 +235,7 @@ def test_the_demo_without_bubblewrap_runs_nothing_and_says_how_to_fix_it(
     assert HOW_TO_FIX in said
 
 
-def test_mlgate_sandbox_none_is_the_only_opt_out_and_it_is_said(no_bwrap: Path) -> None:
+def test_mlgate_sandbox_none_is_the_only_opt_out_and_it_is_said(no_bwrap: str) -> None:
     assert HOW_TO_FIX in str(readiness("bwrap"))
     assert "without a sandbox" in str(readiness("none"))
 
@@ -228,7 +245,7 @@ def test_with_bubblewrap_there_is_nothing_to_say() -> None:
 
 
 def test_mlgate_dev_without_bubblewrap_says_so_at_start(
-    no_bwrap: Path, env: dict[str, str], tmp_path: Path
+    no_bwrap: str, env: dict[str, str], tmp_path: Path
 ) -> None:
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log_file:
