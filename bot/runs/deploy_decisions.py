@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.config import DeployConfig
 from bot.core.permissions import at_least
+from bot.github.github_client import PULL_COMMITS_LIMIT
 from bot.runs.check_runs import DEPLOY_CHECK
 from bot.runs.publication import CheckOutput
 from bot.state import audit
@@ -154,7 +155,15 @@ def refusal(
     approver = named or (who.permission is not None and at_least(permission(), who.permission))
     if not approver and not any(in_team(team) for team in who.teams):
         return f"@{user} is not an approver ({describe_approvers(deploy)})"
-    if not deploy.allow_self_approval and user.lower() in {c.lower() for c in contributors()}:
+    if deploy.allow_self_approval:
+        return None
+    commits = pull.get("commits")
+    if isinstance(commits, int) and commits > PULL_COMMITS_LIMIT:
+        return (
+            f"this pull request has {commits} commits and GitHub lists {PULL_COMMITS_LIMIT}, "
+            f"so mlgate cannot tell that @{user} wrote none of them (allow_self_approval)"
+        )
+    if user.lower() in {c.lower() for c in contributors()}:
         return (
             f"@{user} authored or committed a commit of this pull request and may not "
             "approve its deploy (allow_self_approval)"

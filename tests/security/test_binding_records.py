@@ -74,7 +74,7 @@ def test_the_deploy_check_shows_at_most_ten_refusals() -> None:
 
 
 def test_contributors_are_asked_only_of_an_approver_and_only_without_self_approval() -> None:
-    pull = {"state": "open", "head": {"sha": SHA}, "user": {"login": "alice"}}
+    pull: dict[str, object] = {"state": "open", "head": {"sha": SHA}, "user": {"login": "alice"}}
     asked: list[str] = []
 
     def contributors() -> set[str]:
@@ -108,3 +108,12 @@ def test_contributors_are_asked_only_of_an_approver_and_only_without_self_approv
     )
     assert why("mia", "maintain", allowed) is None
     assert asked == ["commits", "commits"]
+    # GitHub lists 250 commits of a PR: past that, nobody can be cleared.
+    pull["commits"] = 250
+    assert why("ada", "admin") is None
+    pull["commits"] = 251
+    assert why("ada", "admin") == (
+        "this pull request has 251 commits and GitHub lists 250, so mlgate cannot tell that "
+        "@ada wrote none of them (allow_self_approval)"
+    )
+    assert why("ada", "admin", allowed) is None
