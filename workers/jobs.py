@@ -24,7 +24,7 @@ from bot.errors import (
 )
 from bot.github import redelivery
 from bot.handlers import router
-from bot.runs import deploy, semaphore_poll
+from bot.runs import deploy, monitor_issue, semaphore_poll
 from bot.runs.context import Context
 from bot.runs.deploy_decisions import DeployRequest
 from bot.runs.evaluation import Evaluator, author_trusted
@@ -33,7 +33,7 @@ from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import deliveries
+from bot.state import deliveries, installations
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.redis_conn import connect
@@ -219,3 +219,13 @@ def deploy_with_runner(request: dict[str, Any], argv: list[str]) -> str:
     token = ctx.github.installation_token(installation_id)
     deployed = deploy.run_locally(settings, gh, deploy_request, argv, token)
     return Publisher(gh, ctx.redis).publish(deployed)
+
+
+def check_production(repo: str, env: str) -> str:
+    """Judge an environment's live uploads and open, update or close its issue."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    installation = installations.installation_of(ctx.redis, repo)
+    if installation is None:
+        installation = ctx.github.installation_for_repo(repo)
+    return monitor_issue.check_production(ctx.github.client(installation), ctx.redis, repo, env)

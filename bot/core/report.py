@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.core.dvc import DataChange, Output, ParamChange
-from bot.core.evaluation_result import Evaluation
+from bot.core.evaluation_result import Evaluation, Metrics
 from bot.core.gates import GateResult, improved, verdict
 from bot.core.markdown_escape import clip, code, escape, inline, one_line, plain, table_cell
 from bot.core.metrics import (
@@ -410,7 +410,9 @@ def _param_line(change: ParamChange) -> str:
 
 
 def _chart_number(value: float) -> str:
-    return f"{value:.6g}"
+    # Mermaid's lexer reads no exponent: 1e-05 must be written out.
+    text = f"{value:.6g}"
+    return text if "e" not in text else f"{value:.12f}".rstrip("0").rstrip(".")
 
 
 def _chart_text(text: str) -> str:
@@ -421,20 +423,25 @@ def _chart_text(text: str) -> str:
     return clip(one_line(text), 80)
 
 
-def _trend(evaluation: Evaluation) -> str:
-    targets = sorted({(g.file, g.metric) for g in evaluation.gates if g.file is not None})
-    points = list(evaluation.trend)[-TREND_POINTS:]
+def _charts(
+    gates: Sequence[GateResult],
+    points: Sequence[tuple[str, Metrics]],
+    last: tuple[str, Metrics] | None = None,
+) -> list[str]:
+    """A Mermaid line chart per gated metric over `points` (label, metrics), then `last`."""
+    targets = sorted({(g.file, g.metric) for g in gates if g.file is not None})
     charts: list[str] = []
     for file, key in targets[:TREND_CHARTS]:
         assert file is not None
         series: list[tuple[str, float]] = []
-        for baseline in points:
-            value = baseline.metrics.get(file, {}).get(key)
+        for label, metrics in points:
+            value = metrics.get(file, {}).get(key)
             if isinstance(value, int | float) and math.isfinite(value):
-                series.append((_short(baseline.sha), float(value)))
-        head = evaluation.new.get(file, {}).get(key)
-        if series and isinstance(head, int | float) and math.isfinite(head):
-            series.append(("this PR", float(head)))
+                series.append((label, float(value)))
+        if last is not None:
+            value = last[1].get(file, {}).get(key)
+            if series and isinstance(value, int | float) and math.isfinite(value):
+                series.append((last[0], float(value)))
         if not series:
             continue
         values = [v for _, v in series]
@@ -449,6 +456,12 @@ def _trend(evaluation: Evaluation) -> str:
             f"{_chart_number(high + pad)}\n"
             f"    line [{', '.join(_chart_number(v) for v in values)}]\n```\n"
         )
+    return charts
+
+
+def _trend(evaluation: Evaluation) -> str:
+    points = [(_short(b.sha), b.metrics) for b in list(evaluation.trend)[-TREND_POINTS:]]
+    charts = _charts(evaluation.gates, points, ("this PR", evaluation.new))
     if not charts:
         return ""
     title = (
@@ -911,3 +924,50 @@ def render_check_run(evaluation: Evaluation) -> CheckRunOutput:
         summary=summary,
         annotations=_annotations(evaluation),
     )
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+def render_monitor_issue(
+    env: str,
+    latest: Evaluation,
+    history: Sequence[tuple[str, Metrics]],
+    *,
+    breached: bool,
+    window: int,
+    notes: Sequence[str] = (),
+) -> str:
+    """The body of an environment's monitoring issue: the same metric table and trend charts
+    as the PR comment, the newest upload (`latest.new`) against the deployed commit's own
+    evaluation (`latest.old`), and the uploads over time (`history`, oldest first)."""
+    rows = _rows(latest)
+    many_files = len({r.file for r in rows if r.file is not None}) > 1
+    failed = [g for g in latest.gates if not g.passed]
+    if breached:
+        verdict = (
+            f"### ❌ {code(env)} fails its gates: {_plural(window, 'upload')} in a row\n\n"
+            + "".join(f"- {code(g.metric)}: {_inline(g.reason)}\n" for g in failed[:20])
+        )
+    elif failed:
+        verdict = f"### ⚠️ {code(env)}: the newest upload fails a gate\n\n"
+    else:
+        verdict = f"### ✅ {code(env)} meets its gates\n\n"
+    table = _METRIC_HEADER + "".join(_metric_line(r, many_files) for r in rows)
+    points = list(history)[-TREND_POINTS:]
+    charts = _charts(latest.gates, points)
+    trend = (
+        f"#### Trend in {code(env)} (last {_plural(len(points), 'upload')})\n\n"
+        + "\n".join(charts)
+        + "\n"
+        if charts
+        else ""
+    )
+    lines = "".join(f"> {_note(n)}\n" for n in list(notes)[:20])
+    body = (
+        f"{verdict}\nNewest upload of {code(_short(latest.head_sha))}"
+        f" compared with its evaluation at {code(_short(latest.base_sha))}"
+        " (Base: the deployed commit's own metrics, where mlgate has them).\n\n"
+        f"{table}\n{trend}" + (f"\n{lines}" if lines else "")
+    )
+    return body[: COMMENT_LIMIT - 200]

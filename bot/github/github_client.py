@@ -6,7 +6,7 @@ import base64
 import json as jsonlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -263,6 +263,32 @@ class GitHubClient:
     def list_comments(self, repo: str, issue_number: int) -> Iterator[JSONDict]:
         """Comments of an issue or pull request, oldest first."""
         return self.paginate(f"{_repo_path(repo)}/issues/{issue_number}/comments")
+
+    # -- issues ---------------------------------------------------------------------------------
+
+    def create_issue(
+        self, repo: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> JSONDict:
+        """Open an issue (labels that do not exist yet are created by GitHub)."""
+        fields: dict[str, Any] = {"title": title, "body": body}
+        if labels:
+            fields["labels"] = list(labels)
+        result: JSONDict = self.request("POST", f"{_repo_path(repo)}/issues", json=fields).json()
+        return result
+
+    def update_issue(self, repo: str, number: int, **fields: Any) -> JSONDict:
+        """Edit an issue: `body`, `title`, `state` ("closed", "open"), ..."""
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/issues/{number}", json=fields
+        ).json()
+        return result
+
+    def list_issues(
+        self, repo: str, *, labels: str = "", state: str = "open"
+    ) -> Iterator[JSONDict]:
+        """Issues (pull requests included, as GitHub lists them) with all of `labels`."""
+        params = {"state": state} | ({"labels": labels} if labels else {})
+        return self.paginate(f"{_repo_path(repo)}/issues", params)
 
     def add_reaction(self, repo: str, comment_id: int, content: str) -> JSONDict:
         """React to an issue comment (`eyes`, `rocket`, `confused`, ...)."""
