@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core import dvc, gates
+from bot.core import dvc, slice_gates, training_curves
 from bot.core.config import ReadAt, RepoConfig
 from bot.core.dvc_project import (
     MISSING,
@@ -260,12 +260,14 @@ def compare_revisions_metrics(
         new = head_read.metrics
         notes.extend(_notes("head", head, head_read))
     notes = _notes("base", base, base_read) + notes
+    results = slice_gates.evaluate_with_slices(config.gates, old, new, noise)
+    summaries = slice_gates.summarise_slices(config.gates, results)
     evaluation = Evaluation(
         head_sha=head,
         base_sha=base,
         old=old,
         new=new,
-        gates=gates.evaluate_gates(config.gates, old, new, noise),
+        gates=results,
         data_changes=data,
         param_changes=params,
         noise=noise,
@@ -275,8 +277,31 @@ def compare_revisions_metrics(
         sources=sources
         if sources is not None
         else {p: c.decode("utf-8", "replace") for p, c in head_read.contents.items() if p in new},
+        slices="\n".join(slice_gates.render_slices(summary) for summary in summaries),
+        sliced=tuple(sorted({r.metric for summary in summaries for r in summary.results})),
+        curves=_curves(read, base, head, list_files),
     )
     return Comparison(evaluation, base_read, head_read)
+
+
+def _curves(
+    read: ReadAt, base: str, head: str, list_files: Callable[[str], Sequence[str]] | None
+) -> str:
+    """The training curves the head's root dvc.yaml declares under `plots:`, base against
+    head (dvclive folders expanded where the revision's files can be listed)."""
+    dvc_yaml = read(PROJECT_FILE, head)
+    if dvc_yaml is None:
+        return ""
+    sources, problems = training_curves.plot_sources(dvc_yaml)
+    if not sources and not problems:
+        return ""
+    paths = [*list_files(head), *list_files(base)] if list_files is not None else []
+    drawn: list[training_curves.Curve] = []
+    for source in training_curves.expand_directories(sources, paths):
+        drawn += training_curves.curves_for(
+            source, read(source.file, base), read(source.file, head)
+        )
+    return training_curves.render_curves(drawn, base[:7], head[:7])
 
 
 def compare(

@@ -731,6 +731,8 @@ class _Sections:
     trend: str = ""
     log: list[str] = field(default_factory=list)
     tail: str = ""
+    slices: str = ""
+    curves: str = ""
     details_url: str | None = None
     limit_name: str = ""
     left_out: list[str] = field(default_factory=list)
@@ -740,9 +742,11 @@ class _Sections:
             self.head,
             self.metrics.render(),
             self.unchanged.render(),
+            self.slices,
             self.data.render(),
             self.params.render(),
             self.trend,
+            self.curves,
             _log_block(self.log) if self.log else "",
             self._note(),
             self.tail,
@@ -757,8 +761,9 @@ class _Sections:
         return f"_Left out to stay under {self.limit_name}: {'; '.join(self.left_out)}.{link}_\n\n"
 
     def fit(self, budget: int) -> str:
-        """Cut, in order: older log lines, unchanged metrics, the trend, then rows from the
-        end of the parameter, data and metric tables, until the text fits the budget."""
+        """Cut, in order: older log lines, unchanged metrics, the training curves, the trend,
+        then rows from the end of the parameter, data and metric tables, until the text fits
+        the budget."""
         text = self.assemble()
         if text_length(text) <= budget:
             return text
@@ -778,6 +783,9 @@ class _Sections:
         if text_length(self.assemble()) > room and self.unchanged.rows:
             self.unchanged.dropped = True
             self.left_out.append(_plural(len(self.unchanged.rows), "unchanged metric"))
+        if text_length(self.assemble()) > room and self.curves:
+            self.curves = ""
+            self.left_out.append("the training curves")
         if text_length(self.assemble()) > room and self.trend:
             self.trend = ""
             self.left_out.append("the trend")
@@ -810,12 +818,15 @@ class _Sections:
 
 def _sections(evaluation: Evaluation, limit_name: str) -> tuple[_Sections, list[_Row]]:
     rows = _rows(evaluation)
-    many_files = len({r.file for r in rows if r.file is not None}) > 1
+    # Metrics under a slice gate have their own section (failing slices shown, passing folded);
+    # the data block still lists every row.
+    table_rows = [r for r in rows if r.key not in evaluation.sliced]
+    many_files = len({r.file for r in table_rows if r.file is not None}) > 1
     shown = sorted(
-        (r for r in rows if r.changed or r.failed),
+        (r for r in table_rows if r.changed or r.failed),
         key=lambda r: (not r.failed, r.file or "", r.key),
     )
-    quiet = [r for r in rows if not (r.changed or r.failed)]
+    quiet = [r for r in table_rows if not (r.changed or r.failed)]
     metrics = _Table(
         "#### Metrics\n\n",
         _METRIC_HEADER,
@@ -874,6 +885,8 @@ def render_comment(evaluation: Evaluation) -> str:
     if evaluation.skipped is None:
         sections.trend = _trend(evaluation)
         sections.log = _log_lines(evaluation.log_tail)
+        sections.slices = f"#### Slices\n\n{evaluation.slices}\n" if evaluation.slices else ""
+        sections.curves = evaluation.curves
     sections.tail = _fit_data(evaluation, rows)
     return sections.fit(COMMENT_LIMIT - 1)
 
