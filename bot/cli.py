@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import click
 import requests
@@ -21,7 +19,6 @@ import requests
 from bot import logs
 from bot.core import signatures
 from bot.core.config import CONFIG_PATH
-from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError, SettingsError
 from bot.settings import Settings
 
@@ -271,79 +268,32 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
         sys.exit(1)
 
 
-@contextmanager
-def _redis_url() -> Iterator[str]:
-    """REDIS_URL if set, else an embedded Redis for as long as the block runs."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
-    try:
-        with EmbeddedRedis() as embedded:
-            click.echo(f"embedded Redis at {embedded.url}", err=True)
-            yield embedded.url
-    except MlgateError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _pump(prefix: str, stream: IO[bytes]) -> None:
-    for line in iter(stream.readline, b""):
-        click.echo(f"{prefix} | {line.decode(errors='replace').rstrip()}")
-
-
 @main.command()
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, help="Port of the web app on 127.0.0.1."
 )
-def dev(port: str) -> None:
-    """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
+@click.option(
+    "--open-pr",
+    is_flag=True,
+    help="On the built-in emulator: open a PR on the sample repository and print its comment.",
+)
+def dev(port: str, open_pr: bool) -> None:
+    """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset
+    and the built-in GitHub emulator if no App is configured. Ctrl-C stops everything."""
+    from bot.dev_stack import DevStack
+
     _load_env_file()
-    env = dict(os.environ)
-    # One developer's traffic needs no 2 x cores + 1 web processes.
-    env.setdefault("WEB_CONCURRENCY", "2")
-    if not env.get("GITHUB_WEBHOOK_SECRET"):
-        env["GITHUB_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
+    secret = os.environ.get("GITHUB_WEBHOOK_SECRET")
+    if not secret:
+        secret = DEV_WEBHOOK_SECRET
         click.echo(
             f"GITHUB_WEBHOOK_SECRET is not set; using {DEV_WEBHOOK_SECRET!r} for local development",
             err=True,
         )
-    with _redis_url() as url:
-        env["REDIS_URL"] = url
-        _settings(env)
-        mlgate = [sys.executable, "-m", "bot.cli"]
-        commands = {
-            "web      ": [*mlgate, "serve", "--bind", f"127.0.0.1:{port}"],
-            "worker   ": [*mlgate, "worker"],
-            "scheduler": [*mlgate, "scheduler"],
-        }
-        processes = {
-            name: subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            for name, argv in commands.items()
-        }
-        pumps = [
-            threading.Thread(target=_pump, args=(name, p.stdout), daemon=True)
-            for name, p in processes.items()
-            if p.stdout is not None
-        ]
-        for pump in pumps:
-            pump.start()
-        click.echo(f"mlgate dev: webhook at http://127.0.0.1:{port}/webhooks/github", err=True)
-        try:
-            while all(p.poll() is None for p in processes.values()):
-                threading.Event().wait(0.5)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for p in processes.values():
-                if p.poll() is None:
-                    p.terminate()
-            for p in processes.values():
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            for pump in pumps:
-                pump.join(timeout=2)
+    try:
+        sys.exit(DevStack(port, click.echo).run(secret, open_pr))
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
