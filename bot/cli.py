@@ -20,7 +20,7 @@ from bot import logs
 from bot.core import signatures
 from bot.core.config import CONFIG_PATH
 from bot.errors import MlgateError, SettingsError
-from bot.settings import Settings
+from bot.settings import DEFAULT_GITHUB_API_URL, Settings
 
 if TYPE_CHECKING:
     import redis
@@ -266,6 +266,105 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
             )
     if state in ("failed", "error"):
         sys.exit(1)
+
+
+class _CiSetupProblem(click.ClickException):
+    """What the user of `mlgate ci` must fix first: an option, the environment, the checkout's
+    history, the token."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.option(
+    "--repo",
+    "repo_name",
+    metavar="OWNER/NAME",
+    help="The repository of the PR (default: GITHUB_REPOSITORY, or the event's).",
+)
+@click.option(
+    "--pr",
+    "number",
+    type=click.IntRange(min=1),
+    help="The PR's number; outside GitHub Actions, with --repo (default: the Actions event's).",
+)
+@click.option(
+    "--base",
+    help="Revision to compare with, looked up as given, then as origin/BASE "
+    "(default: the PR's base commit).",
+)
+@click.option(
+    "--head",
+    help="The PR's head commit, which gets the check (default: the event's, else the PR's "
+    "from the API). It must be in the checkout.",
+)
+@click.option(
+    "--token",
+    envvar="GITHUB_TOKEN",
+    show_envvar=True,
+    help="A GitHub token that may comment on PRs and create check runs (never printed).",
+)
+@click.option(
+    "--api-url",
+    envvar="GITHUB_API_URL",
+    show_envvar=True,
+    default=DEFAULT_GITHUB_API_URL,
+    show_default=True,
+    help="The GitHub API (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+@click.option(
+    "--checkout",
+    default=".",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A directory of the git checkout holding both revisions.",
+)
+def ci(
+    repo_name: str | None,
+    number: int | None,
+    base: str | None,
+    head: str | None,
+    token: str | None,
+    api_url: str,
+    checkout: Path,
+) -> None:
+    """The report and quality gate as a step of your CI: no App, no Redis, no server.
+
+    Compares the PR's head with its base from the job's checkout, as `mlgate report` does
+    (committed files; the configuration is .github/mlgate.yml at the base), then writes the
+    bot's sticky comment (found again by its marker among the token user's own comments) and
+    the `mlgate/quality` check run (a commit status where the token may not create check
+    runs), and prints the report to the job log.
+
+    \b
+    GitHub Actions: the PR comes from the `pull_request` event (GITHUB_EVENT_PATH); the token
+                    is the job's GITHUB_TOKEN. Check out with `fetch-depth: 0`.
+    Any other CI:   mlgate ci --repo OWNER/NAME --pr N --base main (token: --token or
+                    GITHUB_TOKEN).
+
+    A PR from a fork gets a read-only token in GitHub Actions: the report then goes to the
+    job log (and the job summary) only, and the exit status still says the verdict.
+
+    \b
+    Exit status: 0; 1 when a quality gate fails (or the evaluation does); 2 for a usage or
+    setup error (an option, the event, a revision missing from the checkout, an invalid
+    configuration, a token GitHub refuses).
+    """
+    from bot.errors import GitHubError, RepoConfigError
+    from bot.runs.ci_step import CiOptions, run
+
+    options = CiOptions(token, api_url, checkout, repo_name, number, base, head)
+    try:
+        code = run(options, os.environ, click.echo, lambda line: click.echo(line, err=True))
+    except RepoConfigError as exc:
+        lines = "\n".join(exc.problems)
+        raise _CiSetupProblem(f"invalid configuration at the base:\n{lines}") from exc
+    except GitHubError as exc:
+        fix = " (the token is wrong or expired)" if exc.status == 401 else ""
+        raise _CiSetupProblem(f"{exc}{fix}") from exc
+    except MlgateError as exc:
+        raise _CiSetupProblem(str(exc)) from exc
+    sys.exit(code)
 
 
 @main.command()

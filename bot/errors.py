@@ -148,6 +148,11 @@ class UnknownRevision(LocalGitError):
         super().__init__(f"bad revision {rev!r}: no commit has that name ({complaint})")
 
 
+class CiSetupError(MlgateError):
+    """What the user of `mlgate ci` must fix: an option, the CI's environment or event, the
+    checkout's history, or the token; the message names the fix."""
+
+
 class UntrustedCode(MlgateError):
     """A PR's code would run, but neither its author nor a maintainer's /evaluate vouches for it."""
 

@@ -53,3 +53,22 @@ def test_committed_metrics_files_are_relevant() -> None:
 def test_a_list_at_githubs_cap_is_marked_truncated() -> None:
     paths = [f"f{i}.txt" for i in range(PR_FILES_CAP)]
     assert classify(paths, default_config().triggers).truncated
+
+
+def test_without_configuration_code_params_and_data_of_a_plain_repository_are_considered() -> None:
+    triggers = default_config().triggers
+    paths = [
+        "train.py",
+        "src/model/net.py",
+        "notebooks/explore.ipynb",
+        "params.json",
+        "data/train.csv",
+        "README.md",
+        ".github/workflows/ci.yml",
+        "docs/index.md",
+    ]
+    result = classify(paths, triggers)
+    assert result.data == ("data/train.csv",)
+    assert result.code == ("train.py", "src/model/net.py", "notebooks/explore.ipynb", "params.json")
+    assert result.other == ("README.md", ".github/workflows/ci.yml", "docs/index.md")
+    assert not classify(["README.md", "LICENSE", "Makefile"], triggers).relevant

@@ -104,12 +104,14 @@ def test_gated_metric_missing_at_head_fails_naming_file_and_key() -> None:
     assert result.reason == "accuracy missing at head (expected in metrics.json)"
 
 
-def test_gated_metric_found_nowhere_fails_listing_the_files_looked_in() -> None:
+def test_gated_metric_found_nowhere_fails_listing_the_files_and_naming_the_setting() -> None:
     old = {"a.json": {"x": 1}, "b.yaml": {"y": 1}}
     (result,) = evaluate_gates([Gate("accuracy", min=0.8)], old, old)
     assert not result.passed
     assert result.file is None
-    assert result.reason == "accuracy not found at head (looked in a.json, b.yaml)"
+    assert result.reason == (
+        "accuracy not found at head (looked in a.json, b.yaml); name its file under metrics.files"
+    )
 
 
 def test_gate_with_path_prefix_applies_to_that_file_only() -> None:
@@ -182,6 +184,9 @@ def test_overall_verdict(passed: list[bool], expected: str) -> None:
     assert verdict(results) == expected
 
 
-def test_gate_with_no_metrics_files_at_all_says_so() -> None:
+def test_gate_with_no_metrics_files_at_all_says_so_and_names_the_setting() -> None:
     (result,) = evaluate_gates([Gate("accuracy", min=0.8)], {}, {})
-    assert result.reason == "accuracy not found: no metrics files at base or head"
+    assert not result.passed
+    assert result.reason == (
+        "accuracy not found: no metrics files at base or head; name yours under metrics.files"
+    )

@@ -29,8 +29,9 @@ def commands(pipeline: dict[str, Any]) -> list[str]:
     ]
 
 
-def test_both_example_pipelines_are_there() -> None:
-    assert [p.name for p in PIPELINES] == ["deploy.yml", "evaluate.yml"]
+def test_the_example_pipelines_are_there() -> None:
+    # mlgate-ci.yml: the `mlgate ci` block, tested with the command in tests/test_ci_step.py.
+    assert [p.name for p in PIPELINES] == ["deploy.yml", "evaluate.yml", "mlgate-ci.yml"]
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)

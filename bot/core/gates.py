@@ -188,10 +188,13 @@ def evaluate_gates(
         else:
             targets = sorted(f for f in files if key in new.get(f, {}) or key in old.get(f, {}))
         if not targets:
+            # Each names the setting that would find it (its example is in the report's notes).
             reason = (
-                f"{key} not found at head (looked in {', '.join(sorted(files))})"
+                f"{key} not found at head (looked in {', '.join(sorted(files))}); "
+                "name its file under metrics.files"
                 if files
-                else f"{key} not found: no metrics files at base or head"
+                else f"{key} not found: no metrics files at base or head; "
+                "name yours under metrics.files"
             )
             results.append(GateResult(key, None, False, reason, gate))
             continue

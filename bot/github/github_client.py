@@ -1,15 +1,16 @@
-"""The GitHub App client: JWT and installation tokens, rate limits and pacing on HttpTransport."""
+"""The GitHub client (App tokens, or one plain token): rate limits and pacing on HttpTransport."""
 
 from __future__ import annotations
 
 import base64
 import json as jsonlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import jwt
@@ -87,13 +88,82 @@ def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
 
+class Pacer(Protocol):
+    """Where pacing tokens and rate-limit pauses are kept, per scope (installation or "app")."""
+
+    def reserve(self, scope: int | str) -> float:
+        """Take one pacing token; the seconds to wait before using it."""
+        ...
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        """Hold every request of `scope` for `seconds` (never shortening a longer pause)."""
+        ...
+
+    def paused_for(self, scope: int | str) -> float:
+        """Seconds left of the pause of `scope` (0.0 when not paused)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SharedPacer:
+    """Pacing and pauses in Redis, shared by every process of an installation (the App)."""
+
+    redis: redis.Redis
+    bucket: pacing.TokenBucket
+
+    def reserve(self, scope: int | str) -> float:
+        return self.bucket.reserve(scope)
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        pacing.pause(self.redis, scope, seconds)
+
+    def paused_for(self, scope: int | str) -> float:
+        return pacing.pause_remaining(self.redis, scope)
+
+
+class ProcessPacer:
+    """The same rules held in this process, for a client with one token and no Redis (a CI
+    step): a burst of `capacity` mutating requests, then `rate` per second, and pauses."""
+
+    def __init__(
+        self,
+        capacity: int = pacing.DEFAULT_CAPACITY,
+        rate: float = pacing.DEFAULT_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if capacity < 1 or rate <= 0:
+            raise ValueError(f"capacity must be >= 1 and rate > 0, not {capacity} and {rate}")
+        self.capacity, self.interval, self._clock = capacity, 1.0 / rate, clock
+        self._lock = threading.Lock()
+        self._arrival: dict[int | str, float] = {}  # the GCRA's theoretical arrival time
+        self._until: dict[int | str, float] = {}
+
+    def reserve(self, scope: int | str) -> float:
+        # The GCRA of bot/state/pacing.py: every call takes a token, even one that must wait.
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._arrival.get(scope, now), now) + self.interval
+            self._arrival[scope] = arrival
+            return max(arrival - now - self.capacity * self.interval, 0.0)
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            self._until[scope] = max(self._until.get(scope, until), until)
+
+    def paused_for(self, scope: int | str) -> float:
+        with self._lock:
+            return max(self._until.get(scope, 0.0) - self._clock(), 0.0)
+
+
 class GitHubClient:
-    """A client of the GitHub REST API for one installation (or the App), on HttpTransport."""
+    """A client of the GitHub REST API for one installation (or the App, or one plain token),
+    on HttpTransport."""
 
     def __init__(
         self,
         api_url: str,
-        redis: redis.Redis,
+        redis: redis.Redis | None,
         *,
         auth: Callable[[], str],
         installation_id: int | None = None,
@@ -107,22 +177,40 @@ class GitHubClient:
         max_wait: float = MAX_WAIT,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
-        """`auth` returns the Authorization header value; `reauthenticate` drops a stale one."""
+        """`auth` returns the Authorization header value; `reauthenticate` drops a stale one.
+
+        Without `redis`, pacing and rate-limit pauses are kept in this process (ProcessPacer).
+        """
         self.api_url = api_url.rstrip("/")
         self.installation_id = installation_id
         limits = RetryLimits(max_tries, backoff_base, backoff_cap, max_wait, timeout)
         self._transport = HttpTransport(
             "github", logger, session=session, sleep=sleep, limits=limits
         )
+        pacer: Pacer = (
+            ProcessPacer()
+            if redis is None
+            else SharedPacer(redis, bucket if bucket is not None else pacing.TokenBucket(redis))
+        )
         self._rules = _GitHubRules(
-            redis=redis,
+            pacer=pacer,
             # Pauses and pacing are per installation; App-level (JWT) calls share one scope.
             scope=installation_id if installation_id is not None else "app",
             installation_id=installation_id,
-            bucket=bucket if bucket is not None else pacing.TokenBucket(redis),
             auth=auth,
             reauthenticate=reauthenticate,
             max_wait=max_wait,
+        )
+
+    @classmethod
+    def with_token(
+        cls, api_url: str, token: str, *, session: requests.Session | None = None
+    ) -> GitHubClient:
+        """A client for one plain token (a CI job's GITHUB_TOKEN, a personal access token):
+        no App and no Redis. The token is redacted from every log line and error."""
+        logs.register_secret(token)
+        return cls(
+            api_url or DEFAULT_GITHUB_API_URL, None, auth=lambda: f"Bearer {token}", session=session
         )
 
     # -- transport ---------------------------------------------------------------------------
@@ -436,10 +524,9 @@ def _error_for(method: str, path: str, response: requests.Response) -> GitHubErr
 class _GitHubRules(RetryPolicy):
     """GitHub's rules on the transport: pacing, installation-wide rate-limit pauses, 401s."""
 
-    redis: redis.Redis
+    pacer: Pacer
     scope: int | str
     installation_id: int | None
-    bucket: pacing.TokenBucket
     auth: Callable[[], str]
     reauthenticate: Callable[[], None] | None
     max_wait: float
@@ -448,8 +535,8 @@ class _GitHubRules(RetryPolicy):
     def before_attempt(self, call: Call, wait: Wait) -> None:
         if self.paced and call.method in MUTATING_METHODS:
             # Pacing waits are not bounded by max_wait: queueing is their purpose.
-            wait(self.bucket.reserve(self.scope), "pacing")
-        pause = pacing.pause_remaining(self.redis, self.scope)
+            wait(self.pacer.reserve(self.scope), "pacing")
+        pause = self.pacer.paused_for(self.scope)
         if pause > self.max_wait:
             raise GitHubRateLimited(
                 call.method,
@@ -490,13 +577,13 @@ class _GitHubRules(RetryPolicy):
     def on_retry_after(self, call: Call, seconds: float) -> float:
         # Per GitHub, retry-after applies to the whole installation: every process sees the
         # pause before its next request to this installation, this one in before_attempt.
-        pacing.pause(self.redis, self.scope, seconds)
+        self.pacer.pause(self.scope, seconds)
         return 0.0
 
     def answered(self, call: Call, response: requests.Response) -> None:
         if response.headers.get("x-ratelimit-remaining") == "0":
             # The next request would fail: hold the installation until the reset.
-            pacing.pause(self.redis, self.scope, _until_reset(response))
+            self.pacer.pause(self.scope, _until_reset(response))
 
     def retry_server_error(self, call: Call, response: requests.Response) -> bool:
         # Writes too: a 5xx is retried with bounded backoff whatever the method, as this

@@ -15,6 +15,7 @@ from bot.core.changes import classify
 from bot.core.comparison import compare_revisions_metrics
 from bot.core.config import load_config
 from bot.core.evaluation_result import Evaluation
+from bot.core.setting_hints import not_evaluated
 from bot.errors import LocalGitError, NotAGitRepository, UnknownRevision
 
 # Where DVC keeps its cache unless `.dvc/config` says otherwise (`cache.dir`).
@@ -253,7 +254,7 @@ def compare_local(repo: GitRepo, base: str, head: str) -> LocalComparison:
     skipped = None
     if not classified.relevant:
         # The bot's words for such a PR: it completes mlgate/quality as skipped, no comment.
-        skipped = f"No changed file matches the triggers ({len(changed)} files changed)."
+        skipped = not_evaluated(len(changed), config.triggers)
     # Keyed by name like DVC's `errors` dict: the same name twice is one revision.
     errors = {base: comparison.base.failed}
     errors[head] = comparison.head.failed
