@@ -62,8 +62,8 @@ def test_evaluate_uses_the_retrain_parameters() -> None:
 
 
 def test_evaluate_uploads_metrics_with_the_readme_command() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "semaphore.md").read_text()
     block = re.search(r"```sh\n(curl -fsS [^`]*?/api/v1/metrics[^`]*?)\n```", readme)
-    assert block is not None, "README.md: no curl line under Connecting Semaphore"
+    assert block is not None, "docs/semaphore.md: no curl line under Connecting Semaphore"
     documented = re.sub(r"\s*\\\n\s*", " ", block.group(1)).strip()
     assert documented in commands(load(EXAMPLES / "evaluate.yml"))

@@ -34,7 +34,7 @@ RUNNERS: tuple[Runner, ...] = ("local", "semaphore")
 PARAMETER_TYPES: tuple[ParameterType, ...] = ("string", "int", "float", "bool")
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower")
 DEPLOY_ON: tuple[DeployOn, ...] = ("merge", "approval")
-# GitHub's repository roles, weakest first (README, Commands on a pull request).
+# GitHub's repository roles, weakest first (docs/using.md, Commands on a pull request).
 PERMISSIONS: tuple[str, ...] = ("read", "triage", "write", "maintain", "admin")
 # The sandbox's address-space limit per process of a step unless it sets `memory`.
 DEFAULT_MEMORY = 4 * 1024**3
