@@ -73,11 +73,11 @@ def _environs(run: str, bodies: list[tuple[str, bytes]]) -> Callable[[int], dict
             method="POST",
             data=body,
             content_type="application/json",
-            headers={
-                "X-GitHub-Event": event,
-                "X-GitHub-Delivery": f"{run}-{n:012x}",
-                "X-Hub-Signature-256": signature,
-            },
+            headers=[
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", f"{run}-{n:012x}"),
+                ("X-Hub-Signature-256", signature),
+            ],
         )
         try:
             return builder.get_environ()
@@ -91,9 +91,12 @@ def _wsgi_call(app: Flask, environ: Callable[[int], dict[str, Any]]) -> Callable
     """Call the app as gunicorn does and read the whole answer; the environ is built outside
     the timed part (`_timed_wsgi`)."""
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> None:
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc: Any = None
+    ) -> Callable[[bytes], object]:
         if not status.startswith("2"):
             raise AssertionError(f"answer {status}")
+        return lambda data: None  # the body comes back as the iterable
 
     def call(n: int) -> object:
         return b"".join(app.wsgi_app(environ(n), start_response))
