@@ -172,6 +172,21 @@ CASES = [
     ("    /evaluate", [1]),
     (">     code\n/evaluate", [2]),
     ("> text\n    /evaluate", []),
+    # Where a container's content starts decides what the rest of the line is: one space after
+    # `>` belongs to the marker, 1-4 after a list marker do, and only then is indentation counted.
+    ("> > a\n> > ===\n/evaluate", [3]),
+    (">    quoted\n/evaluate", []),
+    ("> a\n>\n>    b\n/evaluate", []),
+    ("> quoted\n>     more\n/evaluate", []),
+    ("> text\n>     ***\n/evaluate", []),
+    ("> quoted\n    > ===\n/evaluate", []),
+    ("-    a\n\n      > quoted\n/evaluate", []),
+    ("-  a\n\n      > quoted\n/evaluate", []),
+    ("  * * *\n        > quoted\n/evaluate", [3]),
+    ("- - a\n\n      > quoted\n/evaluate", []),  # each item's indent counts from its parent
+    ("> > ```\n> > /deploy\n/evaluate", [3]),
+    # An item that began empty holds a blank line once it has content.
+    ("-\n  ```\n\n  /deploy\n  ```\n/evaluate", [6]),
     # Fences and comments.
     ("```\n/deploy\n```\n/evaluate", [4]),
     ("~~~~\n/deploy\n~~~\n/deploy\n~~~~~\n/evaluate", [6]),
