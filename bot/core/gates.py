@@ -113,6 +113,8 @@ def _check(
     if math.isnan(head):
         return result(False, f"{key} is NaN at head")
     base = _number(old)
+    if base is not None and math.isnan(base):
+        base = None  # no change can be measured from NaN: checked as if the metric were new
     noise = stat is not None and base is not None and stat.within_noise(head - base)
 
     failures: list[str] = []
