@@ -185,3 +185,8 @@ class SemaphoreRefused(SemaphoreError):
 
 class SemaphoreRetriesExhausted(SemaphoreError):
     """Semaphore kept answering 5xx, or could not be reached, after the bounded retries."""
+
+
+class SignInRefused(MlgateError):
+    """The dashboard's GitHub sign-in failed (state mismatch, a refused code, GitHub down);
+    the message says what happened and to sign in again."""
