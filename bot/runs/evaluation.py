@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 
 import redis
 
@@ -118,13 +118,17 @@ class Evaluator:
             own = files.read(CONFIG_PATH, pr.head_sha)
             first = first.with_checks([decide.pr_config_check(pr, own)])
         approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+
+        @cache
+        def metrics_at(sha: str) -> tuple[str, ...]:
+            # Asked to classify the change and again to prefetch: the DVC files parse once.
+            return tuple(metrics_paths(files.read, config, sha))
+
         course = decide.plan(
             pr,
             config,
             changed,
-            classified=lambda: classify(
-                changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
-            ),
+            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
             forced=forced,
             approval=approval,
             retrain=retrain,
@@ -149,7 +153,9 @@ class Evaluator:
             return first.then(started)
         notes = list(course.notes)
         try:
-            result = self._compare(pr, config, files, changed, course.may_run, notes, retrain)
+            result = self._compare(
+                pr, config, files, changed, course.may_run, notes, retrain, metrics_at
+            )
         except (DvcFileError, MetricsFileError, RunnerError) as exc:
             # A broken file or a failed fetch is the PR's result, not a reason to retry.
             result = Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=str(exc))
@@ -167,7 +173,8 @@ class Evaluator:
         changed: Sequence[str],
         trusted: bool,
         notes: list[str],
-        retrain: Retrain | None = None,
+        retrain: Retrain | None,
+        metrics_at: Callable[[str], Sequence[str]],
     ) -> Evaluation:
         """The shared comparison (`compare`), with the stored baseline, a run where configured,
         and what only the bot has: the trend and notes."""
@@ -193,7 +200,7 @@ class Evaluator:
 
         elif source != "git":
             notes.append(decide.waiting_note(source, pr, trusted))
-        files.prefetch(_certain_reads(files, config, changed, pr, base=stored_base is None))
+        files.prefetch(_certain_reads(metrics_at, changed, pr, base=stored_base is None))
         evaluation = compare(
             files.read,
             config,
@@ -324,7 +331,11 @@ class Evaluator:
 
 
 def _certain_reads(
-    files: RepoFiles, config: RepoConfig, changed: Sequence[str], pr: PullRequest, *, base: bool
+    metrics_at: Callable[[str], Sequence[str]],
+    changed: Sequence[str],
+    pr: PullRequest,
+    *,
+    base: bool,
 ) -> list[tuple[str, str]]:
     """Files `compare` reads at the base and the head whatever they hold, so that they can be
     read at once: the changed DVC and params files on both sides, the metrics files at the
@@ -335,7 +346,7 @@ def _certain_reads(
     reads = [(path, sha) for sha in (pr.base_sha, pr.head_sha) for path in wanted]
     for sha in (pr.head_sha, pr.base_sha) if base else (pr.head_sha,):
         try:
-            reads.extend((path, sha) for path in metrics_paths(files.read, config, sha))
+            reads.extend((path, sha) for path in metrics_at(sha))
         except (DvcFileError, MetricsFileError):
             pass
     return reads
