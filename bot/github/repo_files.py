@@ -35,7 +35,9 @@ def git_blob_sha(content: bytes) -> str:
 
 def _plain(path: str) -> bool:
     """A path as GitHub lists it: relative, no empty, `.` or `..` segment."""
-    return bool(path) and posixpath.normpath(path) == path and not path.startswith(("/", "../"))
+    if path in ("", ".", "..") or path.startswith(("/", "../")):
+        return False
+    return posixpath.normpath(path) == path
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class HeadChanges:
         """The changes of `head` in the answer of `compare/{base}...{head}`; None when the
         answer cannot tell them all."""
         files = comparison.get("files")
-        merge_base = (comparison.get("merge_base_commit") or {}).get("sha")
+        commit = comparison.get("merge_base_commit")
+        merge_base = commit.get("sha") if isinstance(commit, dict) else None
         if not isinstance(files, list) or len(files) >= COMPARE_FILES_LIMIT:
             return None
         # A head behind its base is its own merge base: nothing to read elsewhere.
