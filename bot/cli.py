@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,16 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import requests
 
-from bot import logs
-from bot.core import signatures
-from bot.core.config import CONFIG_PATH
 from bot.errors import MlgateError, SettingsError
-from bot.settings import DEFAULT_GITHUB_API_URL, Settings
 
+# Every other import is inside the command that needs it: `mlgate --help` and `mlgate
+# report` start in tens of milliseconds, and requests, redis, rq, Flask and YAML cost
+# hundreds (tests/test_cli_imports.py holds the line; bench/README.md has the figures).
 if TYPE_CHECKING:
     import redis
+
+    from bot.settings import Settings
 
 DEFAULT_PORT = "8000"
 # Used by `mlgate dev` when no secret is configured, so `mlgate replay` works out of the box.
@@ -33,6 +32,8 @@ GUNICORN_CONF = "python:bot.gunicorn_conf"
 
 
 def _settings(env: Mapping[str, str] | None = None) -> Settings:
+    from bot.settings import Settings
+
     try:
         return Settings.from_env(env)
     except SettingsError as exc:
@@ -90,6 +91,7 @@ def serve(bind: str | None) -> None:
 )
 def worker(burst: bool, runs: int, metrics_port: int) -> None:
     """Run rq workers: one on `events`, --runs on `runs`."""
+    from bot import logs
     from workers import worker as worker_module
 
     logs.configure()
@@ -106,6 +108,7 @@ def worker(burst: bool, runs: int, metrics_port: int) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the periodic jobs: redeliver failed GitHub deliveries."""
+    from bot import logs
     from workers import scheduler as scheduler_module
 
     logs.configure()
@@ -118,6 +121,7 @@ def scheduler() -> None:
 @main.command()
 def redeliver() -> None:
     """One sweep: ask GitHub to redeliver recent deliveries that never succeeded."""
+    from bot import logs
     from bot.github import redelivery
     from bot.runs.context import Context
     from bot.state.redis_conn import connect
@@ -158,7 +162,7 @@ def config_validate(file: Path | None) -> None:
     .github/mlgate.yml gets the defaults, so its absence is not an error; a FILE named
     explicitly must exist (a typo in CI must not pass).
     """
-    from bot.core.config import validate_file
+    from bot.core.config import CONFIG_PATH, validate_file
 
     if file is None:
         file = Path(CONFIG_PATH)
@@ -229,18 +233,24 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
     revision, not a git repository, invalid configuration).
     """
     from bot.core.report import render_comment, report_json, report_verdict
-    from bot.errors import LocalGitError, RepoConfigError
+    from bot.errors import LocalGitError, RepoConfigError, UnknownRevision
     from bot.runs.local_git import GitRepo, compare_local
 
     if output != "json" and (full or all_metrics):
         raise click.UsageError("--full and --all apply to --json only")
     try:
         with GitRepo.open(repo) as git:
-            if output == "json" and not full and not git.has_commits():
-                # `dvc metrics diff` in a repository without commits (dvc/repo/metrics/diff.py).
-                click.echo("{}")
-                return
-            local = compare_local(git, base, head)
+            try:
+                local = compare_local(git, base, head)
+            except UnknownRevision:
+                # Asked only now, as no revision resolves there: one git process less on
+                # every other run.
+                if output == "json" and not full and not git.has_commits():
+                    # `dvc metrics diff` in a repository without commits
+                    # (dvc/repo/metrics/diff.py).
+                    click.echo("{}")
+                    return
+                raise
     except LocalGitError as exc:
         raise _ReportUsageError(str(exc)) from exc
     except RepoConfigError as exc:
@@ -308,7 +318,7 @@ class _CiSetupProblem(click.ClickException):
     "--api-url",
     envvar="GITHUB_API_URL",
     show_envvar=True,
-    default=DEFAULT_GITHUB_API_URL,
+    default="https://api.github.com",
     show_default=True,
     help="The GitHub API (GitHub Enterprise Server: https://HOST/api/v3).",
 )
@@ -465,6 +475,12 @@ def register(
 )
 def replay(payload: Path, event: str, url: str, delivery: str | None) -> None:
     """Sign a saved payload with the configured secret and send it to a running server."""
+    import uuid
+
+    import requests
+
+    from bot.core import signatures
+
     secrets = [s for s in os.environ.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip()]
     if not secrets:
         raise click.ClickException(

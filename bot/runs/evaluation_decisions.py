@@ -149,6 +149,11 @@ def run_notes(
     return notes
 
 
+def reads_head(pr: PullRequest, config: RepoConfig) -> bool:
+    """Whether evaluating `pr` reads its head's files: all but a draft left for later do."""
+    return not pr.draft or config.triggers.drafts
+
+
 @dataclass(frozen=True)
 class Plan:
     """What an evaluation does once it knows the configuration and the changes: publish
@@ -175,7 +180,7 @@ def plan(
 ) -> Plan:
     """The evaluation's course. `classified` reads the repository's metrics paths and
     `trusted` asks GitHub: each only when the answer depends on it."""
-    if pr.draft and not config.triggers.drafts:
+    if not reads_head(pr, config):
         return Plan(done=skipped_draft(pr))
     sorted_out = classified()
     if not sorted_out.relevant and not forced:
