@@ -25,7 +25,7 @@ from bot.errors import MlgateError
 from bot.http_transport import MAX_TRIES
 from bot.runs import retrain_decisions as decide
 from bot.runs.retrain_loop import job_kind, start_retrain
-from bot.state import audit, retrain_lines
+from bot.state import audit, baselines, retrain_lines
 from bot.state.queues import RUNS, run_job_id
 from tests.support import Bot, github_event, payload, run_jobs
 from workers import jobs
@@ -348,6 +348,17 @@ def test_merging_the_retrain_pr_into_main_does_not_retrain_again(
     assert job.return_value() == decide.OWN_MERGE
     assert only_pull(emulator)["number"] == pull["number"]
     assert len(retrains(bot.conn)) == 1
+
+
+def test_a_push_whose_config_could_not_be_read_queues_the_baseline_and_retries(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    emulator.inject_fault("GET", r"/contents/\.github/mlgate\.yml$", 502, times=MAX_TRIES)
+    sha = push_data(bot, emulator, images_dvc(120))
+
+    assert baselines.baseline(bot.conn, REPO, sha) is not None
+    # The event's job failed once and was retried: the retrain PR is there, once.
+    assert only_pull(emulator)["title"] == f"Retrain on new data ({sha[:7]})"
 
 
 def test_pushes_elsewhere_or_without_on_data_retrain_nothing(

@@ -1,5 +1,4 @@
-"""The retrain loop: retrain a default-branch commit in the sandbox, commit what changed
-under `retrain.outputs` through the Git Data API, and open (or move) the one retrain PR."""
+"""The retrain loop: retrain a default-branch commit, commit its changed outputs, open the PR."""
 
 from __future__ import annotations
 
