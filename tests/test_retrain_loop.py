@@ -331,6 +331,24 @@ def test_a_failed_retrain_fails_mlgate_retrain_with_the_log_and_opens_nothing(
     ]
 
 
+def test_an_installation_without_contents_write_gets_a_failing_check_that_says_so(
+    bot: Bot, emulator: GitHubEmulator
+) -> None:
+    create(emulator)
+    emulator.add_installation(INSTALLATION, "octo")  # reinstalled with Contents read-only
+    sha = push_data(bot, emulator, images_dvc(120))
+
+    assert pulls(emulator) == []
+    [check] = [r for r in emulator.check_runs(REPO, sha) if r["name"] == "mlgate/retrain"]
+    assert check["conclusion"] == "failure"
+    assert (
+        "the App needs the repository permission Contents: read & write"
+        in (check["output"]["summary"])
+    )
+    assert "trained on 120 images" in check["output"]["summary"]  # the retrain's log
+    assert len(retrains(bot.conn)) == 1
+
+
 def test_merging_the_retrain_pr_into_main_does_not_retrain_again(
     bot: Bot, emulator: GitHubEmulator, repo: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.core.markdown_escape import clip, code, one_line
@@ -86,7 +87,8 @@ def is_retrain_branch(ref: str) -> bool:
 def title(request: RetrainRequest) -> str:
     """The retrain PR's title."""
     if request.trigger == "schedule":
-        return f"Scheduled retrain ({request.occasion[:10] or time.strftime('%Y-%m-%d')})"
+        day = request.occasion[:10] or datetime.now(UTC).strftime("%Y-%m-%d")
+        return f"Scheduled retrain ({day})"
     if request.trigger == "data":
         return f"Retrain on new data ({request.short_sha})"
     if request.trigger == "monitoring":

@@ -30,7 +30,9 @@ from bot.core.retrain_outputs import (
     output_changes,
 )
 from bot.errors import (
+    GitHubError,
     GitHubNotFound,
+    GitHubRateLimited,
     GitHubValidationFailed,
     MlgateError,
     RepoConfigError,
@@ -189,7 +191,17 @@ class RetrainLoop:
             return decide.failed(request, done.failure, done.log)
         if not done.changes:
             return decide.unchanged(request)
-        return self.publish_outputs(request, done, saved)
+        try:
+            return self.publish_outputs(request, done, saved)
+        except GitHubError as exc:
+            if exc.status != 403 or isinstance(exc, GitHubRateLimited):
+                raise  # GitHub down or busy: the job fails, and run again it completes
+            # Refused for good, typically an installation with Contents read-only.
+            why = (
+                f"GitHub refused to write the retrain branch ({exc}); the App needs the "
+                "repository permission Contents: read & write"
+            )
+            return decide.failed(request, why, done.log)
 
     # -- the retrain in the sandbox -----------------------------------------------------------
 
