@@ -222,6 +222,22 @@ def test_a_second_data_push_moves_the_same_pr_and_says_so(
     ]
 
 
+def test_a_retrain_of_an_older_commit_never_moves_the_pr_back(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    older = push_data(bot, emulator, images_dvc(120))
+    newer = push_data(bot, emulator, images_dvc(150))
+    pull = only_pull(emulator)
+
+    assert start_retrain(bot.conn, REPO, "command", sha=older, user="alice")
+    run_jobs(bot.conn)
+
+    assert only_pull(emulator)["head"]["sha"] == pull["head"]["sha"]
+    assert retrains(bot.conn)[-1].detail == (
+        f"command: not run: the retrain PR already holds the newer {newer[:7]}"
+    )
+
+
 def test_a_duplicate_push_webhook_and_a_rerun_job_change_nothing(
     bot: Bot, emulator: GitHubEmulator, repo: str
 ) -> None:

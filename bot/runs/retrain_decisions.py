@@ -27,6 +27,7 @@ TRIGGERS = {
 # Outcomes of one retrain, for logs, tests and the claim that makes it happen once.
 OPENED, MOVED, UNCHANGED, FAILED = "opened", "moved", "unchanged", "failed"
 ALREADY_DONE, OWN_MERGE, UNSUPPORTED = "already-done", "own-merge", "unsupported"
+SUPERSEDED = "superseded"
 # A failed retrain's check shows this much of the log: the end, where errors are.
 CHECK_LOG_LINES = 60
 # GitHub's check run summary holds at most 65535 characters.
@@ -209,6 +210,12 @@ def unchanged(request: RetrainRequest) -> Publication:
     """The retrain changed nothing under `retrain.outputs`: no PR, one audit entry."""
     record = _record(request, "no change under retrain.outputs; no PR")
     return Publication(request.repo, None, UNCHANGED, audit=(record,))
+
+
+def superseded(request: RetrainRequest, newer: str) -> Publication:
+    """The retrain PR already holds a retrain of the newer default-branch head: not run."""
+    record = _record(request, f"not run: the retrain PR already holds the newer {newer[:SHORT]}")
+    return Publication(request.repo, None, SUPERSEDED, audit=(record,))
 
 
 def unsupported(request: RetrainRequest, why: str) -> Publication:

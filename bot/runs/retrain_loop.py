@@ -184,6 +184,16 @@ class RetrainLoop:
         if config.retrain.run is None:
             return decide.failed(request, "`retrain.run` is not configured", "")
         saved = retrain_lines.line(self.conn, request.repo)
+        head = default_heads.head(self.conn, request.repo)
+        if (
+            saved is not None
+            and head is not None
+            and head.sha != request.sha
+            and saved.base_sha == head.sha
+        ):
+            # Queued before newer commits that were retrained meanwhile: moving the PR back
+            # to an older commit would undo that.
+            return decide.superseded(request, head.sha)
         done = self.retrain(request, config, saved)
         if done.own_merge:
             return Publication(request.repo, None, decide.OWN_MERGE)
