@@ -204,13 +204,12 @@ class RetrainLoop:
         try:
             return self.publish_outputs(request, done, saved)
         except GitHubError as exc:
-            if exc.status != 403 or isinstance(exc, GitHubRateLimited):
+            if exc.status not in (403, 422) or isinstance(exc, GitHubRateLimited):
                 raise  # GitHub down or busy: the job fails, and run again it completes
-            # Refused for good, typically an installation with Contents read-only.
-            why = (
-                f"GitHub refused to write the retrain branch ({exc}); the App needs the "
-                "repository permission Contents: read & write"
-            )
+            # Refused for good: asking again would be refused again.
+            why = f"GitHub refused to write the retrain branch or PR ({exc})"
+            if exc.status == 403:
+                why += "; the App needs the repository permission Contents: read & write"
             return decide.failed(request, why, done.log)
 
     # -- the retrain in the sandbox -----------------------------------------------------------
@@ -446,8 +445,8 @@ def _work_tree_outputs(
     found: dict[str, tuple[str, bytes]] = {}
     walked = 0
     for top, dirs, names in os.walk(checkout):
-        if Path(top) == checkout and ".git" in dirs:
-            dirs.remove(".git")
+        if ".git" in dirs:
+            dirs.remove(".git")  # git never tracks a path through a `.git` directory
         walked += len(dirs) + len(names)
         if walked > MAX_WALKED:
             return {}, f"the retrain left over {MAX_WALKED:,} files to look through"
