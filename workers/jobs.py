@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +32,9 @@ from bot.runs.evaluation import Evaluator, author_trusted
 from bot.runs.evaluation_decisions import reacted
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
+from bot.runs.retrain_decisions import RetrainRequest
+from bot.runs.retrain_loop import RetrainLoop
+from bot.runs.retrain_scheduler import tick
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
 from bot.state import deliveries, installations
@@ -229,3 +233,30 @@ def check_production(repo: str, env: str) -> str:
     if installation is None:
         installation = ctx.github.installation_for_repo(repo)
     return monitor_issue.check_production(ctx.github.client(installation), ctx.redis, repo, env)
+
+
+def retrain_default_branch(request: dict[str, Any]) -> str:
+    """Retrain a default-branch commit and open (or move) its retrain PR; returns the outcome
+    (bot/runs/retrain_loop.py). Queued by `start_retrain`, never twice for one retrain."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    retrain = RetrainRequest.from_job(request)
+    installation_id = retrain.installation_id
+    loop = RetrainLoop(
+        settings,
+        ctx.redis,
+        ctx.github.client(installation_id),
+        token=lambda: ctx.github.installation_token(installation_id),
+    )
+    return loop.run(retrain)
+
+
+def tick_retrain_schedules(now: float | None = None) -> list[str]:
+    """Periodic: queue the scheduled retrains that came due (`now`: seconds since the epoch,
+    default the clock); returns the repositories queued."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    queued = tick(ctx.redis, ctx.github, moment)
+    log.info("retrain schedules ticked", extra={"queued": len(queued)})
+    return queued

@@ -488,6 +488,13 @@ def _log_lines(log: str) -> list[str]:
     return lines[-LOG_LINES:]
 
 
+def log_details(log: str, max_lines: int = LOG_LINES) -> str:
+    """The last `max_lines` lines of a run's log, folded as the comment shows them ("" for an
+    empty log): for other texts that carry a log, such as a failed retrain's check."""
+    lines = _log_lines(log)[-max_lines:] if max_lines > 0 else []
+    return _log_block(lines) if lines else ""
+
+
 def _log_block(lines: Sequence[str]) -> str:
     longest = max((len(m) for m in re.findall(r"`+", "\n".join(lines))), default=0)
     fence = "`" * max(3, longest + 1)

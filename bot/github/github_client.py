@@ -427,6 +427,65 @@ class GitHubClient:
         result: JSONDict = self.get_json(f"{_repo_path(repo)}/compare/{_seg(base)}...{_seg(head)}")
         return result
 
+    def create_pull(self, repo: str, *, title: str, head: str, base: str, body: str) -> JSONDict:
+        """Open a pull request from branch `head` into `base`."""
+        fields = {"title": title, "head": head, "base": base, "body": body}
+        result: JSONDict = self.request("POST", f"{_repo_path(repo)}/pulls", json=fields).json()
+        return result
+
+    def list_pulls(
+        self, repo: str, *, state: str = "open", base: str | None = None
+    ) -> Iterator[JSONDict]:
+        """Pull requests of `repo` (`open`, `closed` or `all`), optionally only into `base`."""
+        params = {"state": state} | ({"base": base} if base else {})
+        return self.paginate(f"{_repo_path(repo)}/pulls", params)
+
+    def add_labels(self, repo: str, issue_number: int, labels: list[str]) -> list[JSONDict]:
+        """Add labels to an issue or pull request; GitHub creates the ones the repo lacks."""
+        result: list[JSONDict] = self.request(
+            "POST", f"{_repo_path(repo)}/issues/{issue_number}/labels", json={"labels": labels}
+        ).json()
+        return result
+
+    # -- Git Data API (needs Contents: write) ------------------------------------------------
+
+    def create_blob(self, repo: str, content: bytes) -> str:
+        """Store `content` as a blob; returns its sha."""
+        body = {"content": base64.b64encode(content).decode(), "encoding": "base64"}
+        result = self.request("POST", f"{_repo_path(repo)}/git/blobs", json=body).json()
+        return str(result["sha"])
+
+    def create_tree(self, repo: str, entries: list[JSONDict], base_tree: str | None) -> str:
+        """A tree of `entries` (GitHub's path/mode/type with sha or content; a null sha
+        deletes) laid over `base_tree`; returns its sha."""
+        body: JSONDict = {"tree": entries}
+        if base_tree is not None:
+            body["base_tree"] = base_tree
+        result = self.request("POST", f"{_repo_path(repo)}/git/trees", json=body).json()
+        return str(result["sha"])
+
+    def create_git_commit(self, repo: str, message: str, tree: str, parents: list[str]) -> str:
+        """A commit of `tree` on `parents`, authored by the App; returns its sha."""
+        body = {"message": message, "tree": tree, "parents": parents}
+        result = self.request("POST", f"{_repo_path(repo)}/git/commits", json=body).json()
+        return str(result["sha"])
+
+    def create_ref(self, repo: str, ref: str, sha: str) -> JSONDict:
+        """Create `ref` (`refs/heads/...`) at `sha`; GitHubValidationFailed if it exists."""
+        result: JSONDict = self.request(
+            "POST", f"{_repo_path(repo)}/git/refs", json={"ref": ref, "sha": sha}
+        ).json()
+        return result
+
+    def update_ref(self, repo: str, ref: str, sha: str, *, force: bool = False) -> JSONDict:
+        """Point `ref` (`refs/heads/...`) at `sha`; `force` allows a move that is not a fast
+        forward."""
+        name = quote(ref.removeprefix("refs/"), safe="/")
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/git/refs/{name}", json={"sha": sha, "force": force}
+        ).json()
+        return result
+
     # -- statuses and deployments ------------------------------------------------------------
 
     def create_commit_status(
