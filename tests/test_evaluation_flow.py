@@ -216,3 +216,16 @@ def test_a_warm_synchronize_reads_only_what_it_changed_in_at_most_eight_calls(
     ]
     assert len(calls) <= 8, calls
     assert quality(emulator, head)["conclusion"] == "failure"
+
+
+def test_the_comparisons_own_notes_reach_the_comment(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    # A gate on a metric no metrics file holds: the comparison says where it looked.
+    emulator.repo(REPO).commit(
+        "main", {".github/mlgate.yml": "gates:\n  f1_macro: {min: 0.5}\n"}, "gate f1_macro"
+    )
+    number = open_pr(emulator, data_change(sample.BETTER_DATA))
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
+    body = emulator.comments(REPO, number)[0]["body"]
+    assert "Gated `f1_macro` found in none of the metrics files read" in body

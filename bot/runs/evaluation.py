@@ -216,7 +216,10 @@ class Evaluator:
         if measure is not None:
             # Steps are worth an API call only where they take long: reading files does not.
             self._step(pr, "comparing")
-        return replace(evaluation, trend=trend(self.conn, pr.repo), notes=notes)
+        # The comparison's own notes (metrics only in DVC's cache, a gated metric found
+        # nowhere) come first, then the bot's.
+        shown = [*evaluation.notes, *notes]
+        return replace(evaluation, trend=trend(self.conn, pr.repo), notes=shown)
 
     def _merge_base_baseline(self, pr: PullRequest, config: RepoConfig) -> Metrics | None:
         """No metrics were recorded for the base: evaluate the merge-base, cached by its sha."""
