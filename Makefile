@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest format dev demo bench clean
+.PHONY: install test lint typecheck pytest format dev demo bench mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,5 +39,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.webhook_ack
 
+# Not part of `test`: a full run takes about 20 minutes here. MUTATION_SAMPLE=N runs N mutants
+# spread over the modules, for a quick look; MUTATION_JOBS=N sets how many run at once.
+mutation: $(STAMP)
+	$(BIN)/python -m bench.mutation
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info mutants

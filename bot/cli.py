@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import click
-import requests
 
-from bot import logs
-from bot.core import signatures
-from bot.core.config import CONFIG_PATH
-from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError, SettingsError
-from bot.settings import Settings
 
+# Every other import is inside the command that needs it: `mlgate --help` and `mlgate
+# report` start in tens of milliseconds, and requests, redis, rq, Flask and YAML cost
+# hundreds (tests/test_cli_imports.py holds the line; bench/README.md has the figures).
 if TYPE_CHECKING:
     import redis
+
+    from bot.settings import Settings
 
 DEFAULT_PORT = "8000"
 # Used by `mlgate dev` when no secret is configured, so `mlgate replay` works out of the box.
@@ -36,6 +32,8 @@ GUNICORN_CONF = "python:bot.gunicorn_conf"
 
 
 def _settings(env: Mapping[str, str] | None = None) -> Settings:
+    from bot.settings import Settings
+
     try:
         return Settings.from_env(env)
     except SettingsError as exc:
@@ -93,6 +91,7 @@ def serve(bind: str | None) -> None:
 )
 def worker(burst: bool, runs: int, metrics_port: int) -> None:
     """Run rq workers: one on `events`, --runs on `runs`."""
+    from bot import logs
     from workers import worker as worker_module
 
     logs.configure()
@@ -109,6 +108,7 @@ def worker(burst: bool, runs: int, metrics_port: int) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the periodic jobs: redeliver failed GitHub deliveries."""
+    from bot import logs
     from workers import scheduler as scheduler_module
 
     logs.configure()
@@ -121,6 +121,7 @@ def scheduler() -> None:
 @main.command()
 def redeliver() -> None:
     """One sweep: ask GitHub to redeliver recent deliveries that never succeeded."""
+    from bot import logs
     from bot.github import redelivery
     from bot.runs.context import Context
     from bot.state.redis_conn import connect
@@ -161,7 +162,7 @@ def config_validate(file: Path | None) -> None:
     .github/mlgate.yml gets the defaults, so its absence is not an error; a FILE named
     explicitly must exist (a typo in CI must not pass).
     """
-    from bot.core.config import validate_file
+    from bot.core.config import CONFIG_PATH, validate_file
 
     if file is None:
         file = Path(CONFIG_PATH)
@@ -232,18 +233,24 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
     revision, not a git repository, invalid configuration).
     """
     from bot.core.report import render_comment, report_json, report_verdict
-    from bot.errors import LocalGitError, RepoConfigError
+    from bot.errors import LocalGitError, RepoConfigError, UnknownRevision
     from bot.runs.local_git import GitRepo, compare_local
 
     if output != "json" and (full or all_metrics):
         raise click.UsageError("--full and --all apply to --json only")
     try:
         with GitRepo.open(repo) as git:
-            if output == "json" and not full and not git.has_commits():
-                # `dvc metrics diff` in a repository without commits (dvc/repo/metrics/diff.py).
-                click.echo("{}")
-                return
-            local = compare_local(git, base, head)
+            try:
+                local = compare_local(git, base, head)
+            except UnknownRevision:
+                # Asked only now, as no revision resolves there: one git process less on
+                # every other run.
+                if output == "json" and not full and not git.has_commits():
+                    # `dvc metrics diff` in a repository without commits
+                    # (dvc/repo/metrics/diff.py).
+                    click.echo("{}")
+                    return
+                raise
     except LocalGitError as exc:
         raise _ReportUsageError(str(exc)) from exc
     except RepoConfigError as exc:
@@ -271,24 +278,103 @@ def report(base: str, head: str, output: str, full: bool, all_metrics: bool, rep
         sys.exit(1)
 
 
-@contextmanager
-def _redis_url() -> Iterator[str]:
-    """REDIS_URL if set, else an embedded Redis for as long as the block runs."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
+class _CiSetupProblem(click.ClickException):
+    """What the user of `mlgate ci` must fix first: an option, the environment, the checkout's
+    history, the token."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.option(
+    "--repo",
+    "repo_name",
+    metavar="OWNER/NAME",
+    help="The repository of the PR (default: GITHUB_REPOSITORY, or the event's).",
+)
+@click.option(
+    "--pr",
+    "number",
+    type=click.IntRange(min=1),
+    help="The PR's number; outside GitHub Actions, with --repo (default: the Actions event's).",
+)
+@click.option(
+    "--base",
+    help="Revision to compare with, looked up as given, then as origin/BASE "
+    "(default: the PR's base commit).",
+)
+@click.option(
+    "--head",
+    help="The PR's head commit, which gets the check (default: the event's, else the PR's "
+    "from the API). It must be in the checkout.",
+)
+@click.option(
+    "--token",
+    envvar="GITHUB_TOKEN",
+    show_envvar=True,
+    help="A GitHub token that may comment on PRs and create check runs (never printed).",
+)
+@click.option(
+    "--api-url",
+    envvar="GITHUB_API_URL",
+    show_envvar=True,
+    default="https://api.github.com",
+    show_default=True,
+    help="The GitHub API (GitHub Enterprise Server: https://HOST/api/v3).",
+)
+@click.option(
+    "--checkout",
+    default=".",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A directory of the git checkout holding both revisions.",
+)
+def ci(
+    repo_name: str | None,
+    number: int | None,
+    base: str | None,
+    head: str | None,
+    token: str | None,
+    api_url: str,
+    checkout: Path,
+) -> None:
+    """The report and quality gate as a step of your CI: no App, no Redis, no server.
+
+    Compares the PR's head with its base from the job's checkout, as `mlgate report` does
+    (committed files; the configuration is .github/mlgate.yml at the base), then writes the
+    bot's sticky comment (found again by its marker among the token user's own comments) and
+    the `mlgate/quality` check run (a commit status where the token may not create check
+    runs), and prints the report to the job log.
+
+    \b
+    GitHub Actions: the PR comes from the `pull_request` event (GITHUB_EVENT_PATH); the token
+                    is the job's GITHUB_TOKEN. Check out with `fetch-depth: 0`.
+    Any other CI:   mlgate ci --repo OWNER/NAME --pr N --base main (token: --token or
+                    GITHUB_TOKEN).
+
+    A PR from a fork gets a read-only token in GitHub Actions: the report then goes to the
+    job log (and the job summary) only, and the exit status still says the verdict.
+
+    \b
+    Exit status: 0; 1 when a quality gate fails (or the evaluation does); 2 for a usage or
+    setup error (an option, the event, a revision missing from the checkout, an invalid
+    configuration, a token GitHub refuses).
+    """
+    from bot.errors import GitHubError, RepoConfigError
+    from bot.runs.ci_step import CiOptions, run
+
+    options = CiOptions(token, api_url, checkout, repo_name, number, base, head)
     try:
-        with EmbeddedRedis() as embedded:
-            click.echo(f"embedded Redis at {embedded.url}", err=True)
-            yield embedded.url
+        code = run(options, os.environ, click.echo, lambda line: click.echo(line, err=True))
+    except RepoConfigError as exc:
+        lines = "\n".join(exc.problems)
+        raise _CiSetupProblem(f"invalid configuration at the base:\n{lines}") from exc
+    except GitHubError as exc:
+        fix = " (the token is wrong or expired)" if exc.status == 401 else ""
+        raise _CiSetupProblem(f"{exc}{fix}") from exc
     except MlgateError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _pump(prefix: str, stream: IO[bytes]) -> None:
-    for line in iter(stream.readline, b""):
-        click.echo(f"{prefix} | {line.decode(errors='replace').rstrip()}")
+        raise _CiSetupProblem(str(exc)) from exc
+    sys.exit(code)
 
 
 def _say_sandbox(mode: str, env: Mapping[str, str]) -> None:
@@ -306,56 +392,31 @@ def _say_sandbox(mode: str, env: Mapping[str, str]) -> None:
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, help="Port of the web app on 127.0.0.1."
 )
-def dev(port: str) -> None:
-    """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset."""
+@click.option(
+    "--open-pr",
+    is_flag=True,
+    help="On the built-in emulator: open a PR on the sample repository and print its comment.",
+)
+def dev(port: str, open_pr: bool) -> None:
+    """Web, worker and scheduler in one command, with an embedded Redis if REDIS_URL is unset
+    and the built-in GitHub emulator if no App is configured. Ctrl-C stops everything."""
+    from bot.dev_stack import DevStack
+
     _load_env_file()
-    env = dict(os.environ)
-    # One developer's traffic needs no 2 x cores + 1 web processes.
-    env.setdefault("WEB_CONCURRENCY", "2")
-    if not env.get("GITHUB_WEBHOOK_SECRET"):
-        env["GITHUB_WEBHOOK_SECRET"] = DEV_WEBHOOK_SECRET
+    secret = os.environ.get("GITHUB_WEBHOOK_SECRET")
+    if not secret:
+        secret = DEV_WEBHOOK_SECRET
         click.echo(
             f"GITHUB_WEBHOOK_SECRET is not set; using {DEV_WEBHOOK_SECRET!r} for local development",
             err=True,
         )
-    with _redis_url() as url:
-        env["REDIS_URL"] = url
-        settings = _settings(env)
-        _say_sandbox(settings.sandbox, env)
-        mlgate = [sys.executable, "-m", "bot.cli"]
-        commands = {
-            "web      ": [*mlgate, "serve", "--bind", f"127.0.0.1:{port}"],
-            "worker   ": [*mlgate, "worker"],
-            "scheduler": [*mlgate, "scheduler"],
-        }
-        processes = {
-            name: subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            for name, argv in commands.items()
-        }
-        pumps = [
-            threading.Thread(target=_pump, args=(name, p.stdout), daemon=True)
-            for name, p in processes.items()
-            if p.stdout is not None
-        ]
-        for pump in pumps:
-            pump.start()
-        click.echo(f"mlgate dev: webhook at http://127.0.0.1:{port}/webhooks/github", err=True)
-        try:
-            while all(p.poll() is None for p in processes.values()):
-                threading.Event().wait(0.5)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for p in processes.values():
-                if p.poll() is None:
-                    p.terminate()
-            for p in processes.values():
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            for pump in pumps:
-                pump.join(timeout=2)
+    from bot.settings import sandbox_mode
+
+    try:
+        _say_sandbox(sandbox_mode(), os.environ)
+        sys.exit(DevStack(port, click.echo).run(secret, open_pr))
+    except MlgateError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -428,6 +489,12 @@ def register(
 )
 def replay(payload: Path, event: str, url: str, delivery: str | None) -> None:
     """Sign a saved payload with the configured secret and send it to a running server."""
+    import uuid
+
+    import requests
+
+    from bot.core import signatures
+
     secrets = [s for s in os.environ.get("GITHUB_WEBHOOK_SECRET", "").split(",") if s.strip()]
     if not secrets:
         raise click.ClickException(

@@ -17,6 +17,7 @@ from bot import logs, sample
 from bot.core.report import parse_data
 from bot.embedded_redis import EmbeddedRedis
 from bot.emulator import GitHubEmulator
+from bot.emulator.github_models import EmulatedRepo
 from bot.errors import MlgateError
 from bot.loopback import serve
 from bot.runs.sandbox import readiness
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 REPO = "acme/sample-model"
 INSTALLATION = 7
 AUTHOR = "alice"
+ENGINEER = "dana"  # a data engineer who pushes new data straight to main
 SECRET = "demo-webhook-secret"
 WAIT_SECONDS = 60.0
 OPENAPI = (
@@ -37,12 +39,14 @@ OPENAPI = (
 Echo = Callable[[str], None]
 
 
-def _event(emulator: GitHubEmulator, action: str, number: int | None = None) -> dict[str, Any]:
+def _event(
+    emulator: GitHubEmulator, action: str, number: int | None = None, sender: str = AUTHOR
+) -> dict[str, Any]:
     """A webhook payload as GitHub sends it, built from the emulator's own objects."""
     data: dict[str, Any] = {
         "repository": emulator.repository(REPO),
         "installation": {"id": INSTALLATION},
-        "sender": emulator.user_json(AUTHOR),
+        "sender": emulator.user_json(sender),
     }
     if number is not None:
         data |= {"action": action, "number": number}
@@ -81,6 +85,20 @@ def _wait_for_quality(emulator: GitHubEmulator, sha: str, log_path: Path) -> dic
     raise MlgateError(
         f"no completed mlgate/quality on {sha[:7]} after {WAIT_SECONDS:.0f} s; "
         f"the worker's log is in {log_path}"
+    )
+
+
+def _wait_for_retrain_pr(emulator: GitHubEmulator, log_path: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        for item in emulator.issues(REPO):
+            if "pull_request" in item:
+                pull = emulator.pull_request(REPO, item["number"])
+                if pull["head"]["ref"].startswith("mlgate/retrain-") and pull["labels"]:
+                    return pull
+        time.sleep(0.1)
+    raise MlgateError(
+        f"no retrain PR after {WAIT_SECONDS:.0f} s; the worker's log is in {log_path}"
     )
 
 
@@ -141,15 +159,18 @@ def run(echo: Echo) -> int:
         stack.enter_context(_worker(env, worker_log))
         emulator.configure_webhook(f"{url}/webhooks/github", SECRET)
 
-        emulator.add_installation(INSTALLATION, "acme")
+        # Contents: read & write: the retrain loop commits through the Git Data API.
+        permissions = {**emulator.installation_permissions, "contents": "write"}
+        emulator.add_installation(INSTALLATION, "acme", permissions)
         repo = emulator.create_repo(
             REPO,
             installation_id=INSTALLATION,
-            files=sample.files(sample.BASE_DATA, sample.BASE_PARAMS, source="run"),
+            files=sample.files(sample.BASE_DATA, sample.BASE_PARAMS, source="run", retrain=True),
         )
         emulator.set_permission(REPO, AUTHOR, "write")
         echo(
-            f"2. {REPO}: DVC data, dvc.lock, params.yaml, evaluate.py; gates in .github/mlgate.yml"
+            f"2. {REPO}: DVC data, dvc.lock, params.yaml, evaluate.py; gates and the retrain "
+            "loop in .github/mlgate.yml"
         )
         # A default-branch push records the baseline every PR is compared with.
         push = _event(emulator, "push") | {
@@ -189,9 +210,51 @@ def run(echo: Echo) -> int:
             f"mlgate/quality went {first['conclusion']} → {second['conclusion']} "
             f"(verdict {data.get('verdict')}); {time.monotonic() - started:.1f} s in all."
         )
+        retrained, retrain_check = _retrain_act(echo, emulator, repo, change, worker_log)
         ok = (first["conclusion"], second["conclusion"], len(comments)) == (
             "success",
             "failure",
             1,
         )
-        return 0 if ok else 1
+        return 0 if ok and retrained and retrain_check["status"] == "completed" else 1
+
+
+def _retrain_act(
+    echo: Echo,
+    emulator: GitHubEmulator,
+    repo: EmulatedRepo,
+    change: Callable[[sample.DataVersion], dict[str, str | bytes | None]],
+    worker_log: Path,
+) -> tuple[bool, dict[str, Any]]:
+    """The fourth act: new data pushed to main retrains, and mlgate opens the PR."""
+    before = repo.head("main")
+    data = change(sample.BETTER_DATA)
+    pushed = repo.commit("main", data, "Add 64 images and 60 rows", author=ENGINEER)
+    echo(
+        f"6. {ENGINEER} pushes new data straight to main ({pushed[:7]}): mlgate retrains that "
+        "commit in the sandbox (retrain.on_data) ..."
+    )
+    push = _event(emulator, "push", sender=ENGINEER) | {
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": pushed,
+        "deleted": False,
+        "commits": [{"id": pushed, "added": [], "removed": [], "modified": sorted(data)}],
+    }
+    started = time.monotonic()
+    emulator.send_webhook("push", push)
+    pull = _wait_for_retrain_pr(emulator, worker_log)
+    number, head = int(pull["number"]), pull["head"]["sha"]
+    files = [c.filename for c in repo.git.diff(pushed, head)]
+    echo(
+        f"   {time.monotonic() - started:.1f} s later: PR #{number} “{pull['title']}” by "
+        f"{pull['user']['login']} from {pull['head']['ref']}, label "
+        f"{', '.join(label['name'] for label in pull['labels'])}, committing {', '.join(files)}"
+    )
+    for line in pull["body"].splitlines():
+        echo(f"   > {line}" if line else "   >")
+    # GitHub tells the App of the PR it opened, as of any other; the emulator leaves it to us.
+    emulator.send_webhook("pull_request", _event(emulator, "opened", number))
+    check = _wait_for_quality(emulator, head, worker_log)
+    _show(echo, emulator, number, check)
+    return pull["title"] == f"Retrain on new data ({pushed[:7]})", check

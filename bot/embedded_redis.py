@@ -54,7 +54,11 @@ class EmbeddedRedis:
             "--dir", self._dir,
             "--logfile", str(Path(self._dir) / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # A session of its own: a terminal's Ctrl-C must not stop Redis before the processes
+        # that use it (mlgate dev stops it last).
+        self._process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + _START_TIMEOUT
         client = redis.Redis(unix_socket_path=self.socket)
         while True:

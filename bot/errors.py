@@ -148,6 +148,11 @@ class UnknownRevision(LocalGitError):
         super().__init__(f"bad revision {rev!r}: no commit has that name ({complaint})")
 
 
+class CiSetupError(MlgateError):
+    """What the user of `mlgate ci` must fix: an option, the CI's environment or event, the
+    checkout's history, or the token; the message names the fix."""
+
+
 class UntrustedCode(MlgateError):
     """A PR's code would run, but neither its author nor a maintainer's /evaluate vouches for it."""
 
@@ -180,3 +185,8 @@ class SemaphoreRefused(SemaphoreError):
 
 class SemaphoreRetriesExhausted(SemaphoreError):
     """Semaphore kept answering 5xx, or could not be reached, after the bounded retries."""
+
+
+class SignInRefused(MlgateError):
+    """The dashboard's GitHub sign-in failed (state mismatch, a refused code, GitHub down);
+    the message says what happened and to sign in again."""

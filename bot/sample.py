@@ -24,6 +24,14 @@ gates:
   loss: {{direction: lower, max_rise: 5%}}
 """
 
+# The retrain loop of `mlgate demo`: new data on main retrains and mlgate opens the PR.
+RETRAIN_YML = """\
+retrain:
+  run: python3 evaluate.py
+  on_data: true
+  outputs: [metrics.json]
+"""
+
 DVC_YAML = """\
 stages:
   prepare:
@@ -198,10 +206,18 @@ def evaluate(version: DataVersion, params: dict[str, float]) -> dict[str, float]
     return score(rows, int(params["epochs"]), params["learning_rate"])
 
 
-def files(version: DataVersion, params: dict[str, float], *, source: str = "git") -> dict[str, str]:
-    """Every file of the sample repository at one data version and parameter set."""
+def files(
+    version: DataVersion,
+    params: dict[str, float],
+    *,
+    source: str = "git",
+    retrain: bool = False,
+) -> dict[str, str]:
+    """Every file of the sample repository at one data version and parameter set; `retrain`
+    configures the retrain loop on new data."""
+    config = MLGATE_YML.format(source=source) + (RETRAIN_YML if retrain else "")
     return {
-        ".github/mlgate.yml": MLGATE_YML.format(source=source),
+        ".github/mlgate.yml": config,
         "README.md": "# sample-model\n\nA tiny model versioned with DVC, gated by mlgate.\n",
         "dvc.yaml": DVC_YAML,
         "dvc.lock": dvc_lock(version, params),

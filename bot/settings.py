@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +14,10 @@ from bot.core.config import DURATION_EXPECTED, parse_duration
 from bot.errors import SettingsError
 
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# github.com's pages (the OAuth sign-in) live beside its API, not under it.
+DEFAULT_GITHUB_WEB_URL = "https://github.com"
+# GitHub Enterprise Server serves its API under /api/v3 of the host that serves its pages.
+ENTERPRISE_API_SUFFIX = "/api/v3"
 # Seconds before each retry of a failed job: bounded exponential backoff.
 DEFAULT_RETRY_DELAYS = (10, 60, 300)
 # How long a Semaphore run may wait for its pipeline before mlgate gives up on it: longer
@@ -47,6 +53,12 @@ class Settings:
     semaphore_run_timeout: float = DEFAULT_SEMAPHORE_RUN_TIMEOUT
     # MLGATE_SANDBOX: `bwrap` (default) or `none`.
     sandbox: str = SANDBOX_BWRAP
+    # The App's OAuth client: the dashboard's "Sign in with GitHub"; both unset, no dashboard.
+    github_client_id: str = ""
+    github_client_secret: str = ""
+    # MLGATE_SESSION_SECRET signs the dashboard's cookie; unset, it is derived from the first
+    # webhook secret (see session_secret).
+    session_secret_value: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +108,9 @@ class Settings:
             runner_secrets=env.get("MLGATE_RUNNER_SECRETS", ""),
             semaphore_run_timeout=_parse_timeout(env.get("MLGATE_SEMAPHORE_RUN_TIMEOUT")),
             sandbox=sandbox_mode(env),
+            github_client_id=env.get("GITHUB_CLIENT_ID", "").strip(),
+            github_client_secret=env.get("GITHUB_CLIENT_SECRET", "").strip(),
+            session_secret_value=env.get("MLGATE_SESSION_SECRET", ""),
         )
         settings.register_secrets()
         return settings
@@ -108,8 +123,40 @@ class Settings:
             self.semaphore_api_token,
             self.semaphore_webhook_secret,
             self.metrics_token,
+            self.github_client_secret,
+            self.session_secret_value,
         ):
             logs.register_secret(value)
+
+    @property
+    def dashboard_enabled(self) -> bool:
+        """The dashboard answers only with the App's OAuth client to sign people in with."""
+        return bool(self.github_client_id and self.github_client_secret)
+
+    @property
+    def session_secret(self) -> str:
+        """The key that signs the dashboard's session cookie: MLGATE_SESSION_SECRET, else one
+        derived from the first webhook secret (an HMAC of it, so the cookie key never equals
+        the webhook secret; rotating that secret to the front signs everyone out)."""
+        if self.session_secret_value:
+            return self.session_secret_value
+        first = self.webhook_secrets[0].encode()
+        return hmac.new(first, b"mlgate dashboard session", hashlib.sha256).hexdigest()
+
+    @property
+    def github_web_url(self) -> str:
+        """Where GitHub's pages are (the OAuth authorize page and token exchange): github.com
+        for api.github.com, the host of an Enterprise Server's /api/v3, else the API URL
+        itself (the emulator serves both on one base URL)."""
+        api = self.github_api_url.rstrip("/")
+        if api == DEFAULT_GITHUB_API_URL:
+            return DEFAULT_GITHUB_WEB_URL
+        return api.removesuffix(ENTERPRISE_API_SUFFIX)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are sent over HTTPS only when the public URL is HTTPS."""
+        return self.public_url.lower().startswith("https://")
 
 
 def unescape_pem(text: str) -> str:

@@ -8,8 +8,8 @@ objects are made on first use, so that importing this module reads no environmen
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from prometheus_client import (
@@ -67,8 +67,23 @@ class Metrics:
     evaluations: Counter
 
 
-@cache
+_made: Metrics | None = None
+# gthread serves several requests of a new web process at once: two threads making the metric
+# objects would register each name twice (prometheus-client raises on the second).
+_making = threading.Lock()
+
+
 def metrics() -> Metrics:
+    """The metric objects of this process, made once (on first use, under a lock)."""
+    global _made
+    if _made is None:
+        with _making:
+            if _made is None:
+                _made = _make()
+    return _made
+
+
+def _make() -> Metrics:
     if _directory() is not None:
         values.ValueClass = values.MultiProcessValue(_identity)  # type: ignore[no-untyped-call]
     return Metrics(

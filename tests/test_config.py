@@ -58,11 +58,13 @@ def problem(text: str) -> str:
 # --- defaults --------------------------------------------------------------------------------
 
 
-def test_default_config_evaluates_dvc_changes_and_only_reports() -> None:
+def test_default_config_evaluates_data_code_and_params_changes_and_only_reports() -> None:
     config = default_config()
     assert config.version == 1
     assert config.triggers == Triggers(
-        data=("**/*.dvc", "dvc.lock"), code=("dvc.yaml", "params.yaml"), drafts=False
+        data=("**/*.dvc", "dvc.lock", "data/**"),
+        code=("dvc.yaml", "params.yaml", "params.json", "*.py", "*.ipynb", "src/**"),
+        drafts=False,
     )
     assert config.metrics == MetricsConfig(files=(), source="git")
     assert config.evaluate == EvaluateConfig(run=None, timeout=1800.0, repeats=1)
@@ -95,7 +97,7 @@ def test_section_left_empty_takes_defaults() -> None:
 
 def test_missing_keys_within_a_section_take_defaults() -> None:
     config = parse("triggers:\n  code: ['src/**']\nevaluate:\n  repeats: 3\n")
-    assert config.triggers == Triggers(data=("**/*.dvc", "dvc.lock"), code=("src/**",))
+    assert config.triggers == Triggers(data=("**/*.dvc", "dvc.lock", "data/**"), code=("src/**",))
     assert config.evaluate == EvaluateConfig(run=None, timeout=1800.0, repeats=3)
 
 

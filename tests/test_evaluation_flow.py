@@ -188,3 +188,44 @@ def test_a_push_to_another_branch_records_no_baseline(
     push = github_event(emulator, "push", "payload", REPO, "alice", ref="refs/heads/feature")
     bot.deliver("push", push)
     assert not [k for k in bot.conn.keys("mlgate:baseline*")]
+
+
+def test_a_warm_synchronize_reads_only_what_it_changed_in_at_most_eight_calls(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    number = open_pr(emulator, data_change(sample.BETTER_DATA))
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
+    # New metrics (a blob never seen), the same images.dvc as the last head (a blob read
+    # then), dvc.lock removed.
+    pushed = data_change(sample.WORSE_DATA) | {"dvc.lock": None}
+    assert pushed["data/images.dvc"] == data_change(sample.BETTER_DATA)["data/images.dvc"]
+    head = emulator.repo(REPO).commit("feature", pushed, "noisy labels, no lock")
+    emulator.clear_requests()
+
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "synchronize"))
+
+    calls = [
+        (r.method, r.path.removeprefix(f"/repos/{REPO}"), r.query.get("ref"))
+        for r in emulator.requests
+        if "/access_tokens" not in r.path
+    ]
+    # Only the new blob is read: dvc.yaml and params.yaml are the merge base's (cached), the
+    # removed dvc.lock is known absent, images.dvc known by its blob sha.
+    assert [(path, ref) for _, path, ref in calls if "/contents/" in path] == [
+        ("/contents/metrics.json", head)
+    ]
+    assert len(calls) <= 8, calls
+    assert quality(emulator, head)["conclusion"] == "failure"
+
+
+def test_the_comparisons_own_notes_reach_the_comment(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    # A gate on a metric no metrics file holds: the comparison says where it looked.
+    emulator.repo(REPO).commit(
+        "main", {".github/mlgate.yml": "gates:\n  f1_macro: {min: 0.5}\n"}, "gate f1_macro"
+    )
+    number = open_pr(emulator, data_change(sample.BETTER_DATA))
+    bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "opened"))
+    body = emulator.comments(REPO, number)[0]["body"]
+    assert "Gated `f1_macro` found in none of the metrics files read" in body

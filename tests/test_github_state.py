@@ -8,6 +8,7 @@ import redis
 
 from bot.state import file_cache, installation_tokens, redelivery_attempts
 from bot.state.file_cache import CachedFile
+from bot.state.redis_conn import key
 
 # -- installation tokens -----------------------------------------------------------------------
 
@@ -92,6 +93,23 @@ def test_files_up_to_the_size_limit_are_remembered_and_larger_ones_are_not(
 
     assert file_cache.lookup(redis_conn, "octo/ml", SHA, "largest.bin") == CachedFile(largest)
     assert file_cache.lookup(redis_conn, "octo/ml", SHA, "too-large.bin") is None
+
+
+def test_a_file_read_is_remembered_by_its_blob_too_unless_absent_or_too_large(
+    redis_conn: redis.Redis,
+) -> None:
+    blob, other, large = "b" * 40, "c" * 40, "d" * 40
+    file_cache.remember(redis_conn, "octo/ml", SHA, "metrics.json", b"{}", blob=blob)
+    file_cache.remember(redis_conn, "octo/ml", SHA, "missing.json", None, blob=other)
+    too_large = b"x" * (file_cache.CACHE_MAX_BYTES + 1)
+    file_cache.remember(redis_conn, "octo/ml", SHA, "big.bin", too_large, blob=large)
+
+    assert file_cache.lookup_blob(redis_conn, "octo/ml", blob) == b"{}"
+    assert file_cache.lookup(redis_conn, "octo/ml", SHA, "metrics.json") == CachedFile(b"{}")
+    assert file_cache.lookup_blob(redis_conn, "octo/ml", other) is None
+    assert file_cache.lookup_blob(redis_conn, "octo/ml", large) is None
+    assert file_cache.lookup_blob(redis_conn, "octo/other", blob) is None
+    assert 0 < redis_conn.ttl(key("blob", "octo/ml", blob)) <= file_cache.CACHE_TTL
 
 
 # -- redelivery counts -------------------------------------------------------------------------

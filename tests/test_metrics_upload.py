@@ -302,10 +302,10 @@ def test_curls_form_content_type_does_not_decode_the_body(
 
 
 def readme_curl_line() -> str:
-    """The upload step of README.md (Connecting Semaphore), continuation lines joined."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    """The upload step of docs/semaphore.md (Connecting Semaphore), continuation lines joined."""
+    readme = (Path(__file__).parent.parent / "docs" / "semaphore.md").read_text()
     match = re.search(r"^curl -fsS .*?(?<!\\)$", readme, re.MULTILINE | re.DOTALL)
-    assert match is not None, "README.md has no `curl -fsS` upload line"
+    assert match is not None, "docs/semaphore.md has no `curl -fsS` upload line"
     return re.sub(r"\\\n\s*", "", match.group())
 
 

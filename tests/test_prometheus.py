@@ -223,3 +223,34 @@ def test_the_grafana_dashboard_charts_every_name_and_no_other() -> None:
     used = set(re.findall(r"mlgate_[a-z_]+", exprs))
     bases = {re.sub(r"_(bucket|count|sum)$", "", name) for name in used}
     assert bases == set(NAMES)
+
+
+def test_metric_objects_are_made_once_when_threads_race_for_them() -> None:
+    import threading
+
+    from bot import telemetry
+
+    telemetry._made = None  # a fresh web process
+    from prometheus_client import REGISTRY
+
+    for collector in list(REGISTRY._collector_to_names):  # what an earlier test registered
+        if any(n.startswith("mlgate_") for n in REGISTRY._collector_to_names[collector]):
+            REGISTRY.unregister(collector)
+    barrier = threading.Barrier(8)
+    made: list[object] = []
+    errors: list[BaseException] = []
+
+    def first_request() -> None:
+        barrier.wait()
+        try:
+            made.append(telemetry.metrics())
+        except BaseException as exc:  # what a request thread would turn into a 500
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({id(m) for m in made}) == 1

@@ -13,6 +13,7 @@ import redis
 from bot.core.changes import PR_FILES_CAP, Classification, classify
 from bot.core.config import Approvers, DeployConfig, MetricsConfig, RepoConfig, Triggers
 from bot.core.evaluation_result import Evaluation
+from bot.core.gates import Gate, GateResult
 from bot.core.pr_facts import PullRequest, Retrain
 from bot.runs import evaluation_decisions as decide
 from bot.runs.check_runs import CONFIG_CHECK, DEPLOY_CHECK, QUALITY_CHECK
@@ -201,6 +202,33 @@ def test_drafts_and_prs_that_change_nothing_relevant_are_skipped() -> None:
     irrelevant = course(changed=["README.md"]).done
     assert irrelevant is not None and irrelevant.outcome == "skipped-irrelevant"
     assert course(changed=["README.md"], forced=True).done is None  # a command evaluates anyway
+
+
+def test_a_skipped_check_names_the_triggers_in_force_and_the_setting_with_an_example() -> None:
+    config = RepoConfig(triggers=Triggers(data=("data/*.csv",), code=()))
+    irrelevant = course(config=config, changed=["README.md", "docs/x.md"]).done
+    assert irrelevant is not None
+    [check] = irrelevant.checks
+    assert (check.conclusion, check.title) == ("skipped", "Nothing to evaluate")
+    assert check.summary.startswith("No changed file matches the triggers (2 files changed).")
+    assert "The triggers in force: data: `data/*.csv`; code: none." in check.summary
+    assert check.summary.endswith(
+        'Add to `.github/mlgate.yml`:\n\n```yaml\ntriggers:\n  code: ["src/**"]\n```\n'
+    )
+    draft = course(replace(PR, draft=True), classified=never).done
+    assert draft is not None
+    assert draft.checks[0].summary.endswith("```yaml\ntriggers:\n  drafts: true\n```\n")
+
+
+def test_the_quality_check_of_a_gate_that_found_no_metric_ends_with_the_setting() -> None:
+    lost = replace(
+        improving(),
+        gates=[GateResult("f1", None, False, "f1 not found", Gate("f1", min=0.5))],
+    )
+    summary = checks(publish(lambda: lost, deploy=None))[QUALITY_CHECK].summary
+    assert summary.endswith("```yaml\nmetrics:\n  files: [results/metrics.json]\n```\n")
+    found = checks(publish(improving, deploy=None))[QUALITY_CHECK].summary
+    assert "metrics.files" not in found
 
 
 def test_committed_metrics_are_compared_without_asking_who_wrote_the_code() -> None:

@@ -232,6 +232,40 @@ def test_a_revision_that_looks_like_an_option_is_only_a_name(repo: Path) -> None
     assert "bad revision '--output=/tmp/x'" in result.stderr
 
 
+def test_revisions_resolve_as_git_rev_parse_resolves_them(repo: Path) -> None:
+    better = commit(repo, data_change(sample.BETTER_DATA), "better data")
+    git(repo, "tag", "--annotate", "--message", "release", "v1", "main")
+    git(repo, "tag", "light", better)
+    # An annotated tag peels to its commit; a short sha, a tag, HEAD~1 and a sha all name one.
+    for base, head in (("v1", "light"), ("HEAD~1", better[:10]), ("main", better)):
+        result = report(repo, "--base", base, "--head", head, "--json")
+        assert (result.exit_code, json.loads(result.stdout)) == (0, BETTER_DIFF), (base, head)
+    # A tree or a blob names no commit.
+    for not_a_commit in ("main^{tree}", "main:metrics.json"):
+        result = report(repo, "--base", not_a_commit, "--json")
+        assert result.exit_code == 2
+        assert f"bad revision {not_a_commit!r}" in result.stderr
+        assert "fatal: Needed a single revision" in result.stderr
+
+
+def test_a_revision_with_a_newline_is_refused_with_git_words(repo: Path) -> None:
+    result = report(repo, "--base", "main\nHEAD", "--json")
+    assert result.exit_code == 2
+    assert "bad revision 'main\\nHEAD'" in result.stderr
+    assert "git: fatal:" in result.stderr
+
+
+def test_a_repository_without_commits_prints_what_dvc_prints(tmp_path: Path) -> None:
+    git(tmp_path, "init", "--quiet", "--initial-branch", "main")
+    as_json = report(tmp_path, "--base", "main", "--json")
+    assert (as_json.exit_code, as_json.stdout) == (0, "{}\n")
+    # Only the plain --json is DVC's output; the others need a revision to compare.
+    for other in (("--json", "--full"), ()):
+        result = report(tmp_path, "--base", "main", *other)
+        assert result.exit_code == 2
+        assert "bad revision 'main'" in result.stderr
+
+
 def test_outside_a_git_repository_exits_2_saying_so(tmp_path: Path) -> None:
     result = report(tmp_path, "--base", "main")
     assert result.exit_code == 2

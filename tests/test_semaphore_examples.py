@@ -29,8 +29,9 @@ def commands(pipeline: dict[str, Any]) -> list[str]:
     ]
 
 
-def test_both_example_pipelines_are_there() -> None:
-    assert [p.name for p in PIPELINES] == ["deploy.yml", "evaluate.yml"]
+def test_the_example_pipelines_are_there() -> None:
+    # mlgate-ci.yml: the `mlgate ci` block, tested with the command in tests/test_ci_step.py.
+    assert [p.name for p in PIPELINES] == ["deploy.yml", "evaluate.yml", "mlgate-ci.yml"]
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
@@ -61,8 +62,8 @@ def test_evaluate_uses_the_retrain_parameters() -> None:
 
 
 def test_evaluate_uploads_metrics_with_the_readme_command() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "semaphore.md").read_text()
     block = re.search(r"```sh\n(curl -fsS [^`]*?/api/v1/metrics[^`]*?)\n```", readme)
-    assert block is not None, "README.md: no curl line under Connecting Semaphore"
+    assert block is not None, "docs/semaphore.md: no curl line under Connecting Semaphore"
     documented = re.sub(r"\s*\\\n\s*", " ", block.group(1)).strip()
     assert documented in commands(load(EXAMPLES / "evaluate.yml"))

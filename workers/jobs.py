@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -24,17 +25,20 @@ from bot.errors import (
 )
 from bot.github import redelivery
 from bot.handlers import router
-from bot.runs import deploy, semaphore_poll
+from bot.runs import deploy, monitor_issue, semaphore_poll
 from bot.runs.context import Context
 from bot.runs.deploy_decisions import DeployRequest
 from bot.runs.evaluation import Evaluator, author_trusted
 from bot.runs.evaluation_decisions import reacted
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
+from bot.runs.retrain_decisions import RetrainRequest
+from bot.runs.retrain_loop import RetrainLoop
+from bot.runs.retrain_scheduler import tick
 from bot.runs.sandbox import DEFAULT_MEMORY
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import deliveries, deploys
+from bot.state import deliveries, deploys, installations
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.redis_conn import connect
@@ -232,3 +236,40 @@ def deploy_with_runner(
         # Nothing ran: once the worker has bubblewrap, approving again deploys.
         deploys.release_deploy(ctx.redis, deploy_request.token)
     return Publisher(gh, ctx.redis).publish(deployed)
+
+
+def check_production(repo: str, env: str) -> str:
+    """Judge an environment's live uploads and open, update or close its issue."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    installation = installations.installation_of(ctx.redis, repo)
+    if installation is None:
+        installation = ctx.github.installation_for_repo(repo)
+    return monitor_issue.check_production(ctx.github.client(installation), ctx.redis, repo, env)
+
+
+def retrain_default_branch(request: dict[str, Any]) -> str:
+    """Retrain a default-branch commit and open (or move) its retrain PR; returns the outcome
+    (bot/runs/retrain_loop.py). Queued by `start_retrain`, never twice for one retrain."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    retrain = RetrainRequest.from_job(request)
+    installation_id = retrain.installation_id
+    loop = RetrainLoop(
+        settings,
+        ctx.redis,
+        ctx.github.client(installation_id),
+        token=lambda: ctx.github.installation_token(installation_id),
+    )
+    return loop.run(retrain)
+
+
+def tick_retrain_schedules(now: float | None = None) -> list[str]:
+    """Periodic: queue the scheduled retrains that came due (`now`: seconds since the epoch,
+    default the clock); returns the repositories queued."""
+    settings = Settings.from_env()
+    ctx = Context(settings=settings, redis=_connection(settings))
+    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    queued = tick(ctx.redis, ctx.github, moment)
+    log.info("retrain schedules ticked", extra={"queued": len(queued)})
+    return queued

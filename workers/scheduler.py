@@ -13,6 +13,8 @@ from workers import jobs
 REDELIVER_INTERVAL = 300
 # Each run is asked about at most once a minute (bot/semaphore_poll.py, POLL_INTERVAL).
 SEMAPHORE_POLL_INTERVAL = 60
+# Cron's resolution is the minute: a tick a minute sees every fire time of retrain.schedule.
+RETRAIN_TICK_INTERVAL = 60
 
 
 def build(redis_url: str) -> CronScheduler:
@@ -23,7 +25,15 @@ def build(redis_url: str) -> CronScheduler:
     scheduler.register(
         jobs.poll_semaphore_runs, queue_name=EVENTS, interval=SEMAPHORE_POLL_INTERVAL
     )
+    register_retrain_schedules(scheduler)
     return scheduler
+
+
+def register_retrain_schedules(scheduler: CronScheduler) -> None:
+    """The retrain loop's schedule tick (bot/runs/retrain_scheduler.py), on `events`."""
+    scheduler.register(
+        jobs.tick_retrain_schedules, queue_name=EVENTS, interval=RETRAIN_TICK_INTERVAL
+    )
 
 
 def run(redis_url: str) -> None:

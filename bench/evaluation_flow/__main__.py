@@ -57,7 +57,9 @@ class Load:
         }
 
 
-def _run(stack: Stack, pushes: int, back_to_back: int, stop_at: float) -> dict[str, Any]:
+def _run(
+    stack: Stack, pushes: int, back_to_back: int, stop_at: float, repeat_content: bool
+) -> dict[str, Any]:
     emulator = stack.emulator
     emulator.add_installation(measure.INSTALLATION, "acme")
     repo = emulator.create_repo(
@@ -74,7 +76,8 @@ def _run(stack: Stack, pushes: int, back_to_back: int, stop_at: float) -> dict[s
     )
 
     version, expected = VERSIONS[0]
-    head = repo.commit(BRANCH, measure.change(version), "New data version", author=AUTHOR)
+    fresh = None if repeat_content else 0
+    head = repo.commit(BRANCH, measure.change(version, fresh), "New data version", author=AUTHOR)
     pull = emulator.open_pull_request(REPO, head=BRANCH, base="main", user=AUTHOR, title="Data")
     number = int(pull["number"])
     # Cold: the push above cached a token; the first event of a PR knows no comment id.
@@ -98,7 +101,8 @@ def _run(stack: Stack, pushes: int, back_to_back: int, stop_at: float) -> dict[s
         nonlocal previous
         n = len(idle) + len(paced) + 1
         version, expected = VERSIONS[n % len(VERSIONS)]
-        head = repo.commit(BRANCH, measure.change(version), f"Data version {n}", author=AUTHOR)
+        files = measure.change(version, None if repeat_content else n)
+        head = repo.commit(BRANCH, files, f"Data version {n}", author=AUTHOR)
         if full_bucket:
             measure.fill_bucket(stack)
         refs = {base_sha: "base", head: "head", previous: "previous head"}
@@ -158,8 +162,19 @@ def _run(stack: Stack, pushes: int, back_to_back: int, stop_at: float) -> dict[s
     help="Where to write the JSON result (default: bench/results/evaluation_flow-<time>.json).",
 )
 @click.option("--keep-logs", is_flag=True, help="Keep the logs and repositories; prints where.")
+@click.option(
+    "--repeat-content",
+    is_flag=True,
+    help="Pushes alternate two versions' exact files (blobs seen before, as a revert) instead "
+    "of new content each time.",
+)
 def main(
-    pushes: int, back_to_back: int, max_seconds: float, output: Path | None, keep_logs: bool
+    pushes: int,
+    back_to_back: int,
+    max_seconds: float,
+    output: Path | None,
+    keep_logs: bool,
+    repeat_content: bool,
 ) -> None:
     """Latency from a pull_request webhook to the sticky comment and mlgate/quality on the new
     head, and the GitHub API calls each event costs: the web app and the real `mlgate worker`
@@ -174,7 +189,7 @@ def main(
         with running(keep_dir=keep_logs) as stack:
             if keep_logs:
                 _say(f"logs and repositories are kept in {stack.work_dir}")
-            result = _run(stack, pushes, back_to_back, began + max_seconds)
+            result = _run(stack, pushes, back_to_back, began + max_seconds, repeat_content)
     except (StackError, BenchError) as exc:
         raise click.ClickException(str(exc)) from exc
     report.show(result)
@@ -198,6 +213,7 @@ def main(
             "poll_ms": POLL * 1000,
             "metrics_source": "git",
             "changed_per_push": list(CHANGED),
+            "repeat_content": repeat_content,
         },
         **result,
     }

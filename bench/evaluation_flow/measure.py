@@ -80,9 +80,19 @@ def _sleep_until_next_poll(start: float) -> None:
     time.sleep(POLL - (time.perf_counter() - start) % POLL)
 
 
-def change(version: sample.DataVersion) -> dict[str, str | bytes | None]:
-    """The files of one push: a new data version, with its committed metrics."""
+def change(version: sample.DataVersion, push: int | None = None) -> dict[str, str | bytes | None]:
+    """The files of one push: a new data version, with its committed metrics.
+
+    With `push`, each file also differs from every earlier push's (a YAML comment, JSON
+    whitespace) while meaning the same, as a real push's new data and metrics do: no blob
+    is one mlgate has read before. Without it, two versions alternate, so from the third
+    push on every changed file is a blob seen before (a revert).
+    """
     files = sample.files(version, sample.BASE_PARAMS, source="git")
+    if push is not None:
+        files["dvc.lock"] += f"# push {push}\n"
+        files["data/images.dvc"] += f"# push {push}\n"
+        files["metrics.json"] += " " * push
     return {name: files[name] for name in CHANGED}
 
 

@@ -1,4 +1,4 @@
-"""`python -m bench.webhook_ack`: mlgate's webhook answer vs a bare Flask 202, same gunicorn."""
+"""`python -m bench.webhook_ack`: mlgate's webhook answer against three baselines, same run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import platform
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -20,30 +20,28 @@ from typing import Any
 import click
 import redis
 from rq import Queue, Worker
-from rq.job import Job
 
 from bench.webhook_ack import stats
+from bench.webhook_ack.endpoints import (
+    BARE,
+    ENDPOINTS,
+    MINIMAL,
+    MLGATE,
+    PROBOT,
+    Endpoint,
+    ProbotUnavailable,
+    key_prefix,
+    prepare_probot,
+)
 from bench.webhook_ack.loadgen import PhaseResult, run_phase
 from bench.webhook_ack.payloads import MIX, Template, templates
-from bench.webhook_ack.servers import (
-    HOST,
-    Server,
-    ServerError,
-    bare_argv,
-    free_port,
-    machine_cpu,
-    mlgate_argv,
-)
+from bench.webhook_ack.servers import HOST, Server, ServerError, free_port, machine_cpu
 from bot.cli import GUNICORN_CONF
 from bot.embedded_redis import EmbeddedRedis
 from bot.errors import MlgateError
-from bot.state import deliveries
 from bot.state.queues import EVENTS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-BARE, MLGATE = "bare", "mlgate"
-# Deleting delivery keys in batches keeps each DEL short for a Redis that others use too.
-_DELETE_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,17 @@ class Load:
 
 @dataclass(frozen=True)
 class QueueCheck:
-    """After one mlgate round: the `events` queue must hold exactly one job per 202."""
+    """After one round of an endpoint: exactly one queued job per delivery answered 2xx."""
 
+    endpoint: str
     round: int
-    accepted: int
+    acknowledged: int
     queued: int
     matching: int
 
     @property
     def ok(self) -> bool:
-        return self.accepted == self.queued == self.matching
+        return self.acknowledged == self.queued == self.matching
 
 
 def _say(message: str = "") -> None:
@@ -116,38 +115,6 @@ def _forget_queue(conn: redis.Redis) -> None:
     conn.srem(Queue.redis_queues_keys, Queue(EVENTS, connection=conn).key)
 
 
-def _drain(conn: redis.Redis, round_: int, accepted: list[str]) -> QueueCheck:
-    """Compare the queued job ids with the 202s, then delete the jobs and delivery ids."""
-    queue = Queue(EVENTS, connection=conn)
-    job_ids = queue.get_job_ids()
-    expected = {f"github-{delivery}" for delivery in accepted}
-    check = QueueCheck(round_, len(accepted), len(job_ids), len(expected.intersection(job_ids)))
-    queue.empty()  # type: ignore[no-untyped-call]  # untyped in rq
-    keys = [deliveries.delivery_key("github", delivery) for delivery in accepted]
-    for start in range(0, len(keys), _DELETE_BATCH):
-        conn.delete(*keys[start : start + _DELETE_BATCH])
-    return check
-
-
-def _remove_leftovers(conn: redis.Redis, run: str) -> None:
-    """After an interrupted round: this run's jobs and delivery ids, and nothing else."""
-    queue = Queue(EVENTS, connection=conn)
-    job_ids = queue.get_job_ids()
-    ours = [job_id for job_id in job_ids if job_id.startswith(f"github-{run}-")]
-    if ours and len(ours) == len(job_ids):
-        queue.empty()  # type: ignore[no-untyped-call]  # untyped in rq
-    elif ours:
-        with conn.pipeline(transaction=False) as pipe:
-            for job_id in ours:
-                pipe.lrem(queue.key, 0, job_id)
-                pipe.delete(Job.key_for(job_id))
-            pipe.execute()
-    pattern = deliveries.delivery_key("github", f"{run}-*")
-    keys = list(conn.scan_iter(match=pattern, count=_DELETE_BATCH))
-    for start in range(0, len(keys), _DELETE_BATCH):
-        conn.delete(*keys[start : start + _DELETE_BATCH])
-
-
 def _terminate(servers: Iterable[Server]) -> None:
     for server in servers:
         server.terminate()
@@ -159,47 +126,44 @@ def _redis_cpu(conn: redis.Redis) -> float:
 
 
 def _gunicorn_settings() -> dict[str, Any]:
-    """What bot/gunicorn_conf.py decides in this environment (both servers share it)."""
+    """What bot/gunicorn_conf.py decides in this environment (the gunicorn servers share it)."""
     conf = vars(importlib.reload(importlib.import_module(GUNICORN_CONF.removeprefix("python:"))))
     return {k: conf[k] for k in ("workers", "worker_class", "threads", "keepalive", "accesslog")}
 
 
-def _phase(
-    server: Server, requests: tuple[Template, ...], load: Load, seconds: float
-) -> PhaseResult:
-    return run_phase(
-        HOST,
-        server.port,
-        requests,
-        run=load.run,
-        phase=next(load.phases),
-        concurrency=load.concurrency,
-        duration=seconds,
-        max_requests=load.max_requests,
-        rate=load.rate,
-    )
-
-
 def _measure(
     server: Server,
+    endpoint: Endpoint,
     requests: tuple[Template, ...],
     load: Load,
     round_: int,
     warmup: float,
     duration: float,
-    conn: redis.Redis | None,
+    conn: redis.Redis,
 ) -> tuple[stats.Measurement, PhaseResult, list[str]]:
-    """Warm up, then measure one endpoint: the summary, the raw result, the ids answered 202.
+    """Warm up, then measure one endpoint: the summary, the raw result, the ids answered 2xx."""
 
-    `conn` is the Redis whose CPU counts toward this server's (mlgate's, not bare's).
-    """
-    warm = _phase(server, requests, load, warmup) if warmup else PhaseResult()
+    def phase(seconds: float) -> PhaseResult:
+        return run_phase(
+            HOST,
+            server.port,
+            requests,
+            run=load.run,
+            phase=next(load.phases),
+            concurrency=load.concurrency,
+            duration=seconds,
+            max_requests=load.max_requests,
+            rate=load.rate,
+            accepted_status=endpoint.accepted_status,
+        )
+
+    warm = phase(warmup) if warmup else PhaseResult()
     machine_before = machine_cpu()
-    gunicorn_before = server.cpu_seconds()
-    redis_before = _redis_cpu(conn) if conn is not None else 0.0
-    result = _phase(server, requests, load, duration)
-    gunicorn_after = server.cpu_seconds()
-    redis_after = _redis_cpu(conn) if conn is not None else 0.0
+    server_before = server.cpu_seconds()
+    redis_before = _redis_cpu(conn)
+    result = phase(duration)
+    server_after = server.cpu_seconds()
+    redis_after = _redis_cpu(conn)
     machine_after = machine_cpu()
     try:
         server.check_alive()
@@ -213,33 +177,57 @@ def _measure(
         errors=result.errors,
         client_cpu=result.client_cpu,
         gunicorn_cpu=(
-            None
-            if gunicorn_before is None or gunicorn_after is None
-            else gunicorn_after - gunicorn_before
+            None if server_before is None or server_after is None else server_after - server_before
         ),
-        redis_cpu=redis_after - redis_before,
+        # Redis's CPU is part of the cost of the endpoints that use it, and of nobody else.
+        redis_cpu=redis_after - redis_before if endpoint.uses_redis else 0.0,
         machine_cpu=(
             None
             if machine_before is None or machine_after is None
             else machine_after - machine_before
         ),
     )
-    problems = dict(result.failures) | {
-        f"HTTP {status}": n for status, n in result.statuses.items() if status != 202
-    }
+    problems = _problems(result, endpoint)
+    if warm.errors:
+        _say(f"round {round_} {m.endpoint:7}: warm-up errors {_problems(warm, endpoint)}")
     cpu = m.server_cpu_ms_per_request
     _say(
-        f"round {round_} {m.endpoint:6}: {m.requests} requests, {m.rps:.0f} req/s, "
+        f"round {round_} {m.endpoint:7}: {m.requests} requests, {m.rps:.0f} req/s, "
         f"p50 {m.p50_ms:.1f} ms, p99 {m.p99_ms:.1f} ms, errors {m.errors}"
         + (f" {problems}" if problems else "")
         + ("" if cpu is None else f", server CPU {cpu:.2f} ms/request")
         + (
             f" (Redis {m.redis_cpu * 1000 / m.requests:.2f})"
-            if conn is not None and m.requests
+            if endpoint.uses_redis and m.requests
             else ""
         )
+        + ("" if m.other_load is None else f", other load {m.other_load:.2f} cores")
     )
-    return m, result, warm.accepted + result.accepted
+    return m, result, warm.acknowledged + result.acknowledged
+
+
+def _problems(result: PhaseResult, endpoint: Endpoint) -> dict[str, int]:
+    return dict(result.failures) | {
+        f"HTTP {status}": n
+        for status, n in result.statuses.items()
+        if status != endpoint.accepted_status
+    }
+
+
+def _endpoints(chosen: str, probot: bool) -> list[Endpoint]:
+    names = [n.strip() for n in chosen.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ENDPOINTS))
+    if unknown:
+        raise click.UsageError(f"unknown endpoint(s) {unknown}; choose from {list(ENDPOINTS)}")
+    if not probot:
+        names = [n for n in names if n != PROBOT]
+    # Always in the same order, mlgate next to the minimal endpoint it is held against.
+    return [e for n, e in ENDPOINTS.items() if n in names]
+
+
+def _ratio_baseline(names: Sequence[str]) -> str:
+    """The endpoint the table's ratio column divides by: the minimal one if measured."""
+    return next((n for n in (MINIMAL, BARE) if n in names), names[0])
 
 
 @click.command()
@@ -261,10 +249,34 @@ def _measure(
     help="Open loop: requests/s over all connections (0: closed loop, as fast as answered).",
 )
 @click.option(
-    "--workers", type=int, help="WEB_CONCURRENCY for both servers (default: gunicorn.conf.py's)."
+    "--endpoints",
+    "chosen",
+    default=",".join(ENDPOINTS),
+    show_default=True,
+    help="Which servers to measure, comma-separated.",
 )
 @click.option(
-    "--threads", type=int, help="WEB_THREADS for both servers (default: gunicorn.conf.py's)."
+    "--probot/--no-probot",
+    default=True,
+    show_default=True,
+    help="Measure the Probot + BullMQ baseline (needs node; runs `npm ci` when needed).",
+)
+@click.option(
+    "--probot-processes",
+    default=1,
+    show_default=True,
+    help="Node processes of the Probot baseline (node:cluster); `probot run` runs one.",
+)
+@click.option(
+    "--workers", type=int, help="WEB_CONCURRENCY for the gunicorn servers (default: the conf's)."
+)
+@click.option(
+    "--threads", type=int, help="WEB_THREADS for the gunicorn servers (default: the conf's)."
+)
+@click.option(
+    "--keep-logs",
+    is_flag=True,
+    help="Keep the servers' logs beside the JSON result (default: deleted after the run).",
 )
 @click.option(
     "--output",
@@ -278,159 +290,247 @@ def main(
     warmup: float,
     max_requests: int,
     rate: float,
+    chosen: str,
+    probot: bool,
+    probot_processes: int,
     workers: int | None,
     threads: int | None,
+    keep_logs: bool,
     output: Path | None,
 ) -> None:
     """Requests/s and p50/p99 latency of POST /webhooks/github with signed real payloads.
 
-    mlgate (`mlgate serve`) and a bare Flask endpoint answering 202 run side by side under the
-    same bot/gunicorn_conf.py, and are measured in alternating order, round after round.
+    mlgate (`mlgate serve`), the minimal honest endpoint (HMAC + one Redis round trip) and a
+    bare Flask 202 run side by side under the same bot/gunicorn_conf.py; Probot + BullMQ
+    (Node) does the same claim-and-queue as mlgate. They are measured one after the other,
+    the order reversed every round.
     """
-    if concurrency < 1 or duration <= 0 or rounds < 1:
-        raise click.UsageError("--concurrency, --duration and --rounds must be positive")
+    if concurrency < 1 or duration <= 0 or rounds < 1 or probot_processes < 1:
+        raise click.UsageError(
+            "--concurrency, --duration, --rounds and --probot-processes must be positive"
+        )
     if warmup < 0 or max_requests < 0 or rate < 0:
         raise click.UsageError("--warmup, --requests and --rate must not be negative")
-    # gunicorn.conf.py reads these; both servers inherit them, so their settings stay equal.
+    endpoints = _endpoints(chosen, probot)
+    if not endpoints:
+        raise click.UsageError("no endpoint left to measure")
+    names = [e.name for e in endpoints]
+    node_versions = None
+    if PROBOT in names:
+        try:
+            node_versions = prepare_probot(_say)
+        except ProbotUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+    # gunicorn_conf.py reads these; every gunicorn server inherits them, so they stay equal.
     if workers is not None:
         os.environ["WEB_CONCURRENCY"] = str(workers)
     if threads is not None:
         os.environ["WEB_THREADS"] = str(threads)
     gunicorn = _gunicorn_settings()
     started_at = datetime.now(UTC)
+    result_file = output or RESULTS / f"webhook_ack-{started_at:%Y%m%dT%H%M%SZ}.json"
+    load_average = os.getloadavg()
     secret = f"bench-{secrets.token_hex(16)}"
     load = Load(concurrency, max_requests, rate, secrets.token_hex(4), itertools.count(1))
-    measured: dict[str, list[stats.Measurement]] = {BARE: [], MLGATE: []}
-    latencies: dict[str, list[int]] = {BARE: [], MLGATE: []}
+    measured: dict[str, list[stats.Measurement]] = {n: [] for n in names}
+    latencies: dict[str, list[int]] = {n: [] for n in names}
     checks: list[QueueCheck] = []
 
     with ExitStack() as stack:
         url, embedded = stack.enter_context(_redis_url())
         conn = redis.Redis.from_url(url, socket_timeout=30)
         stack.callback(conn.close)
-        if not _refuse_busy_redis(conn, url):
+        if MLGATE in names and not _refuse_busy_redis(conn, url):
             stack.callback(_forget_queue, conn)
-        stack.callback(_remove_leftovers, conn, load.run)
+        for e in endpoints:
+            stack.callback(e.forget, conn, load.run, key_prefix(load.run, e.name))
         _say(
             f"Redis: {'embedded, ' if embedded else 'REDIS_URL='}{url}"
-            + ("" if embedded else f" (the {EVENTS!r} queue is emptied after each round)")
+            + ("" if embedded else " (each endpoint's queue is emptied after each round)")
         )
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-bench-")))
-        env = dict(os.environ, GITHUB_WEBHOOK_SECRET=secret, REDIS_URL=url)
+        if keep_logs:
+            logs = result_file.with_suffix(".logs")
+            logs.mkdir(parents=True, exist_ok=True)
+            _say(f"server logs: {logs}")
+        else:
+            logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlgate-bench-")))
+        env = dict(
+            os.environ,
+            GITHUB_WEBHOOK_SECRET=secret,
+            REDIS_URL=url,
+            PROBOT_PROCESSES=str(probot_processes),
+        )
         servers: dict[str, Server] = {}
-        for name, argv in ((BARE, bare_argv), (MLGATE, mlgate_argv)):
+        for e in endpoints:
             port = free_port()
             try:
-                servers[name] = stack.enter_context(
-                    Server(name, argv(port), env, port, logs / f"{name}.log")
+                servers[e.name] = stack.enter_context(
+                    Server(
+                        e.name,
+                        e.argv(port),
+                        e.env(env, port, key_prefix(load.run, e.name)),
+                        port,
+                        logs / f"{e.name}.log",
+                        health_path=e.health_path,
+                    )
                 )
-            except ServerError as exc:
+            except (ServerError, ProbotUnavailable) as exc:
                 raise click.ClickException(str(exc)) from exc
-        # Both shut down at once: each takes a couple of seconds to stop gracefully.
+        # All shut down at once: each takes a couple of seconds to stop gracefully.
         stack.callback(_terminate, servers.values())
         requests = {n: templates(secret, f"{HOST}:{s.port}") for n, s in servers.items()}
         _say(
             f"gunicorn ({GUNICORN_CONF}): {gunicorn['workers']} workers x "
-            f"{gunicorn['threads']} threads ({gunicorn['worker_class']}); "
-            + ", ".join(f"{n} on :{s.port}" for n, s in servers.items())
+            f"{gunicorn['threads']} threads ({gunicorn['worker_class']}), keepalive "
+            f"{gunicorn['keepalive']} s"
+            + (
+                f"; probot: {probot_processes} node process(es), {node_versions}"
+                if node_versions
+                else ""
+            )
         )
+        for e in endpoints:
+            _say(f"  {e.name:7} on :{servers[e.name].port}  {e.description}")
         if os.environ.get("GUNICORN_CMD_ARGS"):
-            _say(f"GUNICORN_CMD_ARGS={os.environ['GUNICORN_CMD_ARGS']} applies to both servers")
+            _say(f"GUNICORN_CMD_ARGS={os.environ['GUNICORN_CMD_ARGS']} applies to gunicorn servers")
         _say(
             f"load: {concurrency} keep-alive connections, "
             + (f"open loop at {rate:g} req/s" if rate else "closed loop")
             + f", {warmup:g} s warm-up + {duration:g} s per measurement, {rounds} rounds, "
-            f"events: {', '.join(e for e, _ in MIX)}"
+            f"events: {', '.join(e for e, _ in MIX)}; load average at start "
+            + " ".join(f"{a:.2f}" for a in load_average)
         )
         for round_ in range(1, rounds + 1):
-            # Alternate who goes first, so that neither always gets the quieter moment.
-            for name in (BARE, MLGATE) if round_ % 2 else (MLGATE, BARE):
-                m, result, accepted = _measure(
-                    servers[name],
-                    requests[name],
-                    load,
-                    round_,
-                    warmup,
-                    duration,
-                    conn if name == MLGATE else None,
+            # Reverse the order every round, so that none always gets the quieter moment.
+            for e in endpoints if round_ % 2 else endpoints[::-1]:
+                m, result, acknowledged = _measure(
+                    servers[e.name], e, requests[e.name], load, round_, warmup, duration, conn
                 )
-                measured[name].append(m)
-                latencies[name].extend(result.latencies_ns)
-                if name == MLGATE:
-                    check = _drain(conn, round_, accepted)
+                measured[e.name].append(m)
+                latencies[e.name].extend(result.latencies_ns)
+                if e.drain is not None:
+                    drained = e.drain(conn, key_prefix(load.run, e.name), acknowledged)
+                    check = QueueCheck(
+                        e.name, round_, len(acknowledged), drained.queued, drained.matching
+                    )
                     checks.append(check)
                     _say(
-                        f"round {round_} queue : {check.queued} jobs in {EVENTS!r} for "
-                        f"{check.accepted} answers 202 ({check.matching} ids match)"
+                        f"round {round_} {e.name:7}: {check.queued} jobs queued for "
+                        f"{check.acknowledged} answered 2xx ({check.matching} ids match)"
                         + ("" if check.ok else "  MISMATCH")
-                        + "; emptied"
+                        + "; deleted"
                     )
 
-    bare = stats.pooled(BARE, measured[BARE], latencies[BARE])
-    mlgate = stats.pooled(MLGATE, measured[MLGATE], latencies[MLGATE])
+    _report(
+        names=names,
+        measured=measured,
+        latencies=latencies,
+        checks=checks,
+        concurrency=concurrency,
+        rate=rate,
+        meta={
+            "benchmark": "webhook_ack",
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "load_average_at_start": [round(a, 2) for a in load_average],
+            },
+            "config": {
+                "concurrency": concurrency,
+                "duration_s": duration,
+                "warmup_s": warmup,
+                "rounds": rounds,
+                "max_requests": max_requests,
+                "rate": rate,
+                "events": [f"{e}/{n}" for e, n in MIX],
+                "redis": "embedded" if embedded else "REDIS_URL",
+                "gunicorn": gunicorn,
+                "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
+                "probot": node_versions,
+                "probot_processes": probot_processes,
+            },
+        },
+        output=result_file,
+    )
+
+
+def _report(
+    *,
+    names: list[str],
+    measured: dict[str, list[stats.Measurement]],
+    latencies: dict[str, list[int]],
+    checks: list[QueueCheck],
+    concurrency: int,
+    rate: float,
+    meta: dict[str, Any],
+    output: Path,
+) -> None:
+    """The table, the verdicts and the JSON file; exit status 1 if a correctness check failed."""
+    pooled = {n: stats.pooled(n, measured[n], latencies[n]) for n in names}
+    base = _ratio_baseline(names)
     rows = [
-        (m, stats.ratio(m, b))
-        for b, g in zip(measured[BARE], measured[MLGATE], strict=True)
-        for m in (b, g)
+        (measured[n][i], stats.ratio(measured[n][i], measured[base][i]))
+        for i in range(len(measured[base]))
+        for n in names
     ]
-    rows += [(bare, 1.0), (mlgate, stats.ratio(mlgate, bare))]
-    verdicts = stats.verdicts(mlgate, bare, concurrency, rate)
-    errors = bare.errors + mlgate.errors
+    rows += [(pooled[n], stats.ratio(pooled[n], pooled[base])) for n in names]
+    verdicts = (
+        stats.verdicts(pooled[MLGATE], pooled[MINIMAL], pooled.get(PROBOT), concurrency, rate)
+        if MLGATE in names and MINIMAL in names
+        else []
+    )
+    errors = sum(p.errors for p in pooled.values())
     correct = [
-        stats.Verdict("every answer 202", "0 errors", f"{errors} errors", errors == 0),
+        stats.Verdict("every answer accepted", "0 errors", f"{errors} errors", errors == 0),
         stats.Verdict(
-            f"one job in {EVENTS!r} per 202",
+            "one queued job per delivery answered 2xx",
             "equal",
-            f"{sum(c.queued for c in checks)} jobs / {sum(c.accepted for c in checks)} 202s",
+            f"{sum(c.queued for c in checks)} jobs / "
+            f"{sum(c.acknowledged for c in checks)} answered 2xx",
             all(c.ok for c in checks),
         ),
     ]
     _say()
-    _say(stats.table(rows))
+    _say(stats.table(rows, base))
     _say()
     for v in verdicts + correct:
         _say(f"{'met    ' if v.met else 'NOT MET'}  {v.name}: {v.measured} (target {v.required})")
-    cpu_ratio = stats.cpu_ratio(mlgate, bare)
-    if cpu_ratio is not None:
-        _say(
-            f"server CPU per request: mlgate {mlgate.server_cpu_ms_per_request:.2f} ms "
-            f"(Redis {mlgate.redis_cpu * 1000 / max(mlgate.requests, 1):.2f}), "
-            f"bare {bare.server_cpu_ms_per_request:.2f} ms: on CPU alone mlgate could serve "
-            f"{cpu_ratio:.0%} of bare's requests/s"
-        )
-
-    result_file = output or RESULTS / f"webhook_ack-{started_at:%Y%m%dT%H%M%SZ}.json"
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "webhook_ack",
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "config": {
-            "concurrency": concurrency,
-            "duration_s": duration,
-            "warmup_s": warmup,
-            "rounds": rounds,
-            "max_requests": max_requests,
-            "rate": rate,
-            "events": [f"{e}/{n}" for e, n in MIX],
-            "redis": "embedded" if embedded else "REDIS_URL",
-            "gunicorn": gunicorn,
-        },
+    if MLGATE in names:
+        mlgate = pooled[MLGATE]
+        for other in (n for n in names if n != MLGATE):
+            per_round = [
+                stats.ratio(g, o) for g, o in zip(measured[MLGATE], measured[other], strict=True)
+            ]
+            cpu = stats.cpu_ratio(mlgate, pooled[other])
+            _say(
+                f"mlgate / {other}: {stats.ratio(mlgate, pooled[other]):.2f}x req/s "
+                f"(rounds {min(per_round):.2f} to {max(per_round):.2f}), "
+                f"{stats.p99_ratio(mlgate, pooled[other]):.2f}x p99"
+                + ("" if cpu is None else f"; on server CPU per request alone {cpu:.2f}x")
+            )
+    _say(
+        "server CPU per request (ms, Redis included where used): "
+        + ", ".join(f"{n} {_fmt(pooled[n].server_cpu_ms_per_request)}" for n in names)
+    )
+    report = meta | {
         "rounds": [_row(m, r) for m, r in rows if m.round],
         "summary": {m.endpoint: _row(m, r) for m, r in rows if not m.round},
-        "cpu_ratio": cpu_ratio,
+        "ratio_baseline": base,
         "queue_checks": [asdict(c) | {"ok": c.ok} for c in checks],
         "targets": [asdict(v) for v in verdicts],
         "checks": [asdict(v) for v in correct],
     }
-    result_file.write_text(json.dumps(report, indent=2) + "\n")
-    _say(f"\nwritten: {result_file}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    _say(f"\nwritten: {output}")
     if not all(v.met for v in correct):
         sys.exit(1)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _row(m: stats.Measurement, ratio: float) -> dict[str, Any]:
@@ -444,7 +544,7 @@ def _row(m: stats.Measurement, ratio: float) -> dict[str, Any]:
         "p99_ms": round(m.p99_ms, 2),
         "max_ms": round(m.max_ms, 2),
         "errors": m.errors,
-        "ratio_vs_bare": round(ratio, 3),
+        "ratio_vs_baseline": round(ratio, 3),
         "server_cpu_ms_per_request": m.server_cpu_ms_per_request,
         "redis_cpu_s": round(m.redis_cpu, 3),
         "client_cpu_share": round(m.client_cpu_share, 3),

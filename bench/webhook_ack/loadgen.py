@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 from bench.webhook_ack.payloads import Template, delivery_id
 
-ACCEPTED = 202
 _WATCHDOG_INTERVAL = 0.25
 # Consecutive failed connects after which a connection gives up: the server is gone.
 _MAX_CONNECT_FAILURES = 20
@@ -34,7 +33,10 @@ class PhaseResult:
     latencies_ns: array[int] = field(default_factory=lambda: array("q"))
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
-    accepted: list[str] = field(default_factory=list)
+    # Ids answered 2xx: the server said it holds them (a 200 may be a duplicate of its own
+    # timed-out write), so each must have exactly one job; any other answer, none.
+    acknowledged: list[str] = field(default_factory=list)
+    accepted_status: int = 202  # what the server answers a new delivery it accepts
     elapsed: float = 0.0
     client_cpu: float = 0.0
 
@@ -44,8 +46,8 @@ class PhaseResult:
 
     @property
     def errors(self) -> int:
-        """Answers other than 202, plus requests that got no answer at all."""
-        wrong = sum(n for status, n in self.statuses.items() if status != ACCEPTED)
+        """Answers other than `accepted_status`, plus requests that got no answer at all."""
+        wrong = sum(n for status, n in self.statuses.items() if status != self.accepted_status)
         return wrong + sum(self.failures.values())
 
 
@@ -60,6 +62,7 @@ class _Load:
         max_requests: int,
         interval_ns: int,
         due_ns: list[int],
+        accepted_status: int,
     ) -> None:
         self.templates = templates
         # Open loop: each connection sends every interval_ns, its next request due at due_ns[i].
@@ -70,7 +73,7 @@ class _Load:
         self.max_requests = max_requests
         self.started = 0
         self.stopping = False
-        self.result = PhaseResult()
+        self.result = PhaseResult(accepted_status=accepted_status)
         self.last_finish = 0.0
         self.connections: set[_Connection] = set()
 
@@ -88,8 +91,8 @@ class _Load:
     def record(self, status: int, latency_ns: int, delivery: str) -> None:
         self.result.latencies_ns.append(latency_ns)
         self.result.statuses[status] += 1
-        if status == ACCEPTED:
-            self.result.accepted.append(delivery)
+        if 200 <= status < 300:
+            self.result.acknowledged.append(delivery)
         self.last_finish = time.perf_counter()
 
     def fail(self, reason: str) -> None:
@@ -273,13 +276,16 @@ def run_phase(
     max_requests: int = 0,
     rate: float = 0.0,
     timeout: float = 10.0,
+    accepted_status: int = 202,
 ) -> PhaseResult:
     """Load `concurrency` connections for `duration` seconds or `max_requests` requests.
 
     With `rate` (requests/s over all connections) the load is open loop, else closed loop.
     """
     interval_ns = int(concurrency / rate * 1e9) if rate > 0 else 0
-    load = _Load(templates, run, phase, max_requests, interval_ns, [0] * concurrency)
+    load = _Load(
+        templates, run, phase, max_requests, interval_ns, [0] * concurrency, accepted_status
+    )
     gc.collect()
     gc.disable()  # a collection pause would show up as server latency
     cpu = time.process_time()

@@ -1,4 +1,4 @@
-"""The two servers under test as real gunicorn processes on loopback, and their CPU use."""
+"""The servers under test as real processes on loopback, and their CPU use."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-from bot.cli import GUNICORN_CONF
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -35,30 +32,16 @@ def free_port() -> int:
         return port
 
 
-def mlgate_argv(port: int) -> list[str]:
-    """`mlgate serve`, exactly as operators run it."""
-    return [sys.executable, "-m", "bot.cli", "serve", "--bind", f"{HOST}:{port}"]
-
-
-def bare_argv(port: int) -> list[str]:
-    """The baseline under the very same gunicorn.conf.py that `mlgate serve` uses."""
-    return [
-        sys.executable, "-m", "gunicorn",
-        "--config", GUNICORN_CONF,
-        "--bind", f"{HOST}:{port}",
-        "bench.webhook_ack.bare:create_app()",
-    ]  # fmt: skip
-
-
 @dataclass
 class Server:
-    """A gunicorn master started by the benchmark, logging to a file."""
+    """A server process (a gunicorn master, or node) started by the benchmark, logging to a file."""
 
     name: str
     argv: Sequence[str]
     env: Mapping[str, str]
     port: int
     log_path: Path
+    health_path: str = "/healthz"
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
@@ -80,7 +63,7 @@ class Server:
             self.check_alive()
             try:
                 conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                conn.request("GET", "/healthz")
+                conn.request("GET", self.health_path)
                 if conn.getresponse().status == 200:
                     conn.close()
                     return
@@ -111,7 +94,7 @@ class Server:
         return children(self.process.pid)
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU of the master and its workers so far; None without /proc."""
+        """User + system CPU of the process and its children so far; None without /proc."""
         assert self.process is not None
         pids = [self.process.pid, *self.workers()]
         times = [process_cpu(pid) for pid in pids]

@@ -6,10 +6,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# The issue's targets: the answer must stay well inside GitHub's 10 s, under load, cheaply.
-P99_TARGET_MS = 20.0
+# The issue's targets, at 32 connections in a closed loop: mlgate at the cost of the minimal
+# honest endpoint (>= 0.9x its requests/s, <= 1.2x its p99), and, as a stretch, at least as
+# fast as Probot + BullMQ doing the same claim-and-queue.
 TARGET_CONCURRENCY = 32
-RATIO_TARGET = 0.70
+MINIMAL_THROUGHPUT_TARGET = 0.9
+MINIMAL_P99_TARGET = 1.2
+PROBOT_THROUGHPUT_STRETCH = 1.0
 
 
 def percentile(ordered: Sequence[int], p: float) -> float:
@@ -136,28 +139,49 @@ class Verdict:
     met: bool
 
 
+def p99_ratio(candidate: Measurement, baseline: Measurement) -> float:
+    return candidate.p99_ms / baseline.p99_ms if baseline.p99_ms > 0 else math.inf
+
+
 def verdicts(
-    mlgate: Measurement, bare: Measurement, concurrency: int, rate: float = 0.0
+    mlgate: Measurement,
+    minimal: Measurement,
+    probot: Measurement | None,
+    concurrency: int,
+    rate: float = 0.0,
 ) -> list[Verdict]:
-    """The issue's targets, stated for a closed loop (as fast as answered) at 32 connections."""
+    """The issue's targets; each is met only at the 32 connections it is stated for."""
     how = f"open loop at {rate:g} req/s" if rate else "closed loop"
-    if concurrency != TARGET_CONCURRENCY:
-        how += f", {concurrency} connections"
-    found = [
-        Verdict(
-            name=f"mlgate p99 at {TARGET_CONCURRENCY} connections ({how})",
-            required=f"< {P99_TARGET_MS:g} ms",
-            measured=f"{mlgate.p99_ms:.1f} ms (bare: {bare.p99_ms:.1f} ms)",
-            met=mlgate.p99_ms < P99_TARGET_MS and concurrency >= TARGET_CONCURRENCY,
-        )
-    ]
-    if not rate:  # at a fixed rate both serve the same requests/s: no throughput to compare
+    how += f", {concurrency} connections"
+    at_target = concurrency == TARGET_CONCURRENCY
+    found = []
+    if not rate:  # at a fixed rate every server serves the same requests/s: nothing to compare
         found.append(
             Verdict(
-                name="mlgate throughput vs bare",
-                required=f">= {RATIO_TARGET:.0%}",
-                measured=f"{ratio(mlgate, bare):.0%}",
-                met=ratio(mlgate, bare) >= RATIO_TARGET,
+                name=f"mlgate / minimal throughput ({how})",
+                required=f">= {MINIMAL_THROUGHPUT_TARGET:.2f}x",
+                measured=f"{ratio(mlgate, minimal):.2f}x "
+                f"({mlgate.rps:.0f} vs {minimal.rps:.0f} req/s)",
+                met=at_target and ratio(mlgate, minimal) >= MINIMAL_THROUGHPUT_TARGET,
+            )
+        )
+    found.append(
+        Verdict(
+            name=f"mlgate / minimal p99 ({how})",
+            required=f"<= {MINIMAL_P99_TARGET:.2f}x",
+            measured=f"{p99_ratio(mlgate, minimal):.2f}x "
+            f"({mlgate.p99_ms:.1f} vs {minimal.p99_ms:.1f} ms)",
+            met=at_target and p99_ratio(mlgate, minimal) <= MINIMAL_P99_TARGET,
+        )
+    )
+    if probot is not None and not rate:
+        found.append(
+            Verdict(
+                name=f"stretch: mlgate / probot throughput ({how})",
+                required=f">= {PROBOT_THROUGHPUT_STRETCH:.2f}x",
+                measured=f"{ratio(mlgate, probot):.2f}x "
+                f"({mlgate.rps:.0f} vs {probot.rps:.0f} req/s)",
+                met=at_target and ratio(mlgate, probot) >= PROBOT_THROUGHPUT_STRETCH,
             )
         )
     return found
@@ -167,8 +191,8 @@ def _cell(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table(rows: Sequence[tuple[Measurement, float]]) -> str:
-    """Rows of (measurement, its throughput ratio vs bare) as an aligned text table."""
+def table(rows: Sequence[tuple[Measurement, float]], baseline: str) -> str:
+    """Rows of (measurement, its throughput ratio vs `baseline`) as an aligned text table."""
     header = (
         "round",
         "endpoint",
@@ -178,7 +202,7 @@ def table(rows: Sequence[tuple[Measurement, float]]) -> str:
         "p99 ms",
         "max ms",
         "errors",
-        "vs bare",
+        f"vs {baseline}",
         "srv CPU ms/req",
         "client CPU",
         "other load",

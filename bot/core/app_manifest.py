@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-# What mlgate needs of GitHub (README, Registering the GitHub App). Members read only where
-# deploy approvers name teams: GitHub asks an organisation's owner to grant every permission.
+# What mlgate needs of GitHub (docs/operating.md, Registering the GitHub App). Members read
+# only where deploy approvers name teams: GitHub asks an organisation's owner to grant every
+# permission.
 PERMISSIONS = {
     "checks": "write",
     "pull_requests": "write",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from bot.core.config import CONFIG_PATH, Triggers
@@ -18,7 +18,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
     """A glob as .gitignore reads it: `**/` any directories (or none), `*` within one name."""
     out, i = [], 0
     pattern = pattern.rstrip("/")  # `models/`: everything below the directory
+    # A slash at the start or in the middle anchors the pattern at the root (`/params.yaml`).
     anchored = "/" in pattern
+    pattern = pattern.lstrip("/")
     while i < len(pattern):
         if pattern.startswith("**/", i):
             out.append("(?:.*/)?")
@@ -41,7 +43,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def matches(path: str, patterns: Iterable[str]) -> bool:
-    return any(_compile(p.lstrip("/")).fullmatch(path) for p in patterns)
+    return any(_compile(p).fullmatch(path) for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -54,19 +56,10 @@ class Classification:
     config: bool = False
     other: tuple[str, ...] = ()
     truncated: bool = False
-    names: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def relevant(self) -> bool:
         return bool(self.data or self.code or self.metrics)
-
-    def summary(self) -> str:
-        parts = [
-            f"{len(paths)} {kind}"
-            for kind, paths in (("data", self.data), ("code", self.code), ("metrics", self.metrics))
-            if paths
-        ]
-        return ", ".join(parts) or "nothing under triggers"
 
 
 def classify(
@@ -91,5 +84,4 @@ def classify(
         config=CONFIG_PATH in paths,
         other=tuple(other),
         truncated=len(paths) >= PR_FILES_CAP,
-        names=tuple(paths),
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core import dvc, gates
+from bot.core import dvc, gates, slice_gates, training_curves
 from bot.core.config import ReadAt, RepoConfig
 from bot.core.dvc_project import (
     MISSING,
@@ -20,9 +20,14 @@ from bot.core.dvc_project import (
 )
 from bot.core.evaluation_result import Evaluation
 from bot.core.metrics import MetricValue, Stat, parse_metrics
+from bot.core.setting_hints import METRICS_FILES
 from bot.errors import DvcFileError, MetricsFileError, MetricsNotInGit
 
 Metrics = dict[str, dict[str, MetricValue]]
+
+# Where a repository without dvc.yaml most often keeps its metrics: those of these paths that
+# exist at a revision are its metrics files there, unless `metrics.files` names others.
+COMMON_METRICS_FILES = ("metrics.json", "metrics.yaml", "eval/metrics.json", "reports/metrics.json")
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,26 @@ class RevisionMetrics:
         return [str(self.problems[path]) for path in sorted(self.problems)]
 
 
+def has_pipeline(layout: MetricsLayout) -> bool:
+    """Whether the revision has a dvc.yaml (which then alone says what its metrics are)."""
+    return any(posixpath.basename(path) == PROJECT_FILE for path in layout.dvc_files)
+
+
+def default_metrics_files(files: RevisionFiles, layout: MetricsLayout) -> list[str]:
+    """Without `metrics.files`: those the DVC files declare; in a revision without any
+    dvc.yaml, the COMMON_METRICS_FILES that exist there (committed, or tracked by a `.dvc`
+    file), so that a plain repository needs no configuration."""
+    if layout.declared or has_pipeline(layout):
+        return expand(files, layout, layout.declared)
+    if files.listing is not None:
+        present = set(files.listing) - layout.ignored
+        return [p for p in COMMON_METRICS_FILES if p in present or p in layout.outputs]
+    return [p for p in COMMON_METRICS_FILES if p in layout.outputs or files.read(p) is not None]
+
+
 def revision_metrics(files: RevisionFiles, config: RepoConfig) -> RevisionMetrics:
-    """Every metrics file of a revision: configured ones, else all that its DVC files declare.
+    """Every metrics file of a revision: configured ones, else all that its DVC files declare
+    (in a revision without dvc.yaml, the COMMON_METRICS_FILES that exist).
 
     Configured files play the part of `dvc metrics diff`'s targets: a committed one is read
     even when a dvc.yaml is broken, as DVC does. Folders are expanded to their files.
@@ -82,7 +105,7 @@ def revision_metrics(files: RevisionFiles, config: RepoConfig) -> RevisionMetric
     elif layout.failure is not None:
         return RevisionMetrics(error=layout.failure)
     else:
-        paths = expand(files, layout, layout.declared)
+        paths = default_metrics_files(files, layout)
     found: Metrics = {}
     problems: dict[str, MetricsFileError] = {}
     contents: dict[str, bytes] = {}
@@ -116,7 +139,8 @@ def metrics_paths(
     rev: str,
     list_files: Callable[[str], Sequence[str]] | None = None,
 ) -> list[str]:
-    """The configured metrics files, else those the DVC files declare at `rev`.
+    """The configured metrics files, else those the DVC files declare at `rev` (without any
+    dvc.yaml there, the COMMON_METRICS_FILES that exist).
 
     `${…}` templates are filled from that revision's params. With `list_files` (every file
     path at a revision) every dvc.yaml and `.dvc` file is read and folders are expanded;
@@ -132,7 +156,7 @@ def metrics_paths(
         # what a broken revision always gave them rather than fail there.
         root = files.read(PROJECT_FILE)
         return dvc.metrics_files(root) if root is not None else []
-    return expand(files, layout, layout.declared)
+    return default_metrics_files(files, layout)
 
 
 def read_metrics(read: Callable[[str], bytes | None], paths: Sequence[str]) -> Metrics:
@@ -186,6 +210,31 @@ class Comparison:
 
 def _notes(side: str, sha: str, metrics: RevisionMetrics) -> list[str]:
     return [f"At the {side} ({sha[:7]}): {message}" for message in metrics.messages()]
+
+
+def _spans(paths: Sequence[str]) -> str:
+    return ", ".join(f"`{p}`" for p in paths)
+
+
+def not_found_note(
+    results: Sequence[gates.GateResult], read: Sequence[str], looked_for: Sequence[str]
+) -> str | None:
+    """A note for gated metrics found in no metrics file: where mlgate looked (the files
+    `read`, else those `looked_for`, else how it finds them) and the setting that names the
+    right file; None when every gated metric was found."""
+    missing = sorted({r.metric for r in results if r.file is None})
+    if not missing:
+        return None
+    if read:
+        where = f"in none of the metrics files read ({_spans(read)})"
+    elif looked_for:
+        where = f"in no metrics file: none of {_spans(looked_for)} exists at base or head"
+    else:
+        where = (
+            "in no metrics file: `dvc.yaml` declares none (without a `dvc.yaml`, mlgate "
+            f"reads {_spans(COMMON_METRICS_FILES)} where they exist)"
+        )
+    return f"Gated {_spans(missing)} found {where}. To read another file, {METRICS_FILES.inline()}"
 
 
 def _raise_broken(metrics: RevisionMetrics) -> None:
@@ -260,12 +309,18 @@ def compare_revisions_metrics(
         new = head_read.metrics
         notes.extend(_notes("head", head, head_read))
     notes = _notes("base", base, base_read) + notes
+    results = slice_gates.evaluate_with_slices(config.gates, old, new, noise)
+    summaries = slice_gates.summarise_slices(config.gates, results)
+    looked_for = list(dict.fromkeys([*base_read.paths, *head_read.paths]))
+    missing = not_found_note(results, sorted(set(old) | set(new)), looked_for)
+    if missing is not None:
+        notes.append(missing)
     evaluation = Evaluation(
         head_sha=head,
         base_sha=base,
         old=old,
         new=new,
-        gates=gates.evaluate_gates(config.gates, old, new, noise),
+        gates=results,
         data_changes=data,
         param_changes=params,
         noise=noise,
@@ -275,8 +330,31 @@ def compare_revisions_metrics(
         sources=sources
         if sources is not None
         else {p: c.decode("utf-8", "replace") for p, c in head_read.contents.items() if p in new},
+        slices="\n".join(slice_gates.render_slices(summary) for summary in summaries),
+        sliced=tuple(sorted({r.metric for summary in summaries for r in summary.results})),
+        curves=_curves(read, base, head, list_files),
     )
     return Comparison(evaluation, base_read, head_read)
+
+
+def _curves(
+    read: ReadAt, base: str, head: str, list_files: Callable[[str], Sequence[str]] | None
+) -> str:
+    """The training curves the head's root dvc.yaml declares under `plots:`, base against
+    head (dvclive folders expanded where the revision's files can be listed)."""
+    dvc_yaml = read(PROJECT_FILE, head)
+    if dvc_yaml is None:
+        return ""
+    sources, problems = training_curves.plot_sources(dvc_yaml)
+    if not sources and not problems:
+        return ""
+    paths = [*list_files(head), *list_files(base)] if list_files is not None else []
+    drawn: list[training_curves.Curve] = []
+    for source in training_curves.expand_directories(sources, paths):
+        drawn += training_curves.curves_for(
+            source, read(source.file, base), read(source.file, head)
+        )
+    return training_curves.render_curves(drawn, base[:7], head[:7])
 
 
 def compare(

@@ -34,7 +34,7 @@ RUNNERS: tuple[Runner, ...] = ("local", "semaphore")
 PARAMETER_TYPES: tuple[ParameterType, ...] = ("string", "int", "float", "bool")
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower")
 DEPLOY_ON: tuple[DeployOn, ...] = ("merge", "approval")
-# GitHub's repository roles, weakest first (README, Commands on a pull request).
+# GitHub's repository roles, weakest first (docs/using.md, Commands on a pull request).
 PERMISSIONS: tuple[str, ...] = ("read", "triage", "write", "maintain", "admin")
 # The sandbox's address-space limit per process of a step unless it sets `memory`.
 DEFAULT_MEMORY = 4 * 1024**3
@@ -52,8 +52,11 @@ MAX_CANDIDATES_LIMIT = 64
 class Triggers:
     """Globs of changed paths that make a pull request worth evaluating."""
 
-    data: tuple[str, ...] = ("**/*.dvc", "dvc.lock")
-    code: tuple[str, ...] = ("dvc.yaml", "params.yaml")
+    # Without a configuration, a PR that changes data, code or parameters is considered (and
+    # one that changes a metrics file, see bot/core/changes.py): DVC's files, the usual data
+    # folder, Python sources and notebooks at any depth, and parameter files.
+    data: tuple[str, ...] = ("**/*.dvc", "dvc.lock", "data/**")
+    code: tuple[str, ...] = ("dvc.yaml", "params.yaml", "params.json", "*.py", "*.ipynb", "src/**")
     drafts: bool = False  # evaluate draft pull requests too
 
 

@@ -49,3 +49,9 @@ class Evaluation:
     override: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    # Gates with `*` (slice gates): their section, rendered, and the metric keys it shows,
+    # which the metric table then leaves out.
+    slices: str = ""
+    sliced: tuple[str, ...] = ()
+    # Training curves of dvc.yaml `plots:`, base against head, rendered (folded charts).
+    curves: str = ""

@@ -113,6 +113,8 @@ def _check(
     if math.isnan(head):
         return result(False, f"{key} is NaN at head")
     base = _number(old)
+    if base is not None and math.isnan(base):
+        base = None  # no change can be measured from NaN: checked as if the metric were new
     noise = stat is not None and base is not None and stat.within_noise(head - base)
 
     failures: list[str] = []
@@ -188,10 +190,13 @@ def evaluate_gates(
         else:
             targets = sorted(f for f in files if key in new.get(f, {}) or key in old.get(f, {}))
         if not targets:
+            # Each names the setting that would find it (its example is in the report's notes).
             reason = (
-                f"{key} not found at head (looked in {', '.join(sorted(files))})"
+                f"{key} not found at head (looked in {', '.join(sorted(files))}); "
+                "name its file under metrics.files"
                 if files
-                else f"{key} not found: no metrics files at base or head"
+                else f"{key} not found: no metrics files at base or head; "
+                "name yours under metrics.files"
             )
             results.append(GateResult(key, None, False, reason, gate))
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# read < triage < write < maintain < admin (README, Commands on a pull request).
+# read < triage < write < maintain < admin (docs/using.md, Commands on a pull request).
 LEVELS = ("none", "read", "triage", "write", "maintain", "admin")
 
 

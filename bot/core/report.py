@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.core.dvc import DataChange, Output, ParamChange
-from bot.core.evaluation_result import Evaluation
+from bot.core.evaluation_result import Evaluation, Metrics
 from bot.core.gates import GateResult, improved, verdict
 from bot.core.markdown_escape import clip, code, escape, inline, one_line, plain, table_cell
 from bot.core.metrics import (
@@ -410,7 +410,9 @@ def _param_line(change: ParamChange) -> str:
 
 
 def _chart_number(value: float) -> str:
-    return f"{value:.6g}"
+    # Mermaid's lexer reads no exponent: 1e-05 must be written out.
+    text = f"{value:.6g}"
+    return text if "e" not in text else f"{value:.12f}".rstrip("0").rstrip(".")
 
 
 def _chart_text(text: str) -> str:
@@ -421,20 +423,25 @@ def _chart_text(text: str) -> str:
     return clip(one_line(text), 80)
 
 
-def _trend(evaluation: Evaluation) -> str:
-    targets = sorted({(g.file, g.metric) for g in evaluation.gates if g.file is not None})
-    points = list(evaluation.trend)[-TREND_POINTS:]
+def _charts(
+    gates: Sequence[GateResult],
+    points: Sequence[tuple[str, Metrics]],
+    last: tuple[str, Metrics] | None = None,
+) -> list[str]:
+    """A Mermaid line chart per gated metric over `points` (label, metrics), then `last`."""
+    targets = sorted({(g.file, g.metric) for g in gates if g.file is not None})
     charts: list[str] = []
     for file, key in targets[:TREND_CHARTS]:
         assert file is not None
         series: list[tuple[str, float]] = []
-        for baseline in points:
-            value = baseline.metrics.get(file, {}).get(key)
+        for label, metrics in points:
+            value = metrics.get(file, {}).get(key)
             if isinstance(value, int | float) and math.isfinite(value):
-                series.append((_short(baseline.sha), float(value)))
-        head = evaluation.new.get(file, {}).get(key)
-        if series and isinstance(head, int | float) and math.isfinite(head):
-            series.append(("this PR", float(head)))
+                series.append((label, float(value)))
+        if last is not None:
+            value = last[1].get(file, {}).get(key)
+            if series and isinstance(value, int | float) and math.isfinite(value):
+                series.append((last[0], float(value)))
         if not series:
             continue
         values = [v for _, v in series]
@@ -449,6 +456,12 @@ def _trend(evaluation: Evaluation) -> str:
             f"{_chart_number(high + pad)}\n"
             f"    line [{', '.join(_chart_number(v) for v in values)}]\n```\n"
         )
+    return charts
+
+
+def _trend(evaluation: Evaluation) -> str:
+    points = [(_short(b.sha), b.metrics) for b in list(evaluation.trend)[-TREND_POINTS:]]
+    charts = _charts(evaluation.gates, points, ("this PR", evaluation.new))
     if not charts:
         return ""
     title = (
@@ -473,6 +486,13 @@ def _log_lines(log: str) -> list[str]:
     while lines and not lines[-1].strip():
         lines.pop()
     return lines[-LOG_LINES:]
+
+
+def log_details(log: str, max_lines: int = LOG_LINES) -> str:
+    """The last `max_lines` lines of a run's log, folded as the comment shows them ("" for an
+    empty log): for other texts that carry a log, such as a failed retrain's check."""
+    lines = _log_lines(log)[-max_lines:] if max_lines > 0 else []
+    return _log_block(lines) if lines else ""
 
 
 def _log_block(lines: Sequence[str]) -> str:
@@ -718,6 +738,8 @@ class _Sections:
     trend: str = ""
     log: list[str] = field(default_factory=list)
     tail: str = ""
+    slices: str = ""
+    curves: str = ""
     details_url: str | None = None
     limit_name: str = ""
     left_out: list[str] = field(default_factory=list)
@@ -727,9 +749,11 @@ class _Sections:
             self.head,
             self.metrics.render(),
             self.unchanged.render(),
+            self.slices,
             self.data.render(),
             self.params.render(),
             self.trend,
+            self.curves,
             _log_block(self.log) if self.log else "",
             self._note(),
             self.tail,
@@ -744,8 +768,9 @@ class _Sections:
         return f"_Left out to stay under {self.limit_name}: {'; '.join(self.left_out)}.{link}_\n\n"
 
     def fit(self, budget: int) -> str:
-        """Cut, in order: older log lines, unchanged metrics, the trend, then rows from the
-        end of the parameter, data and metric tables, until the text fits the budget."""
+        """Cut, in order: older log lines, unchanged metrics, the training curves, the trend,
+        then rows from the end of the parameter, data and metric tables, until the text fits
+        the budget."""
         text = self.assemble()
         if text_length(text) <= budget:
             return text
@@ -765,6 +790,9 @@ class _Sections:
         if text_length(self.assemble()) > room and self.unchanged.rows:
             self.unchanged.dropped = True
             self.left_out.append(_plural(len(self.unchanged.rows), "unchanged metric"))
+        if text_length(self.assemble()) > room and self.curves:
+            self.curves = ""
+            self.left_out.append("the training curves")
         if text_length(self.assemble()) > room and self.trend:
             self.trend = ""
             self.left_out.append("the trend")
@@ -797,12 +825,15 @@ class _Sections:
 
 def _sections(evaluation: Evaluation, limit_name: str) -> tuple[_Sections, list[_Row]]:
     rows = _rows(evaluation)
-    many_files = len({r.file for r in rows if r.file is not None}) > 1
+    # Metrics under a slice gate have their own section (failing slices shown, passing folded);
+    # the data block still lists every row.
+    table_rows = [r for r in rows if r.key not in evaluation.sliced]
+    many_files = len({r.file for r in table_rows if r.file is not None}) > 1
     shown = sorted(
-        (r for r in rows if r.changed or r.failed),
+        (r for r in table_rows if r.changed or r.failed),
         key=lambda r: (not r.failed, r.file or "", r.key),
     )
-    quiet = [r for r in rows if not (r.changed or r.failed)]
+    quiet = [r for r in table_rows if not (r.changed or r.failed)]
     metrics = _Table(
         "#### Metrics\n\n",
         _METRIC_HEADER,
@@ -861,6 +892,8 @@ def render_comment(evaluation: Evaluation) -> str:
     if evaluation.skipped is None:
         sections.trend = _trend(evaluation)
         sections.log = _log_lines(evaluation.log_tail)
+        sections.slices = f"#### Slices\n\n{evaluation.slices}\n" if evaluation.slices else ""
+        sections.curves = evaluation.curves
     sections.tail = _fit_data(evaluation, rows)
     return sections.fit(COMMENT_LIMIT - 1)
 
@@ -911,3 +944,50 @@ def render_check_run(evaluation: Evaluation) -> CheckRunOutput:
         summary=summary,
         annotations=_annotations(evaluation),
     )
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+def render_monitor_issue(
+    env: str,
+    latest: Evaluation,
+    history: Sequence[tuple[str, Metrics]],
+    *,
+    breached: bool,
+    window: int,
+    notes: Sequence[str] = (),
+) -> str:
+    """The body of an environment's monitoring issue: the same metric table and trend charts
+    as the PR comment, the newest upload (`latest.new`) against the deployed commit's own
+    evaluation (`latest.old`), and the uploads over time (`history`, oldest first)."""
+    rows = _rows(latest)
+    many_files = len({r.file for r in rows if r.file is not None}) > 1
+    failed = [g for g in latest.gates if not g.passed]
+    if breached:
+        verdict = (
+            f"### ❌ {code(env)} fails its gates: {_plural(window, 'upload')} in a row\n\n"
+            + "".join(f"- {code(g.metric)}: {_inline(g.reason)}\n" for g in failed[:20])
+        )
+    elif failed:
+        verdict = f"### ⚠️ {code(env)}: the newest upload fails a gate\n\n"
+    else:
+        verdict = f"### ✅ {code(env)} meets its gates\n\n"
+    table = _METRIC_HEADER + "".join(_metric_line(r, many_files) for r in rows)
+    points = list(history)[-TREND_POINTS:]
+    charts = _charts(latest.gates, points)
+    trend = (
+        f"#### Trend in {code(env)} (last {_plural(len(points), 'upload')})\n\n"
+        + "\n".join(charts)
+        + "\n"
+        if charts
+        else ""
+    )
+    lines = "".join(f"> {_note(n)}\n" for n in list(notes)[:20])
+    body = (
+        f"{verdict}\nNewest upload of {code(_short(latest.head_sha))}"
+        f" compared with its evaluation at {code(_short(latest.base_sha))}"
+        " (Base: the deployed commit's own metrics, where mlgate has them).\n\n"
+        f"{table}\n{trend}" + (f"\n{lines}" if lines else "")
+    )
+    return body[: COMMENT_LIMIT - 200]

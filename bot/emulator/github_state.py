@@ -101,10 +101,13 @@ class GitHubState(LoopbackServer):
         app_id: str = "1",
         openapi_path: Path | None = None,
         root: Path | None = None,
+        app_slug: str = "mlgate",
     ) -> None:
+        # `app_slug` names the App whose installation tokens act here: "github-actions" makes
+        # them a workflow job's GITHUB_TOKEN, which comments as github-actions[bot].
         super().__init__(name="github-emulator")
         self.app_id = str(app_id)
-        self.app_slug = "mlgate"
+        self.app_slug = app_slug
         self.bot_login = f"{self.app_slug}[bot]"
         self.app_private_key_pem, self._public_key = app_auth.generate_private_key()
         self.spec = load_spec(openapi_path) if openapi_path is not None else None

@@ -1,15 +1,16 @@
-"""The GitHub App client: JWT and installation tokens, rate limits and pacing on HttpTransport."""
+"""The GitHub client (App tokens, or one plain token): rate limits and pacing on HttpTransport."""
 
 from __future__ import annotations
 
 import base64
 import json as jsonlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import jwt
@@ -91,13 +92,82 @@ def _seg(value: object) -> str:
     return quote(str(value), safe="")
 
 
+class Pacer(Protocol):
+    """Where pacing tokens and rate-limit pauses are kept, per scope (installation or "app")."""
+
+    def reserve(self, scope: int | str) -> float:
+        """Take one pacing token; the seconds to wait before using it."""
+        ...
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        """Hold every request of `scope` for `seconds` (never shortening a longer pause)."""
+        ...
+
+    def paused_for(self, scope: int | str) -> float:
+        """Seconds left of the pause of `scope` (0.0 when not paused)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SharedPacer:
+    """Pacing and pauses in Redis, shared by every process of an installation (the App)."""
+
+    redis: redis.Redis
+    bucket: pacing.TokenBucket
+
+    def reserve(self, scope: int | str) -> float:
+        return self.bucket.reserve(scope)
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        pacing.pause(self.redis, scope, seconds)
+
+    def paused_for(self, scope: int | str) -> float:
+        return pacing.pause_remaining(self.redis, scope)
+
+
+class ProcessPacer:
+    """The same rules held in this process, for a client with one token and no Redis (a CI
+    step): a burst of `capacity` mutating requests, then `rate` per second, and pauses."""
+
+    def __init__(
+        self,
+        capacity: int = pacing.DEFAULT_CAPACITY,
+        rate: float = pacing.DEFAULT_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if capacity < 1 or rate <= 0:
+            raise ValueError(f"capacity must be >= 1 and rate > 0, not {capacity} and {rate}")
+        self.capacity, self.interval, self._clock = capacity, 1.0 / rate, clock
+        self._lock = threading.Lock()
+        self._arrival: dict[int | str, float] = {}  # the GCRA's theoretical arrival time
+        self._until: dict[int | str, float] = {}
+
+    def reserve(self, scope: int | str) -> float:
+        # The GCRA of bot/state/pacing.py: every call takes a token, even one that must wait.
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._arrival.get(scope, now), now) + self.interval
+            self._arrival[scope] = arrival
+            return max(arrival - now - self.capacity * self.interval, 0.0)
+
+    def pause(self, scope: int | str, seconds: float) -> None:
+        with self._lock:
+            until = self._clock() + seconds
+            self._until[scope] = max(self._until.get(scope, until), until)
+
+    def paused_for(self, scope: int | str) -> float:
+        with self._lock:
+            return max(self._until.get(scope, 0.0) - self._clock(), 0.0)
+
+
 class GitHubClient:
-    """A client of the GitHub REST API for one installation (or the App), on HttpTransport."""
+    """A client of the GitHub REST API for one installation (or the App, or one plain token),
+    on HttpTransport."""
 
     def __init__(
         self,
         api_url: str,
-        redis: redis.Redis,
+        redis: redis.Redis | None,
         *,
         auth: Callable[[], str],
         installation_id: int | None = None,
@@ -113,7 +183,10 @@ class GitHubClient:
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
         """`auth` returns the Authorization header value; `reauthenticate` drops a stale one;
-        `identity` returns the login this client writes as (the App's bot user)."""
+        `identity` returns the login this client writes as (the App's bot user).
+
+        Without `redis`, pacing and rate-limit pauses are kept in this process (ProcessPacer).
+        """
         self.api_url = api_url.rstrip("/")
         self.installation_id = installation_id
         self._identity = identity
@@ -121,12 +194,16 @@ class GitHubClient:
         self._transport = HttpTransport(
             "github", logger, session=session, sleep=sleep, limits=limits
         )
+        pacer: Pacer = (
+            ProcessPacer()
+            if redis is None
+            else SharedPacer(redis, bucket if bucket is not None else pacing.TokenBucket(redis))
+        )
         self._rules = _GitHubRules(
-            redis=redis,
+            pacer=pacer,
             # Pauses and pacing are per installation; App-level (JWT) calls share one scope.
             scope=installation_id if installation_id is not None else "app",
             installation_id=installation_id,
-            bucket=bucket if bucket is not None else pacing.TokenBucket(redis),
             auth=auth,
             reauthenticate=reauthenticate,
             max_wait=max_wait,
@@ -135,6 +212,17 @@ class GitHubClient:
     def bot_login(self) -> str | None:
         """The login of the user this client writes as (`<app slug>[bot]`), if known."""
         return self._identity() if self._identity is not None else None
+
+    @classmethod
+    def with_token(
+        cls, api_url: str, token: str, *, session: requests.Session | None = None
+    ) -> GitHubClient:
+        """A client for one plain token (a CI job's GITHUB_TOKEN, a personal access token):
+        no App and no Redis. The token is redacted from every log line and error."""
+        logs.register_secret(token)
+        return cls(
+            api_url or DEFAULT_GITHUB_API_URL, None, auth=lambda: f"Bearer {token}", session=session
+        )
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -275,6 +363,32 @@ class GitHubClient:
         """Comments of an issue or pull request, oldest first."""
         return self.paginate(f"{_repo_path(repo)}/issues/{issue_number}/comments")
 
+    # -- issues ---------------------------------------------------------------------------------
+
+    def create_issue(
+        self, repo: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> JSONDict:
+        """Open an issue (labels that do not exist yet are created by GitHub)."""
+        fields: dict[str, Any] = {"title": title, "body": body}
+        if labels:
+            fields["labels"] = list(labels)
+        result: JSONDict = self.request("POST", f"{_repo_path(repo)}/issues", json=fields).json()
+        return result
+
+    def update_issue(self, repo: str, number: int, **fields: Any) -> JSONDict:
+        """Edit an issue: `body`, `title`, `state` ("closed", "open"), ..."""
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/issues/{number}", json=fields
+        ).json()
+        return result
+
+    def list_issues(
+        self, repo: str, *, labels: str = "", state: str = "open"
+    ) -> Iterator[JSONDict]:
+        """Issues (pull requests included, as GitHub lists them) with all of `labels`."""
+        params = {"state": state} | ({"labels": labels} if labels else {})
+        return self.paginate(f"{_repo_path(repo)}/issues", params)
+
     def add_reaction(self, repo: str, comment_id: int, content: str) -> JSONDict:
         """React to an issue comment (`eyes`, `rocket`, `confused`, ...)."""
         result: JSONDict = self.request(
@@ -328,6 +442,65 @@ class GitHubClient:
     def compare(self, repo: str, base: str, head: str) -> JSONDict:
         """Compare two commits (`base...head`): ahead/behind, commits and files."""
         result: JSONDict = self.get_json(f"{_repo_path(repo)}/compare/{_seg(base)}...{_seg(head)}")
+        return result
+
+    def create_pull(self, repo: str, *, title: str, head: str, base: str, body: str) -> JSONDict:
+        """Open a pull request from branch `head` into `base`."""
+        fields = {"title": title, "head": head, "base": base, "body": body}
+        result: JSONDict = self.request("POST", f"{_repo_path(repo)}/pulls", json=fields).json()
+        return result
+
+    def list_pulls(
+        self, repo: str, *, state: str = "open", base: str | None = None
+    ) -> Iterator[JSONDict]:
+        """Pull requests of `repo` (`open`, `closed` or `all`), optionally only into `base`."""
+        params = {"state": state} | ({"base": base} if base else {})
+        return self.paginate(f"{_repo_path(repo)}/pulls", params)
+
+    def add_labels(self, repo: str, issue_number: int, labels: list[str]) -> list[JSONDict]:
+        """Add labels to an issue or pull request; GitHub creates the ones the repo lacks."""
+        result: list[JSONDict] = self.request(
+            "POST", f"{_repo_path(repo)}/issues/{issue_number}/labels", json={"labels": labels}
+        ).json()
+        return result
+
+    # -- Git Data API (needs Contents: write) ------------------------------------------------
+
+    def create_blob(self, repo: str, content: bytes) -> str:
+        """Store `content` as a blob; returns its sha."""
+        body = {"content": base64.b64encode(content).decode(), "encoding": "base64"}
+        result = self.request("POST", f"{_repo_path(repo)}/git/blobs", json=body).json()
+        return str(result["sha"])
+
+    def create_tree(self, repo: str, entries: list[JSONDict], base_tree: str | None) -> str:
+        """A tree of `entries` (GitHub's path/mode/type with sha or content; a null sha
+        deletes) laid over `base_tree`; returns its sha."""
+        body: JSONDict = {"tree": entries}
+        if base_tree is not None:
+            body["base_tree"] = base_tree
+        result = self.request("POST", f"{_repo_path(repo)}/git/trees", json=body).json()
+        return str(result["sha"])
+
+    def create_git_commit(self, repo: str, message: str, tree: str, parents: list[str]) -> str:
+        """A commit of `tree` on `parents`, authored by the App; returns its sha."""
+        body = {"message": message, "tree": tree, "parents": parents}
+        result = self.request("POST", f"{_repo_path(repo)}/git/commits", json=body).json()
+        return str(result["sha"])
+
+    def create_ref(self, repo: str, ref: str, sha: str) -> JSONDict:
+        """Create `ref` (`refs/heads/...`) at `sha`; GitHubValidationFailed if it exists."""
+        result: JSONDict = self.request(
+            "POST", f"{_repo_path(repo)}/git/refs", json={"ref": ref, "sha": sha}
+        ).json()
+        return result
+
+    def update_ref(self, repo: str, ref: str, sha: str, *, force: bool = False) -> JSONDict:
+        """Point `ref` (`refs/heads/...`) at `sha`; `force` allows a move that is not a fast
+        forward."""
+        name = quote(ref.removeprefix("refs/"), safe="/")
+        result: JSONDict = self.request(
+            "PATCH", f"{_repo_path(repo)}/git/refs/{name}", json={"sha": sha, "force": force}
+        ).json()
         return result
 
     # -- statuses and deployments ------------------------------------------------------------
@@ -427,10 +600,9 @@ def _error_for(method: str, path: str, response: requests.Response) -> GitHubErr
 class _GitHubRules(RetryPolicy):
     """GitHub's rules on the transport: pacing, installation-wide rate-limit pauses, 401s."""
 
-    redis: redis.Redis
+    pacer: Pacer
     scope: int | str
     installation_id: int | None
-    bucket: pacing.TokenBucket
     auth: Callable[[], str]
     reauthenticate: Callable[[], None] | None
     max_wait: float
@@ -439,8 +611,8 @@ class _GitHubRules(RetryPolicy):
     def before_attempt(self, call: Call, wait: Wait) -> None:
         if self.paced and call.method in MUTATING_METHODS:
             # Pacing waits are not bounded by max_wait: queueing is their purpose.
-            wait(self.bucket.reserve(self.scope), "pacing")
-        pause = pacing.pause_remaining(self.redis, self.scope)
+            wait(self.pacer.reserve(self.scope), "pacing")
+        pause = self.pacer.paused_for(self.scope)
         if pause > self.max_wait:
             raise GitHubRateLimited(
                 call.method,
@@ -481,13 +653,13 @@ class _GitHubRules(RetryPolicy):
     def on_retry_after(self, call: Call, seconds: float) -> float:
         # Per GitHub, retry-after applies to the whole installation: every process sees the
         # pause before its next request to this installation, this one in before_attempt.
-        pacing.pause(self.redis, self.scope, seconds)
+        self.pacer.pause(self.scope, seconds)
         return 0.0
 
     def answered(self, call: Call, response: requests.Response) -> None:
         if response.headers.get("x-ratelimit-remaining") == "0":
             # The next request would fail: hold the installation until the reset.
-            pacing.pause(self.redis, self.scope, _until_reset(response))
+            self.pacer.pause(self.scope, _until_reset(response))
 
     def retry_server_error(self, call: Call, response: requests.Response) -> bool:
         # Writes too: a 5xx is retried with bounded backoff whatever the method, as this
@@ -569,7 +741,12 @@ class GitHubApp:
         if not app_id:
             raise SettingsError("GITHUB_APP_ID is not set: set it to the App id or client id")
         try:
-            loaded = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+            # Our own App's key, not untrusted input: checking its RSA maths took 30 ms of
+            # CPU in every job (bench/evaluation_flow); a broken key still fails to parse here
+            # or is refused by GitHub at the first JWT.
+            loaded = serialization.load_pem_private_key(
+                private_key_pem.encode(), password=None, unsafe_skip_rsa_key_validation=True
+            )
         except (ValueError, TypeError) as exc:
             raise SettingsError(
                 "GITHUB_PRIVATE_KEY is not a PEM private key: download one from the App's "

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cache, cached_property
 
 import redis
 
 from bot.core.changes import classify
-from bot.core.comparison import Metrics, RunOutcome, compare, metrics_paths, read_metrics
+from bot.core.comparison import (
+    Metrics,
+    RunOutcome,
+    compare,
+    data_files,
+    metrics_paths,
+    read_metrics,
+)
 from bot.core.config import CONFIG_PATH, RepoConfig, load_config
 from bot.core.evaluation_result import Evaluation
 from bot.core.permissions import at_least, level
@@ -100,19 +109,33 @@ class Evaluator:
             config = load_config(files.read, pr.config_ref)
         except RepoConfigError as exc:
             return decide.config_invalid(pr, exc.problems)
-        changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Which files the head changed since its merge base, asked beside the PR's list:
+            # the head's other files are then read at the merge base, already cached.
+            following = (
+                pool.submit(files.follow, pr.base_sha, pr.head_sha)
+                if decide.reads_head(pr, config)
+                else None
+            )
+            changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
+        if following is not None:
+            following.result()
         first = Publication(pr.repo, pr.number)
         if CONFIG_PATH in changed:
             own = files.read(CONFIG_PATH, pr.head_sha)
             first = first.with_checks([decide.pr_config_check(pr, own)])
         approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+
+        @cache
+        def metrics_at(sha: str) -> tuple[str, ...]:
+            # Asked to classify the change and again to prefetch: the DVC files parse once.
+            return tuple(metrics_paths(files.read, config, sha))
+
         course = decide.plan(
             pr,
             config,
             changed,
-            classified=lambda: classify(
-                changed, config.triggers, metrics_paths(files.read, config, pr.head_sha)
-            ),
+            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
             forced=forced,
             approval=approval,
             retrain=retrain,
@@ -137,7 +160,9 @@ class Evaluator:
             return first.then(started)
         notes = list(course.notes)
         try:
-            result = self._compare(pr, config, files, changed, course.may_run, notes, retrain)
+            result = self._compare(
+                pr, config, files, changed, course.may_run, notes, retrain, metrics_at
+            )
         except SandboxUnavailable as exc:
             # The worker's fault, not the PR's: the operator installs bubblewrap, then re-runs.
             log.warning("no sandbox: %s", exc, extra={"repo": pr.repo, "pr": pr.number})
@@ -159,7 +184,8 @@ class Evaluator:
         changed: Sequence[str],
         trusted: bool,
         notes: list[str],
-        retrain: Retrain | None = None,
+        retrain: Retrain | None,
+        metrics_at: Callable[[str], Sequence[str]],
     ) -> Evaluation:
         """The shared comparison (`compare`), with the stored baseline, a run where configured,
         and what only the bot has: the trend and notes."""
@@ -185,6 +211,7 @@ class Evaluator:
 
         elif source != "git":
             notes.append(decide.waiting_note(source, pr, trusted))
+        files.prefetch(_certain_reads(metrics_at, changed, pr, base=stored_base is None))
         evaluation = compare(
             files.read,
             config,
@@ -200,7 +227,10 @@ class Evaluator:
         if measure is not None:
             # Steps are worth an API call only where they take long: reading files does not.
             self._step(pr, "comparing")
-        return replace(evaluation, trend=trend(self.conn, pr.repo), notes=notes)
+        # The comparison's own notes (metrics only in DVC's cache, a gated metric found
+        # nowhere) come first, then the bot's.
+        shown = [*evaluation.notes, *notes]
+        return replace(evaluation, trend=trend(self.conn, pr.repo), notes=shown)
 
     def _merge_base_baseline(self, pr: PullRequest, config: RepoConfig) -> Metrics | None:
         """No metrics were recorded for the base: evaluate the merge-base, cached by its sha."""
@@ -316,6 +346,28 @@ class Evaluator:
             )
         record_baseline(self.conn, repo, sha, metrics, when)
         return metrics
+
+
+def _certain_reads(
+    metrics_at: Callable[[str], Sequence[str]],
+    changed: Sequence[str],
+    pr: PullRequest,
+    *,
+    base: bool,
+) -> list[tuple[str, str]]:
+    """Files `compare` reads at the base and the head whatever they hold, so that they can be
+    read at once: the changed DVC and params files on both sides, the metrics files at the
+    head (and at the base without a stored baseline). A DVC file that does not load leaves
+    its metrics out, for `compare` to say so in its own words."""
+    # As `data_and_params` (bot/core/comparison.py) picks them; a file left out is read later.
+    wanted = [*data_files(changed), *(p for p in changed if posixpath.basename(p) == "params.yaml")]
+    reads = [(path, sha) for sha in (pr.base_sha, pr.head_sha) for path in wanted]
+    for sha in (pr.head_sha, pr.base_sha) if base else (pr.head_sha,):
+        try:
+            reads.extend((path, sha) for path in metrics_at(sha))
+        except (DvcFileError, MetricsFileError):
+            pass
+    return reads
 
 
 def author_trusted(gh: GitHubClient, pr: PullRequest) -> bool:

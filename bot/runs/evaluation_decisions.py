@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bot.core.changes import Classification
-from bot.core.config import CONFIG_PATH, DeployConfig, RepoConfig, parse_config
+from bot.core.config import CONFIG_PATH, DeployConfig, RepoConfig, Triggers, parse_config
 from bot.core.evaluation_result import Evaluation
 from bot.core.pr_facts import PullRequest, Retrain
 from bot.core.report import render_check_run, render_comment
+from bot.core.setting_hints import draft_markdown, not_evaluated_markdown, summary_with_hints
 from bot.errors import RepoConfigError
 from bot.runs.check_runs import CONFIG_CHECK, QUALITY_CHECK
 from bot.runs.deploy_decisions import deploy_check
@@ -103,23 +104,24 @@ def pr_config_check(pr: PullRequest, text: bytes | None) -> CheckOutput:
 
 def skipped_draft(pr: PullRequest) -> Publication:
     check = CheckOutput(
-        QUALITY_CHECK,
-        pr.head_sha,
-        "Draft pull request",
-        "Draft PRs are evaluated once marked ready for review (or with `triggers.drafts: true`).",
-        "skipped",
+        QUALITY_CHECK, pr.head_sha, "Draft pull request", draft_markdown(), "skipped"
     )
     return Publication(pr.repo, pr.number, "skipped-draft", checks=(check,))
 
 
-def skipped_irrelevant(pr: PullRequest, changed: int) -> Publication:
-    check = CheckOutput(
-        QUALITY_CHECK,
-        pr.head_sha,
-        "Nothing to evaluate",
-        f"No changed file matches the triggers ({changed} files changed).",
-        "skipped",
+def irrelevant_check(
+    sha: str, changed: int, triggers: Triggers, actions: tuple[Mapping[str, str], ...] | None = None
+) -> CheckOutput:
+    """`mlgate/quality` skipped: no changed file matches the triggers, which it lists with
+    the setting to add (`actions` () for a check without buttons)."""
+    summary = not_evaluated_markdown(changed, triggers)
+    return CheckOutput(
+        QUALITY_CHECK, sha, "Nothing to evaluate", summary, "skipped", actions=actions
     )
+
+
+def skipped_irrelevant(pr: PullRequest, changed: int, triggers: Triggers) -> Publication:
+    check = irrelevant_check(pr.head_sha, changed, triggers)
     return Publication(pr.repo, pr.number, "skipped-irrelevant", checks=(check,))
 
 
@@ -167,6 +169,11 @@ def run_notes(
     return notes
 
 
+def reads_head(pr: PullRequest, config: RepoConfig) -> bool:
+    """Whether evaluating `pr` reads its head's files: all but a draft left for later do."""
+    return not pr.draft or config.triggers.drafts
+
+
 @dataclass(frozen=True)
 class Plan:
     """What an evaluation does once it knows the configuration and the changes: publish
@@ -193,11 +200,11 @@ def plan(
 ) -> Plan:
     """The evaluation's course. `classified` reads the repository's metrics paths and
     `trusted` asks GitHub: each only when the answer depends on it."""
-    if pr.draft and not config.triggers.drafts:
+    if not reads_head(pr, config):
         return Plan(done=skipped_draft(pr))
     sorted_out = classified()
     if not sorted_out.relevant and not forced:
-        return Plan(done=skipped_irrelevant(pr, len(changed)))
+        return Plan(done=skipped_irrelevant(pr, len(changed), config.triggers))
     listed = len(changed) if sorted_out.truncated else None
     notes = tuple(run_notes(pr, note, approval, retrain, listed))
     needs_code = config.metrics.source != "git" or retrain is not None
@@ -263,7 +270,7 @@ def published(
             QUALITY_CHECK,
             pr.head_sha,
             output.title,
-            output.summary,
+            summary_with_hints(output.summary, evaluation.gates),
             conclusion,
             annotations=tuple(output.annotations),
             details_url=details_url,

@@ -15,6 +15,7 @@ from bot.core.changes import classify
 from bot.core.comparison import compare_revisions_metrics
 from bot.core.config import load_config
 from bot.core.evaluation_result import Evaluation
+from bot.core.setting_hints import not_evaluated
 from bot.errors import LocalGitError, NotAGitRepository, UnknownRevision
 
 # Where DVC keeps its cache unless `.dvc/config` says otherwise (`cache.dir`).
@@ -30,8 +31,8 @@ class GitRepo:
     """One local repository: resolves revisions, lists changed paths, reads files at commits.
 
     Files are read from the object database (`git cat-file --batch`, one process for all
-    reads), never from the working tree, so uncommitted changes are not seen. Every git
-    call is an argv list; nothing goes through a shell.
+    reads and for resolving revisions), never from the working tree, so uncommitted changes
+    are not seen. Every git call is an argv list; nothing goes through a shell.
     """
 
     def __init__(self, root: Path) -> None:
@@ -40,6 +41,8 @@ class GitRepo:
         # A commit's files never change: each (path, sha) is read from git once.
         self._cache: dict[tuple[str, str], bytes | None] = {}
         self._listings: dict[tuple[str, str], list[str]] = {}
+        # Listings started ahead (`start_listings`), so that their git processes run together.
+        self._started: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 
     @classmethod
     def open(cls, directory: Path) -> GitRepo:
@@ -61,8 +64,20 @@ class GitRepo:
     def _git(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["git", *args], cwd=self.root, capture_output=True, check=False)
 
+    def _start(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["git", *args], cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
     def resolve(self, rev: str) -> str:
         """The full sha of the commit `rev` names; `UnknownRevision` with git's words if none."""
+        # The batch process resolves names as `git rev-parse` does (one lookup, no process of
+        # its own); only a name it cannot take (a newline) or cannot resolve goes to
+        # rev-parse, whose words the error quotes.
+        if "\n" not in rev:
+            found = self._object(f"{rev}^{{commit}}")
+            if found is not None and found[1] == b"commit":
+                return found[0].decode()
         # --end-of-options: a revision such as `--output=x` is a name, never an option.
         result = self._git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
         if result.returncode != 0:
@@ -73,17 +88,50 @@ class GitRepo:
         """Whether the repository has any commit at all (a fresh `git init` has none)."""
         return bool(self._git("rev-list", "-n", "1", "--all").stdout.strip())
 
+    @staticmethod
+    def _files_argv(rev: str) -> tuple[str, ...]:
+        return ("ls-tree", "-r", "-z", "--name-only", "--full-tree", rev)
+
+    @staticmethod
+    def _changed_argv(base: str, head: str) -> tuple[str, ...]:
+        return (
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            "--no-relative",
+            f"{base}...{head}",
+            "--",
+        )
+
+    def start_listings(self, base: str, head: str) -> None:
+        """Start `files` of both revisions and `changed` at once (full shas): their git
+        processes then run side by side instead of one after the other."""
+        for key, argv in (
+            (("\0files", base), self._files_argv(base)),
+            (("\0files", head), self._files_argv(head)),
+            (("\0changed", f"{base}...{head}"), self._changed_argv(base, head)),
+        ):
+            if key not in self._listings and key not in self._started:
+                self._started[key] = self._start(*argv)
+
+    def _listing(self, key: tuple[str, str], argv: tuple[str, ...], what: str) -> list[str]:
+        if key not in self._listings:
+            started = self._started.pop(key, None)
+            if started is not None:
+                stdout, stderr = started.communicate()
+                code = started.returncode
+            else:
+                result = self._git(*argv)
+                stdout, stderr, code = result.stdout, result.stderr, result.returncode
+            if code != 0:
+                raise LocalGitError(f"cannot list {what}: git says: {_complaint(stderr)}")
+            self._listings[key] = [os.fsdecode(p) for p in stdout.split(b"\0") if p]
+        return self._listings[key]
+
     def files(self, rev: str) -> list[str]:
         """Every file path committed at `rev` (a full sha), from the repository root."""
-        key = ("\0files", rev)
-        if key not in self._listings:
-            result = self._git("ls-tree", "-r", "-z", "--name-only", "--full-tree", rev)
-            if result.returncode != 0:
-                raise LocalGitError(
-                    f"cannot list the files of {rev}: git says: {_complaint(result.stderr)}"
-                )
-            self._listings[key] = [os.fsdecode(p) for p in result.stdout.split(b"\0") if p]
-        return self._listings[key]
+        return self._listing(("\0files", rev), self._files_argv(rev), f"the files of {rev}")
 
     def changed(self, base: str, head: str) -> list[str]:
         """Paths that differ from the merge base of `base` and `head` to `head`.
@@ -92,15 +140,13 @@ class GitRepo:
         the removed and the added path, whatever `diff.renames` says, so that both sides'
         DVC files are read; paths are from the repository root whatever `diff.relative` says.
         """
-        result = self._git(
-            "diff", "--name-only", "-z", "--no-renames", "--no-relative", f"{base}...{head}", "--"
-        )
-        if result.returncode != 0:
-            raise LocalGitError(
-                f"cannot list the changes from {base} to {head}: "
-                f"git says: {_complaint(result.stderr)}"
+        return list(
+            self._listing(
+                ("\0changed", f"{base}...{head}"),
+                self._changed_argv(base, head),
+                f"the changes from {base} to {head}",
             )
-        return [os.fsdecode(p) for p in result.stdout.split(b"\0") if p]
+        )
 
     def read(self, path: str, rev: str) -> bytes | None:
         """The file's bytes at commit `rev` (a full sha), or None when it is not a file there."""
@@ -116,6 +162,11 @@ class GitRepo:
         return result.stdout if result.returncode == 0 else None
 
     def _read_batch(self, path: str, rev: str) -> bytes | None:
+        found = self._object(f"{rev}:{path}")
+        return found[2] if found is not None and found[1] == b"blob" else None
+
+    def _object(self, name: str) -> tuple[bytes, bytes, bytes] | None:
+        """(oid, type, content) of the object `name` names, or None when there is none."""
         if self._batch is None:
             self._batch = subprocess.Popen(
                 ["git", "cat-file", "--batch"],
@@ -125,18 +176,18 @@ class GitRepo:
                 stderr=subprocess.DEVNULL,
             )
         stdin, stdout = self._pipes()
-        stdin.write(os.fsencode(f"{rev}:{path}") + b"\n")
+        stdin.write(os.fsencode(name) + b"\n")
         stdin.flush()
         header = stdout.readline()
         if not header:
-            raise LocalGitError(f"`git cat-file --batch` stopped while reading {rev}:{path}")
+            raise LocalGitError(f"`git cat-file --batch` stopped while reading {name}")
         # "<oid> <type> <size>\n<content>\n", or "<name> missing" / "<name> ambiguous".
         fields = header.split()
         if len(fields) != 3 or not fields[2].isdigit():
             return None
         content = stdout.read(int(fields[2]))
         stdout.read(1)
-        return content if fields[1] == b"blob" else None
+        return fields[0], fields[1], content
 
     def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
         assert self._batch is not None and self._batch.stdin and self._batch.stdout
@@ -147,6 +198,9 @@ class GitRepo:
         if batch is not None:
             with batch:  # closes the pipes (git exits at the end of its input) and waits
                 pass
+        started, self._started = self._started, {}
+        for process in started.values():
+            process.communicate()  # a listing nobody asked for after all: reap it
 
     def __enter__(self) -> GitRepo:
         return self
@@ -227,6 +281,7 @@ def compare_local(repo: GitRepo, base: str, head: str) -> LocalComparison:
     is read at `base`. Raises `UnknownRevision`, `LocalGitError` and `RepoConfigError`.
     """
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
+    repo.start_listings(base_sha, head_sha)
     config = load_config(repo.read, base_sha)
     changed = repo.changed(base_sha, head_sha)
     cache = DvcCache(repo.root)
@@ -253,7 +308,7 @@ def compare_local(repo: GitRepo, base: str, head: str) -> LocalComparison:
     skipped = None
     if not classified.relevant:
         # The bot's words for such a PR: it completes mlgate/quality as skipped, no comment.
-        skipped = f"No changed file matches the triggers ({len(changed)} files changed)."
+        skipped = not_evaluated(len(changed), config.triggers)
     # Keyed by name like DVC's `errors` dict: the same name twice is one revision.
     errors = {base: comparison.base.failed}
     errors[head] = comparison.head.failed

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
+from bot.core.report import report_verdict
 from bot.github.github_client import GitHubClient
 from bot.runs import sticky_comment
 from bot.runs.check_runs import Checks
-from bot.runs.publication import REFUSED_DEPLOY, AuditRecord, CheckOutput, Publication
-from bot.state import audit, deploys, queues, stored_evaluations
+from bot.runs.publication import (
+    REFUSED_DEPLOY,
+    AuditRecord,
+    CheckOutput,
+    KeptEvaluation,
+    Publication,
+)
+from bot.state import audit, deploys, queues, recent_evaluations, stored_evaluations
 
 
 class Publisher:
@@ -34,6 +43,7 @@ class Publisher:
                 self.conn, repo, number, kept.sha, kept.evaluation, kept.neutral
             )
             deploys.record_gate(self.conn, repo, kept.sha, kept.gate_passed)
+            recent_evaluations.record(self.conn, repo, listed(number, kept, time.time()))
         if publication.comment is not None:
             assert number is not None, "the sticky comment is a PR's"
             sticky_comment.upsert(self.gh, self.conn, repo, number, publication.comment)
@@ -59,3 +69,17 @@ class Publisher:
             deploys.add_refusal(self.conn, repo, entry.sha, f"@{entry.user}: {entry.detail}")
         elif record.remember is not None:
             audit.set_decision(self.conn, record.remember, repo, entry)
+
+
+def listed(number: int, kept: KeptEvaluation, now: float) -> recent_evaluations.PublishedEvaluation:
+    """How the dashboard lists a kept evaluation: its verdict, or neutral for code that the
+    check showed as not run."""
+    gates = kept.evaluation.gates
+    return recent_evaluations.PublishedEvaluation(
+        pr=number,
+        sha=kept.sha,
+        verdict="neutral" if kept.neutral else report_verdict(kept.evaluation),
+        at=now,
+        failed_gates=sum(not gate.passed for gate in gates),
+        gates=len(gates),
+    )

@@ -213,7 +213,7 @@ def pipeline_evaluation(
     if not uploaded:
         notes.append(
             f"Nothing was uploaded to mlgate for {pr.short_sha}: the pipeline's job runs "
-            f"{upload} (README.md, Connecting Semaphore)."
+            f"{upload} (docs/semaphore.md in mlgate)."
         )
     elif evaluation.error is None:
         evaluation = replace(evaluation, trend=trend(conn, pr.repo))

@@ -84,7 +84,7 @@ def expiry_summary(run: SemaphoreRun, waited: float, public_url: str) -> str:
         f"polling never found it done. Semaphore workflow: {where}\n\n"
         "Check that:\n"
         f"- a Semaphore notification of this project points at `{endpoint}` with the secret "
-        "`SEMAPHORE_WEBHOOK_SECRET` (README.md, Connecting Semaphore);\n"
+        "`SEMAPHORE_WEBHOOK_SECRET` (docs/semaphore.md in mlgate);\n"
         "- the pipeline is not stuck: waiting for an agent, or a job that never ends (open "
         "the workflow, stop it if needed).\n\n"
         "Comment `/evaluate` to run it again."

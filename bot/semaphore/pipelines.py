@@ -12,7 +12,7 @@ from bot.semaphore.semaphore_client import Pipeline
 
 # Results a done pipeline can have besides "passed" (docs: passed, failed, stopped, canceled).
 PASSED = "passed"
-# How a job reports its metrics (README.md, "Connecting Semaphore"); `o/r` is filled in.
+# How a job reports its metrics (docs/semaphore.md); `o/r` is filled in.
 UPLOAD_COMMAND = (
     'curl -fsS -H "Authorization: Bearer $MLGATE_TOKEN" --data-binary @metrics.json '
     '"$MLGATE_PUBLIC_URL/api/v1/metrics?repo={repo}&sha=$MLGATE_SHA&run=$MLGATE_RUN_ID"'

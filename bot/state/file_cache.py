@@ -1,4 +1,4 @@
-"""Repository file contents at full commit shas, cached in Redis: a commit never changes."""
+"""Repository file contents cached in Redis, by commit and path and by blob sha: both immutable."""
 
 from __future__ import annotations
 
@@ -30,9 +30,28 @@ def lookup(conn: redis.Redis, repo: str, sha: str, path: str) -> CachedFile | No
     return CachedFile(value[1:] if value[:1] == _PRESENT else None)
 
 
-def remember(conn: redis.Redis, repo: str, sha: str, path: str, content: bytes | None) -> None:
-    """Remember `content` (None: absent) of `path` at `sha`, unless it is too large to keep."""
+def remember(
+    conn: redis.Redis,
+    repo: str,
+    sha: str,
+    path: str,
+    content: bytes | None,
+    *,
+    blob: str | None = None,
+) -> None:
+    """Remember `content` (None: absent) of `path` at `sha`, and under its `blob` sha when
+    given, unless it is too large to keep."""
     if content is not None and len(content) > CACHE_MAX_BYTES:
         return
     value = _ABSENT if content is None else _PRESENT + content
-    conn.set(key("file", repo, sha, path), value, ex=CACHE_TTL)
+    pipe = conn.pipeline(transaction=False)  # one round trip for both keys
+    pipe.set(key("file", repo, sha, path), value, ex=CACHE_TTL)
+    if blob is not None and content is not None:
+        pipe.set(key("blob", repo, blob), content, ex=CACHE_TTL)
+    pipe.execute()
+
+
+def lookup_blob(conn: redis.Redis, repo: str, blob: str) -> bytes | None:
+    """The content of `repo`'s blob `blob` (its git object sha), if remembered."""
+    value = conn.get(key("blob", repo, blob))
+    return value if isinstance(value, bytes) else None

@@ -44,3 +44,12 @@ def forget(conn: redis.Redis, installation_id: int, also: list[str]) -> int:
 def is_installed(conn: redis.Redis, name: str) -> bool:
     """Whether an installation event recorded the repository `name` (GitHub's spelling)."""
     return bool(conn.hexists(_REPOS, name))
+
+
+def installation_of(conn: redis.Redis, name: str) -> int | None:
+    """The installation a repository was recorded under (names match without regard to case)."""
+    wanted = name.lower()
+    for repo, installation in installed_repositories(conn).items():
+        if repo.lower() == wanted:
+            return installation
+    return None

@@ -10,7 +10,7 @@ from bot.state.redis_conn import key
 
 # GitHub's secondary rate limits ask integrations to make mutating requests "at least one
 # second between each request" (docs.github.com, "Best practices for using the REST API");
-# mlgate allows a burst of 10 first (README, How the GitHub client treats GitHub).
+# mlgate allows a burst of 10 first (docs/operating.md, How the GitHub client treats GitHub).
 DEFAULT_CAPACITY = 10
 DEFAULT_RATE = 1.0  # tokens per second
 

@@ -25,6 +25,11 @@ def _issue_key(repo: str, env: str) -> str:
     return key("production", require_repo(repo), env, "issue")
 
 
+def _environments_key(repo: str) -> str:
+    """A set of the environments that uploaded, so that the dashboard can list them."""
+    return key("production", require_repo(repo), "environments")
+
+
 def record(
     conn: redis.Redis,
     repo: str,
@@ -41,7 +46,14 @@ def record(
         pipe.rpush(series, entry)
         pipe.ltrim(series, -KEEP, -1)
         pipe.expire(series, STATE_TTL)
+        pipe.sadd(_environments_key(repo), env)
+        pipe.expire(_environments_key(repo), STATE_TTL)
         pipe.execute()
+
+
+def environments(conn: redis.Redis, repo: str) -> list[str]:
+    """Every environment of `repo` that uploaded live metrics, sorted by name."""
+    return sorted(text(m) for m in conn.smembers(_environments_key(repo)))
 
 
 def recent(conn: redis.Redis, repo: str, env: str, count: int = KEEP) -> list[Observation]:

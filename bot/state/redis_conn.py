@@ -6,7 +6,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-# The web must answer 503 within a second when Redis is gone (README, Webhook answers).
+# The web must answer 503 within a second when Redis is gone (docs/operating.md, Webhook answers).
 CONNECT_TIMEOUT = 0.3
 SOCKET_TIMEOUT = 0.5
 KEY_PREFIX = "mlgate:"

@@ -12,3 +12,9 @@ def pr_run_lock(conn: redis.Redis, repo: str, number: int, timeout: float) -> Lo
     """The PR's run lock; held at most `timeout` seconds, and waited for as long."""
     lock: Lock = conn.lock(key("pr-run", repo, number), timeout=timeout, blocking_timeout=timeout)
     return lock
+
+
+def monitor_lock(conn: redis.Redis, repo: str, env: str, timeout: float = 60) -> Lock:
+    """One monitoring check of an environment at a time: two would open two issues."""
+    lock: Lock = conn.lock(key("monitor", repo, env), timeout=timeout, blocking_timeout=timeout)
+    return lock

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot import logs
 from bot.settings import Settings
 from bot.state.redis_conn import connect
-from bot.web import health, metrics_upload, prometheus_metrics, webhook_views
+from bot.web import dashboard, health, metrics_upload, prometheus_metrics, webhook_views
 from bot.web.answers import answer
 from bot.web.services import Services
 
@@ -30,6 +30,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics_upload.bp)
     app.register_blueprint(prometheus_metrics.bp)
+    dashboard.configure(app, settings)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> Response:

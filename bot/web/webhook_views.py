@@ -36,7 +36,8 @@ def _observe(response: Response) -> Response:
 # GitHub's delivery ids are GUIDs and Semaphore's webhook ids UUIDs; they become job ids,
 # so nothing else gets through.
 DELIVERY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-# 413 over 25 MiB (README, Webhook answers): GitHub caps payloads at 25 MB and drops larger ones.
+# 413 over 25 MiB (docs/operating.md, Webhook answers): GitHub caps payloads at 25 MB and
+# drops larger ones.
 BODY_LIMIT = 25 * 1024 * 1024
 
 
@@ -69,7 +70,7 @@ GITHUB = Source(
     event_header="X-GitHub-Event",
     ping_event="ping",
 )
-# Semaphore (README, Connecting Semaphore): lowercase hex HMAC-SHA256 of the body (a
+# Semaphore (docs/semaphore.md): lowercase hex HMAC-SHA256 of the body (a
 # `sha256=` prefix tolerated), and a webhook id that Semaphore keeps on its retries.
 SEMAPHORE = Source(
     name="semaphore",
