@@ -1,0 +1,133 @@
+"""Jobs running now: the heartbeat each work horse keeps, and taking back a job whose horse died.
+
+rq marks a job started and forgets who runs it until its own abandonment timeout (minutes).
+A work horse here beats every HEARTBEAT_INTERVAL seconds under the job's id; a started job
+without a beat lost its horse (a worker killed, a machine lost), and the first one to take
+it back (`take_back`, one atomic script) queues it again with its id and arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from rq import Queue
+from rq.executions import Execution, ExecutionRegistry
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.utils import parse_composite_key, utcformat
+
+from bot.state.redis_conn import key, text
+
+HEARTBEAT_INTERVAL = 2.0
+# Five beats missed: a loaded machine may delay a beat or two, never ten seconds of them.
+HEARTBEAT_TTL = 10
+
+# Delete the beat only if it is still this horse's: a retried job may already beat elsewhere.
+_STOP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: the started registry, the job hash, the execution hash, the job's execution registry,
+# the worker's execution index, the queue list, rq:queues
+# ARGV: the started entry (job id:execution id), the job id, the execution id, enqueued_at
+_TAKE_BACK = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], 'status') ~= 'started' then return 0 end
+redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[4])
+redis.call('HDEL', KEYS[2], 'started_at', 'ended_at', 'worker_name', 'last_heartbeat')
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('SADD', KEYS[7], KEYS[6])
+redis.call('LPUSH', KEYS[6], ARGV[2])
+return 1
+"""
+
+
+def heartbeat_key(job_id: str) -> str:
+    return key("job-heartbeat", job_id)
+
+
+def beat(conn: redis.Redis, job_id: str, horse: str) -> None:
+    """The horse `horse` (its worker's name) still runs `job_id`."""
+    conn.set(heartbeat_key(job_id), horse, ex=HEARTBEAT_TTL)
+
+
+def stop_beating(conn: redis.Redis, job_id: str, horse: str) -> None:
+    """The horse `horse` is done with `job_id` (finished, failed or handed to a retry)."""
+    conn.eval(_STOP, 1, heartbeat_key(job_id), horse)
+
+
+@dataclass(frozen=True)
+class StartedJob:
+    """One entry of rq's started registry of a queue: a job and the execution running it."""
+
+    queue: str
+    job_id: str
+    execution_id: str
+    worker_name: str = ""
+
+    @property
+    def entry(self) -> str:
+        return f"{self.job_id}:{self.execution_id}"
+
+
+def started(conn: redis.Redis, queue: str) -> list[StartedJob]:
+    """The started entries of `queue`, read as they are (rq's own cleanup is not run)."""
+    registry = StartedJobRegistry(queue, connection=conn)
+    found = []
+    entries: list[bytes] = conn.zrange(registry.key, 0, -1)  # type: ignore[assignment]
+    for entry in entries:
+        job_id, execution_id = parse_composite_key(text(entry))
+        found.append(StartedJob(queue, job_id, execution_id))
+    return found
+
+
+def silent(conn: redis.Redis, queues: tuple[str, ...]) -> list[StartedJob]:
+    """Started jobs of `queues` whose horse has not beaten within HEARTBEAT_TTL."""
+    entries = [entry for queue in queues for entry in started(conn, queue)]
+    if not entries:
+        return []
+    with conn.pipeline(transaction=False) as pipe:
+        for entry in entries:
+            pipe.exists(heartbeat_key(entry.job_id))
+            pipe.hget(Job.key_for(entry.job_id), "status")
+        replies = pipe.execute()
+    return [
+        entry
+        for entry, alive, status in zip(entries, replies[::2], replies[1::2], strict=True)
+        # Status last: a job that ended between the two reads is no longer started.
+        if not alive and status is not None and text(status) == JobStatus.STARTED.value
+    ]
+
+
+def execution_worker(conn: redis.Redis, entry: StartedJob) -> StartedJob:
+    """`entry` with the name of the worker that started it, if rq still knows."""
+    try:
+        execution = Execution.fetch(entry.execution_id, entry.job_id, connection=conn)
+    except ValueError:
+        return entry
+    return StartedJob(entry.queue, entry.job_id, entry.execution_id, execution.worker_name)
+
+
+def take_back(conn: redis.Redis, entry: StartedJob) -> bool:
+    """Queue a started job of a dead horse again, at the front of its queue, with its id and
+    arguments; False when it is no longer started or another process took it back first."""
+    entry = execution_worker(conn, entry) if not entry.worker_name else entry
+    queue = Queue(entry.queue, connection=conn)
+    execution = Execution(entry.execution_id, entry.job_id, conn, worker_name=entry.worker_name)
+    keys = (
+        StartedJobRegistry(entry.queue, connection=conn).key,
+        Job.key_for(entry.job_id),
+        execution.key,
+        ExecutionRegistry(entry.job_id, connection=conn).key,
+        execution.worker_executions_key,
+        queue.key,
+        Queue.redis_queues_keys,
+    )
+    now = utcformat(datetime.now(UTC))
+    argv = (entry.entry, entry.job_id, entry.execution_id, now)
+    return bool(conn.eval(_TAKE_BACK, len(keys), *keys, *argv))
