@@ -13,6 +13,9 @@ from workers import jobs
 REDELIVER_INTERVAL = 300
 # Each run is asked about at most once a minute (bot/semaphore_poll.py, POLL_INTERVAL).
 SEMAPHORE_POLL_INTERVAL = 60
+# A dead worker's job is found HEARTBEAT_TTL (10 s) after its last beat, at the next sweep:
+# well before rq's own abandonment timeout would fail it instead.
+RECOVER_INTERVAL = 30
 
 
 def build(redis_url: str) -> CronScheduler:
@@ -23,6 +26,7 @@ def build(redis_url: str) -> CronScheduler:
     scheduler.register(
         jobs.poll_semaphore_runs, queue_name=EVENTS, interval=SEMAPHORE_POLL_INTERVAL
     )
+    scheduler.register(jobs.recover_interrupted_jobs, queue_name=EVENTS, interval=RECOVER_INTERVAL)
     return scheduler
 
 
