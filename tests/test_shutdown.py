@@ -25,10 +25,10 @@ from bot.settings import DEFAULT_SHUTDOWN_GRACE, Settings, shutdown_grace
 from bot.state import deliveries, running_jobs
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import EVENTS, QUEUES, RUNS
-from bot.state.run_locks import holder
+from bot.state.run_locks import holder, pr_run_lock, release_if_held_by
 from tests.support import SECRET, pull_request_event, run_jobs
 from workers import jobs
-from workers.interruptions import INTERRUPTED_TITLE
+from workers.interruptions import INTERRUPTED_TITLE, STALE_CLAIM
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "octo/model"
@@ -192,6 +192,13 @@ class HeldRun:
         return holder(self.stack.conn, REPO, self.number)
 
 
+def started_entry(conn: redis.Redis, job: Job) -> str:
+    """The started registry's entry of `job`: its id and its execution's."""
+    [entry] = running_jobs.started(conn, job.origin)
+    assert entry.job_id == job.id
+    return entry.entry
+
+
 def assert_interrupted_and_queued_again(run: HeldRun, queued: Job) -> None:
     check = run.quality()[-1]
     assert (check["status"], check["conclusion"]) == ("completed", "neutral")
@@ -229,7 +236,7 @@ def test_sigterm_interrupts_a_run_after_the_grace_and_queues_it_again(
     queued = run.queue()
     worker = stack.worker(MLGATE_SHUTDOWN_GRACE="1")
     evaluate_pid = run.wait_until_evaluating()
-    assert run.lock_holder() == queued.id  # held under the run's job id
+    assert run.lock_holder() == started_entry(run.stack.conn, queued)  # the run's own
 
     stopped_at = time.monotonic()
     worker.send_signal(signal.SIGTERM)
@@ -259,8 +266,9 @@ def test_a_run_that_ends_within_the_grace_is_not_interrupted(stack: Stack, tmp_p
     assert run.lock_holder() is None
 
 
+@pytest.mark.parametrize("taker", ["none yet", "died after its claim"])
 def test_the_sweep_takes_back_the_run_of_a_killed_worker(
-    stack: Stack, tmp_path: Path, github_env: dict[str, str]
+    stack: Stack, tmp_path: Path, taker: str
 ) -> None:
     run = HeldRun(stack, tmp_path)
     queued = run.queue()
@@ -268,13 +276,13 @@ def test_the_sweep_takes_back_the_run_of_a_killed_worker(
     run.wait_until_evaluating()
     # A live worker's run is left alone.
     assert jobs.recover_interrupted_jobs() == []
-    assert run.lock_holder() == queued.id
+    assert run.lock_holder() == started_entry(stack.conn, queued)
 
     kill_tree(worker.pid)  # the whole machine: worker, work horse, evaluate.py
     worker.wait(timeout=30)
     # Nothing said so: the run still looks started and holds the lock...
     assert Job.fetch(queued.id, connection=stack.conn).get_status() == JobStatus.STARTED
-    assert run.lock_holder() == queued.id
+    assert run.lock_holder() == started_entry(stack.conn, queued)
     assert run.quality()[-1]["status"] == "in_progress"
     # ...until its heartbeat has expired, which the scheduler's sweep notices.
     wait_for(
@@ -282,11 +290,79 @@ def test_the_sweep_takes_back_the_run_of_a_killed_worker(
         "the heartbeat to expire",
         running_jobs.HEARTBEAT_TTL + 30,
     )
+    if taker == "died after its claim":
+        # Another sweep claimed it two minutes ago and died before queueing it again.
+        [entry] = running_jobs.silent(stack.conn, QUEUES)
+        assert running_jobs.claim(stack.conn, entry, now=time.time() - 2 * STALE_CLAIM)
+        assert running_jobs.silent(stack.conn, QUEUES) == []
     assert jobs.recover_interrupted_jobs() == [queued.id]
     assert_interrupted_and_queued_again(run, queued)
     # A second sweep finds nothing more to do.
     assert jobs.recover_interrupted_jobs() == []
     assert_completed_by_another_worker(run)
+
+
+def test_a_delivery_done_before_its_worker_died_is_not_done_twice(
+    github_env: dict[str, str], emulator: GitHubEmulator, redis_conn: redis.Redis
+) -> None:
+    emulator.add_installation(INSTALLATION, "octo")
+    files = sample.files(sample.BASE_DATA, sample.BASE_PARAMS)
+    emulator.create_repo(REPO, installation_id=INSTALLATION, files=files)
+    emulator.repo(REPO).commit("feature", {"README.md": "changed\n"}, "c", author="alice")
+    pull = emulator.open_pull_request(REPO, head="feature", base="main", user="alice")
+    with serve(create_app(github_env)) as url:
+        emulator.configure_webhook(f"{url}/webhooks/github", SECRET)
+        event = pull_request_event(emulator, REPO, int(pull["number"]), "opened")
+        assert emulator.send_webhook("pull_request", event, guid="twice-1") == 202
+    SimpleWorker([Queue(EVENTS, connection=redis_conn)], connection=redis_conn).work(burst=True)
+    assert deliveries.state(redis_conn, "github", "twice-1") == DeliveryState.DONE
+    calls = len(emulator.requests)
+    # Its worker died before rq recorded the end: the sweep queued the same job again.
+    job = Job.fetch("github-twice-1", connection=redis_conn)
+    Queue(EVENTS, connection=redis_conn).enqueue_job(job)
+    SimpleWorker([Queue(EVENTS, connection=redis_conn)], connection=redis_conn).work(burst=True)
+    assert Job.fetch("github-twice-1", connection=redis_conn).get_status() == JobStatus.FINISHED
+    assert len(emulator.requests) == calls  # nothing asked of GitHub, nothing written
+    assert deliveries.state(redis_conn, "github", "twice-1") == DeliveryState.DONE
+
+
+def test_a_pr_lock_is_freed_only_for_the_run_that_holds_it(redis_conn: redis.Redis) -> None:
+    lock = pr_run_lock(redis_conn, REPO, 7, 60)
+    assert lock.acquire(token="evaluate-1:second")  # the run queued again holds it now
+    assert not release_if_held_by(redis_conn, REPO, 7, "evaluate-1:first")  # a late taker
+    assert holder(redis_conn, REPO, 7) == "evaluate-1:second"
+    assert release_if_held_by(redis_conn, REPO, 7, "evaluate-1:second")
+    assert holder(redis_conn, REPO, 7) is None
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            continue
+    return found
+
+
+def test_a_worker_process_that_ends_is_started_again_until_the_machine_stops(
+    stack: Stack,
+) -> None:
+    machine = stack.worker()
+    wait_for(lambda: len(children(machine.pid)) == 2, "two worker processes")
+    first = children(machine.pid)
+    # rq quits on a Redis error outside a job's wait (a Redis restart); here, a crash.
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: len(children(machine.pid)) == 2 and victim not in children(machine.pid),
+        "the ended worker process to be started again",
+        30,
+    )
+    assert machine.poll() is None
+    machine.send_signal(signal.SIGTERM)
+    assert machine.wait(timeout=WAIT) == 0
+    assert not any(alive(pid) for pid in first - {victim})
 
 
 # --- settings errors --------------------------------------------------------------------------

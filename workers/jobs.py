@@ -35,7 +35,7 @@ from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import deliveries
+from bot.state import deliveries, running_jobs
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.redis_conn import connect
@@ -65,6 +65,11 @@ def _dispatch(source: str, event_name: str, delivery_id: str, remedy: str) -> in
     try:
         settings = Settings.from_env()
         conn = _connection(settings)
+        if deliveries.state(conn, source, delivery_id) == DeliveryState.DONE:
+            # An earlier run of this job went to the end, and its worker died before rq
+            # recorded so (the sweep queued it again): doing it twice would act twice.
+            log.info("delivery already done", extra={"delivery_id": delivery_id})
+            return 0
         body = deliveries.payload(conn, source, delivery_id)
         if body is None:
             raise MlgateError(f"the {source} payload of {delivery_id} has expired; {remedy}")
@@ -164,10 +169,10 @@ def evaluate_pull_request(
     )
     publisher = Publisher(gh, ctx.redis)
     lock = pr_run_lock(ctx.redis, request.repo, request.number, RUN_JOB_TIMEOUT)
-    job = get_current_job()
-    # The job id as the lock's token: whoever takes back this run from a dead worker frees
-    # exactly this lock (workers/interruptions.py), never another run's.
-    token = job.id if job is not None else uuid.uuid4().hex
+    job, execution = get_current_job(), running_jobs.current_execution()
+    # The run's started entry as the lock's token: whoever takes back this run from a dead
+    # worker frees exactly this lock (workers/interruptions.py), never another run's.
+    token = f"{job.id}:{execution}" if job is not None and execution else uuid.uuid4().hex
     try:
         if not lock.acquire(token=token):
             raise LockError(f"PR {request.repo}#{request.number} stayed locked by another run")
@@ -214,8 +219,9 @@ def record_baseline(
 
 
 def recover_interrupted_jobs() -> list[str]:
-    """Periodic: queue again the jobs of work horses that died without a word (a worker
-    killed, a machine lost); an evaluation's check shows so and its PR lock is freed."""
+    """`mlgate scheduler`'s sweep, once: queue again the jobs of work horses that died without
+    a word (a worker killed, a machine lost); an evaluation's check shows so and its PR lock
+    is freed."""
     settings = Settings.from_env()
     taken = interruptions.sweep(_connection(settings), settings)
     if taken:

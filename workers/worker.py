@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -29,6 +30,12 @@ from bot.state.running_jobs import StartedJob
 from workers import interruptions, jobs  # noqa: F401
 
 log = logging.getLogger(__name__)
+
+# A worker process that ended is started again after this long, doubling up to the maximum
+# while it keeps ending within RESTART_RESET seconds of its start (Redis still away).
+RESTART_DELAY = 1.0
+RESTART_DELAY_MAX = 30.0
+RESTART_RESET = 60.0
 
 # mlgate_jobs_total{status}: how a job's run ended, as the worker that ran it saw it.
 FINISHED, FAILED, RETRIED, STOPPED, INTERRUPTED = (
@@ -166,6 +173,8 @@ class MlgateWorker(Worker):
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """The job, with a heartbeat under its id while it runs (bot/state/running_jobs.py)."""
+        # The job's started entry, which its PR lock names (bot/state/running_jobs.py).
+        os.environ[running_jobs.EXECUTION_ENV] = execution.id
         done = threading.Event()
         _beat(self.connection, job.id, self.name)  # before rq marks the job started
         beater = threading.Thread(
@@ -237,33 +246,59 @@ def run(
     runs: int = 1,
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
 ) -> int:
-    """Start the worker processes and wait for them; the exit code is non-zero if any failed."""
+    """Start the worker processes and wait for them; the exit code is non-zero if any failed.
+
+    Until told to stop, a worker process that ends is started again (after RESTART_DELAY,
+    doubling while it keeps ending quickly): rq quits on a Redis error outside a job's wait,
+    such as a Redis restart, and a machine must not go on with fewer workers than it says.
+    """
     if runs < 1:
         raise ValueError("--runs must be at least 1")
     specs = [EVENTS] + [RUNS] * runs
-    processes = [
-        multiprocessing.Process(
+
+    def spawn(slot: int) -> multiprocessing.Process:
+        process = multiprocessing.Process(
             target=work,
-            args=(redis_url, name, burst, shutdown_grace),
-            name=f"worker-{name}-{i}",
+            args=(redis_url, specs[slot], burst, shutdown_grace),
+            name=f"worker-{specs[slot]}-{slot}",
             daemon=False,
         )
-        for i, name in enumerate(specs)
-    ]
-    for process in processes:
         process.start()
+        return process
+
+    processes = [spawn(slot) for slot in range(len(specs))]
+    started = [time.monotonic()] * len(specs)
+    delays = [RESTART_DELAY] * len(specs)
     log.info("started %d worker processes", len(processes), extra={"queues": specs})
+    stopping = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         # rq's warm shutdown: no new job; the running one gets the shutdown grace.
+        stopping.set()
         for process in processes:
             if process.is_alive():
                 process.terminate()
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        for process in processes:
-            process.join()
+        while any(p.is_alive() for p in processes) or not (burst or stopping.is_set()):
+            multiprocessing.connection.wait([p.sentinel for p in processes], timeout=1.0)
+            for slot, process in enumerate(processes):
+                if process.is_alive() or burst or stopping.is_set():
+                    continue
+                if time.monotonic() - started[slot] >= RESTART_RESET:
+                    delays[slot] = RESTART_DELAY
+                log.warning(
+                    "worker process ended: starting it again in %g s",
+                    delays[slot],
+                    extra={"queue": specs[slot], "exitcode": process.exitcode},
+                )
+                if stopping.wait(delays[slot]):
+                    break
+                delays[slot] = min(delays[slot] * 2, RESTART_DELAY_MAX)
+                processes[slot], started[slot] = spawn(slot), time.monotonic()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    for process in processes:
+        process.join()
     return 1 if any(p.exitcode for p in processes) else 0

@@ -2,12 +2,15 @@
 
 rq marks a job started and forgets who runs it until its own abandonment timeout (minutes).
 A work horse here beats every HEARTBEAT_INTERVAL seconds under the job's id; a started job
-without a beat lost its horse (a worker killed, a machine lost), and the first one to take
-it back (`take_back`, one atomic script) queues it again with its id and arguments.
+without a beat lost its horse (a worker killed, a machine lost). One process claims it
+(`claim`, atomic), shows what it must, and queues it again with its id and arguments
+(`requeue`).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,21 +33,45 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: the started registry, the job hash, the execution hash, the job's execution registry,
-# the worker's execution index, the queue list, rq:queues
-# ARGV: the started entry (job id:execution id), the job id, the execution id, enqueued_at
-_TAKE_BACK = """
+# Claiming a silent job: its started entry leaves rq's registry for ours of claims, so that
+# a claimer that dies before queueing it again leaves a trace (`unfinished_claims`).
+# KEYS: the started registry, the job hash, the claims; ARGV: the entry, the claim, now
+_CLAIM = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], 'status') ~= 'started' then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"""
+
+# Queueing a claimed job again, as rq's requeue does, at the front of its queue.
+# KEYS: the claims, the job hash, the execution hash, the job's execution registry, the
+# worker's execution index, the queue list, rq:queues
+# ARGV: the claim, the job id, the execution id, enqueued_at, the started entry
+_REQUEUE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[2], 'status') ~= 'started' then return 0 end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[4])
 redis.call('HDEL', KEYS[2], 'started_at', 'ended_at', 'worker_name', 'last_heartbeat')
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[3])
-redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[5])
 redis.call('SADD', KEYS[7], KEYS[6])
 redis.call('LPUSH', KEYS[6], ARGV[2])
 return 1
 """
+
+# rq's own name for it (rq.worker.SpawnWorker sets it too): the work horse sets it to the
+# execution it runs, so that the job knows the started entry it is.
+EXECUTION_ENV = "RQ_EXECUTION_ID"
+
+
+def current_execution() -> str | None:
+    """The rq execution this work horse runs; None outside a work horse of `mlgate worker`."""
+    return os.environ.get(EXECUTION_ENV) or None
+
+
+def _claims_key() -> str:
+    return key("job-claims")
 
 
 def heartbeat_key(job_id: str) -> str:
@@ -72,7 +99,18 @@ class StartedJob:
 
     @property
     def entry(self) -> str:
+        """As rq's started registry holds it; also the token of a run's PR lock."""
         return f"{self.job_id}:{self.execution_id}"
+
+    @property
+    def claim(self) -> str:
+        return f"{self.queue}:{self.entry}"
+
+    @classmethod
+    def from_claim(cls, claim: str) -> StartedJob:
+        queue, _, entry = claim.partition(":")
+        job_id, execution_id = parse_composite_key(entry)
+        return cls(queue, job_id, execution_id)
 
 
 def started(conn: redis.Redis, queue: str) -> list[StartedJob]:
@@ -113,14 +151,26 @@ def execution_worker(conn: redis.Redis, entry: StartedJob) -> StartedJob:
     return StartedJob(entry.queue, entry.job_id, entry.execution_id, execution.worker_name)
 
 
-def take_back(conn: redis.Redis, entry: StartedJob) -> bool:
-    """Queue a started job of a dead horse again, at the front of its queue, with its id and
-    arguments; False when it is no longer started or another process took it back first."""
+def claim(conn: redis.Redis, entry: StartedJob, now: float | None = None) -> bool:
+    """Take a silent started job out of rq's hands; False when it is no longer started or
+    another process claimed it first. `requeue` must follow."""
+    keys = (
+        StartedJobRegistry(entry.queue, connection=conn).key,
+        Job.key_for(entry.job_id),
+        _claims_key(),
+    )
+    argv = (entry.entry, entry.claim, time.time() if now is None else now)
+    return bool(conn.eval(_CLAIM, len(keys), *keys, *argv))
+
+
+def requeue(conn: redis.Redis, entry: StartedJob) -> bool:
+    """Queue a claimed job again, at the front of its queue, with its id and arguments;
+    False when it is not claimed (any more) or no longer started."""
     entry = execution_worker(conn, entry) if not entry.worker_name else entry
     queue = Queue(entry.queue, connection=conn)
     execution = Execution(entry.execution_id, entry.job_id, conn, worker_name=entry.worker_name)
     keys = (
-        StartedJobRegistry(entry.queue, connection=conn).key,
+        _claims_key(),
         Job.key_for(entry.job_id),
         execution.key,
         ExecutionRegistry(entry.job_id, connection=conn).key,
@@ -129,5 +179,15 @@ def take_back(conn: redis.Redis, entry: StartedJob) -> bool:
         Queue.redis_queues_keys,
     )
     now = utcformat(datetime.now(UTC))
-    argv = (entry.entry, entry.job_id, entry.execution_id, now)
-    return bool(conn.eval(_TAKE_BACK, len(keys), *keys, *argv))
+    argv = (entry.claim, entry.job_id, entry.execution_id, now, entry.entry)
+    return bool(conn.eval(_REQUEUE, len(keys), *keys, *argv))
+
+
+def unfinished_claims(
+    conn: redis.Redis, older_than: float, now: float | None = None
+) -> list[StartedJob]:
+    """Claims made more than `older_than` seconds ago and never queued: the claimer died."""
+    now = time.time() if now is None else now
+    found = conn.zrangebyscore(_claims_key(), 0, now - older_than)
+    members: list[bytes] = found  # type: ignore[assignment]
+    return [StartedJob.from_claim(text(m)) for m in members]
