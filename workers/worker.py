@@ -189,7 +189,7 @@ class MlgateWorker(Worker):
             try:
                 running_jobs.stop_beating(self.connection, job.id, self.name)
             except redis.RedisError as exc:
-                log.warning("could not stop the job's heartbeat: %s", exc)
+                log.warning("could not stop the job's heartbeat: %s", exc, extra={"job_id": job.id})
 
 
 def _beat(conn: redis.Redis, job_id: str, horse: str) -> None:
@@ -229,12 +229,26 @@ def work(
     redis_url: str, queue_name: str, burst: bool, shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
 ) -> None:
     """One rq worker on one queue; each job runs in a forked work horse, so a crash is contained."""
+    made: list[MlgateWorker] = []
+    stopped: list[int] = []
+
+    def stop_before_work(signum: int, _frame: FrameType | None) -> None:
+        # Until rq's own handlers are in place: stop before the first job.
+        stopped.append(signum)
+        for early in made:
+            early._stop_requested = True
+
+    signal.signal(signal.SIGTERM, stop_before_work)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held back by `run`
     logs.configure()
     # Workers block on BLPOP: no socket timeout, unlike the web's fast-failing client.
     conn = connect(redis_url, socket_timeout=None)
     worker = MlgateWorker(
         [Queue(queue_name, connection=conn)], connection=conn, shutdown_grace=shutdown_grace
     )
+    made.append(worker)
+    if stopped:
+        return
     # with_scheduler: the worker also enqueues jobs whose retry delay has passed.
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
@@ -263,7 +277,13 @@ def run(
             name=f"worker-{specs[slot]}-{slot}",
             daemon=False,
         )
-        process.start()
+        # The child starts with SIGTERM held back until `work` has a handler of its own: the
+        # `stop` below, inherited through the fork, must never run in a worker process.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         return process
 
     processes = [spawn(slot) for slot in range(len(specs))]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import redis
 from rq import Queue
 from rq.executions import Execution, ExecutionRegistry
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import parse_composite_key, utcformat
@@ -38,18 +39,21 @@ return 0
 # KEYS: the started registry, the job hash, the claims; ARGV: the entry, the claim, now
 _CLAIM = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[2], 'status') ~= 'started' then return 0 end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status ~= 'started' and status ~= 'queued' then return 0 end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 return 1
 """
 
 # Queueing a claimed job again, as rq's requeue does, at the front of its queue.
 # KEYS: the claims, the job hash, the execution hash, the job's execution registry, the
-# worker's execution index, the queue list, rq:queues
+# worker's execution index, the queue list, rq:queues, the queue's intermediate list
 # ARGV: the claim, the job id, the execution id, enqueued_at, the started entry
 _REQUEUE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[2], 'status') ~= 'started' then return 0 end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status ~= 'started' and status ~= 'queued' then return 0 end
+redis.call('LREM', KEYS[8], 0, ARGV[2])
 redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[4])
 redis.call('HDEL', KEYS[2], 'started_at', 'ended_at', 'worker_name', 'last_heartbeat')
 redis.call('DEL', KEYS[3])
@@ -72,6 +76,9 @@ def current_execution() -> str | None:
 
 def _claims_key() -> str:
     return key("job-claims")
+
+
+_UNFINISHED = (JobStatus.STARTED.value, JobStatus.QUEUED.value)
 
 
 def heartbeat_key(job_id: str) -> str:
@@ -137,8 +144,9 @@ def silent(conn: redis.Redis, queues: tuple[str, ...]) -> list[StartedJob]:
     return [
         entry
         for entry, alive, status in zip(entries, replies[::2], replies[1::2], strict=True)
-        # Status last: a job that ended between the two reads is no longer started.
-        if not alive and status is not None and text(status) == JobStatus.STARTED.value
+        # Status last: a job that ended between the two reads is no longer started. Still
+        # queued: its worker registered it and died (or lost Redis) before its horse began.
+        if not alive and status is not None and text(status) in _UNFINISHED
     ]
 
 
@@ -177,6 +185,7 @@ def requeue(conn: redis.Redis, entry: StartedJob) -> bool:
         execution.worker_executions_key,
         queue.key,
         Queue.redis_queues_keys,
+        IntermediateQueue(queue.key, connection=conn).key,
     )
     now = utcformat(datetime.now(UTC))
     argv = (entry.claim, entry.job_id, entry.execution_id, now, entry.entry)
