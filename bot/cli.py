@@ -102,12 +102,16 @@ def worker(burst: bool, runs: int, metrics_port: int) -> None:
         from bot import telemetry
 
         telemetry.serve(metrics_port)
-    sys.exit(worker_module.run(settings.redis_url, burst=burst, runs=runs))
+    sys.exit(
+        worker_module.run(
+            settings.redis_url, burst=burst, runs=runs, shutdown_grace=settings.shutdown_grace
+        )
+    )
 
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic jobs: redeliver failed GitHub deliveries."""
+    """Run the periodic jobs: redeliver failed GitHub deliveries, recover interrupted jobs."""
     from bot import logs
     from workers import scheduler as scheduler_module
 

@@ -129,6 +129,11 @@ class RetryPolicy(ABC):
         """Run on every answer below 400, e.g. to read rate-limit headers."""
         return None
 
+    def tried(self, call: Call, response: requests.Response | None) -> None:
+        """Run once per try with its answer, whatever it is (None: no answer), e.g. to count
+        requests."""
+        return None
+
     def retry_server_error(self, call: Call, response: requests.Response) -> bool:
         """Whether a 5xx may be retried: it arrived, so only if acting twice is harmless."""
         return call.idempotent
@@ -190,6 +195,7 @@ class HttpTransport:
             except requests.RequestException as exc:
                 reason = f"{type(exc).__name__}: {logs.redact(str(exc))}"
                 self._log(call, policy, None, started, attempt, reason)
+                policy.tried(call, None)
                 if not policy.may_resend(call, exc):
                     raise policy.error(
                         Failure(FailureKind.NOT_RESENT, call, attempt, reason=reason)
@@ -203,6 +209,7 @@ class HttpTransport:
 
             status = response.status_code
             self._log(call, policy, response, started, attempt, None)
+            policy.tried(call, response)
             if status < 400:
                 policy.answered(call, response)
                 return response

@@ -24,6 +24,10 @@ DEFAULT_RETRY_DELAYS = (10, 60, 300)
 # than a training run normally takes, short enough that a lost notification shows the same day.
 DEFAULT_SEMAPHORE_RUN_TIMEOUT = 6 * 3600.0
 DEFAULT_DATA_DIR = ".mlgate"
+# How long a worker given SIGTERM lets its running job go on before it stops it and queues
+# it again; a deployment's kill timeout (Kubernetes' terminationGracePeriodSeconds) must be
+# longer, or the stop is a SIGKILL that only the scheduler's sweep recovers.
+DEFAULT_SHUTDOWN_GRACE = 60.0
 # MLGATE_SANDBOX: how commands a repository supplies run. `none` is the operator's explicit
 # opt-out, logged at every run; there is no silent fallback when bubblewrap is missing.
 SANDBOX_BWRAP = "bwrap"
@@ -59,6 +63,8 @@ class Settings:
     # MLGATE_SESSION_SECRET signs the dashboard's cookie; unset, it is derived from the first
     # webhook secret (see session_secret).
     session_secret_value: str = ""
+    # MLGATE_SHUTDOWN_GRACE: seconds a running job may go on after SIGTERM.
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +117,7 @@ class Settings:
             github_client_id=env.get("GITHUB_CLIENT_ID", "").strip(),
             github_client_secret=env.get("GITHUB_CLIENT_SECRET", "").strip(),
             session_secret_value=env.get("MLGATE_SESSION_SECRET", ""),
+            shutdown_grace=shutdown_grace(env),
         )
         settings.register_secrets()
         return settings
@@ -184,6 +191,24 @@ def check_sandbox_mode(value: str, where: str = "sandbox") -> str:
             "(run them unsandboxed, only where every repository's code is trusted)"
         )
     return value
+
+
+def shutdown_grace(env: Mapping[str, str] | None = None) -> float:
+    """MLGATE_SHUTDOWN_GRACE from `env` (default: os.environ) in seconds: 60 unless set;
+    SettingsError for anything but a duration (`90s`, `2m`) or seconds (0 stops at once)."""
+    env = os.environ if env is None else env
+    value = env.get("MLGATE_SHUTDOWN_GRACE", "").strip()
+    if not value:
+        return DEFAULT_SHUTDOWN_GRACE
+    if value in ("0", "0.0"):
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise SettingsError(
+            f"MLGATE_SHUTDOWN_GRACE={value!r}: expected {DURATION_EXPECTED}, such as 60s, "
+            "or 0 to stop a running job at once"
+        ) from None
 
 
 def _parse_delays(value: str | None) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,8 +23,12 @@ from flask.testing import FlaskClient
 from rq import Queue
 
 from bot import create_app
+from bot import sample as sample_repo
+from bot.emulator import GitHubEmulator
+from bot.state import deliveries
+from bot.state.deliveries import DeliveryState
 from bot.state.queues import EVENTS
-from tests.support import payload, webhook_headers
+from tests.support import Bot, payload, pull_request_event, webhook_headers
 
 NAMES = (
     "mlgate_webhooks_total",
@@ -254,3 +259,97 @@ def test_metric_objects_are_made_once_when_threads_race_for_them() -> None:
         thread.join()
     assert errors == []
     assert len({id(m) for m in made}) == 1
+
+
+# --- jobs, GitHub requests and evaluations -----------------------------------------------------
+
+
+def test_a_worker_counts_its_jobs_by_queue_kind_and_status(
+    client: FlaskClient, env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path
+) -> None:
+    body = json.dumps(payload("push")).encode()
+    for delivery in ("j-1", "j-2", "j-3", "j-lost"):
+        response = client.post(
+            "/webhooks/github", data=body, headers=webhook_headers("push", body, delivery=delivery)
+        )
+        assert response.status_code == 202
+    # Its stored body gone, the job fails: once, again twice (MLGATE_RETRY_DELAYS=0,0), for good.
+    deliveries.drop_payload(redis_conn, "github", "j-lost")
+    port = free_port()
+    worker_env = os.environ | env | {"MLGATE_DATA_DIR": str(tmp_path)}
+    # The others finish without GitHub: their repository is not allowed here.
+    worker_env["MLGATE_REPO_ALLOWLIST"] = "someone/else"
+    worker_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker", "--metrics-port", str(port)],
+        env=worker_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def jobs_seen() -> float:
+        if not answers(url):
+            return 0.0
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return sample(response.read().decode(), "mlgate_job_seconds_count")
+
+    try:
+        wait_for(lambda: jobs_seen() >= 6, seconds=120)
+        time.sleep(0.5)  # nothing more comes
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+    def jobs(status: str) -> float:
+        labels = {"queue": "events", "kind": "handle_github_event", "status": status}
+        return sample(text, "mlgate_jobs_total", **labels)
+
+    assert (jobs("finished"), jobs("retried"), jobs("failed")) == (3, 2, 1)
+    assert sample(text, "mlgate_job_seconds_count", kind="handle_github_event") == 6
+    assert deliveries.state(redis_conn, "github", "j-lost") == DeliveryState.FAILED
+
+
+def test_github_answers_and_evaluations_are_counted(
+    bot: Bot, emulator: GitHubEmulator, client: FlaskClient
+) -> None:
+    emulator.rate_limit = 1000
+    emulator.add_installation(42, "octo")
+    emulator.create_repo(
+        "octo/model",
+        installation_id=42,
+        files=sample_repo.files(sample_repo.BASE_DATA, sample_repo.BASE_PARAMS),
+    )
+    better = sample_repo.files(sample_repo.BETTER_DATA, sample_repo.BASE_PARAMS)
+    names = ("data/images.dvc", "dvc.lock", "data/features.csv", "metrics.json")
+    emulator.repo("octo/model").commit("feature", {n: better[n] for n in names}, "data")
+    pull = emulator.open_pull_request("octo/model", head="feature", base="main", user="octo")
+    # The first check run is refused twice before it is written.
+    emulator.inject_fault("POST", r"/check-runs$", 502, times=2)
+    before = scrape(client)[1]
+    bot.deliver(
+        "pull_request", pull_request_event(emulator, "octo/model", pull["number"], "opened")
+    )
+    after = scrape(client)[1]
+
+    api = [r for r in emulator.requests if r.auth in ("installation", "jwt")]
+    expected = Counter((r.method, str(r.status)) for r in api)
+    assert expected[("POST", "502")] == 2
+    counted = {
+        pair: sample(after, "mlgate_github_requests_total", method=pair[0], status=pair[1])
+        - sample(before, "mlgate_github_requests_total", method=pair[0], status=pair[1])
+        for pair in expected
+    }
+    assert counted == dict(expected)
+    # The last answer to the installation says how much of its limit is left.
+    used = sum(1 for r in api if r.auth == "installation")
+    remaining = sample(after, "mlgate_github_rate_limit_remaining", installation="42")
+    assert remaining == 1000 - used
+    verdicts = {
+        v: sample(after, "mlgate_evaluations_total", verdict=v)
+        - sample(before, "mlgate_evaluations_total", verdict=v)
+        for v in ("success", "failure", "neutral")
+    }
+    assert verdicts == {"success": 1, "failure": 0, "neutral": 0}

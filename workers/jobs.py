@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import redis
 import requests
+from redis.exceptions import LockError
 from rq.job import Job, get_current_job
 
 from bot.core.allowlist import repo_allowed
@@ -38,11 +40,12 @@ from bot.runs.retrain_scheduler import tick
 from bot.runs.sandbox import DEFAULT_MEMORY
 from bot.semaphore.semaphore_client import SemaphoreClient
 from bot.settings import Settings
-from bot.state import deliveries, deploys, installations
+from bot.state import deliveries, deploys, installations, running_jobs
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.redis_conn import connect
 from bot.state.run_locks import pr_run_lock
+from workers import interruptions
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +67,39 @@ def handle_semaphore_event(delivery_id: str) -> int:
 
 def _dispatch(source: str, event_name: str, delivery_id: str, remedy: str) -> int:
     """The stored body of a delivery through the allowlist and the router."""
-    settings = Settings.from_env()
-    conn = _connection(settings)
-    body = deliveries.payload(conn, source, delivery_id)
-    if body is None:
-        raise MlgateError(f"the {source} payload of {delivery_id} has expired; {remedy}")
-    event = Event(event_name, json.loads(body), delivery_id)
-    if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
-        log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
-        return 0
-    ctx = Context(settings=settings, redis=conn)
     try:
+        settings = Settings.from_env()
+        conn = _connection(settings)
+        if deliveries.state(conn, source, delivery_id) == DeliveryState.DONE:
+            # An earlier run of this job went to the end, and its worker died before rq
+            # recorded so (the sweep queued it again): doing it twice would act twice.
+            log.info("delivery already done", extra={"delivery_id": delivery_id})
+            return 0
+        body = deliveries.payload(conn, source, delivery_id)
+        if body is None:
+            raise MlgateError(f"the {source} payload of {delivery_id} has expired; {remedy}")
+        event = Event(event_name, json.loads(body), delivery_id)
+        if event.repo is not None and not repo_allowed(event.repo, settings.repo_allowlist):
+            log.info("repository not in MLGATE_REPO_ALLOWLIST", extra=event.log_extra())
+            return 0
+        ctx = Context(settings=settings, redis=conn)
         return router.dispatch(event, ctx)
-    except GitHubError as exc:
-        job = get_current_job()
-        if job is not None and _is_permanent(exc):
-            # GitHub refused the request itself (4xx): retrying would be refused again.
-            job.retries_left = 0
+    except SettingsError:
+        # A setting to fix (its message names the fix), not a passing fault: fail it once.
+        _no_retry()
         raise
+    except GitHubError as exc:
+        if _is_permanent(exc):
+            # GitHub refused the request itself (4xx): retrying would be refused again.
+            _no_retry()
+        raise
+
+
+def _no_retry() -> None:
+    """The running job fails for good on this attempt (its failure callback sees so too)."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
 
 
 def _is_permanent(exc: GitHubError) -> bool:
@@ -157,8 +175,14 @@ def evaluate_pull_request(
     )
     publisher = Publisher(gh, ctx.redis)
     lock = pr_run_lock(ctx.redis, request.repo, request.number, RUN_JOB_TIMEOUT)
+    job, execution = get_current_job(), running_jobs.current_execution()
+    # The run's started entry as the lock's token: whoever takes back this run from a dead
+    # worker frees exactly this lock (workers/interruptions.py), never another run's.
+    token = f"{job.id}:{execution}" if job is not None and execution else uuid.uuid4().hex
     try:
-        with lock:
+        if not lock.acquire(token=token):
+            raise LockError(f"PR {request.repo}#{request.number} stayed locked by another run")
+        try:
             publication = evaluator.evaluate(
                 request,
                 trusted=lambda: author_trusted(gh, request),
@@ -169,6 +193,8 @@ def evaluate_pull_request(
                 requested_by=requested_by,
             )
             outcome = publisher.publish(publication)
+        finally:
+            lock.release()
     except BaseException:
         # The job failed (a retry may follow): the command that asked hears so now.
         publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
@@ -196,6 +222,17 @@ def record_baseline(
     metrics = evaluator.record_push_baseline(repo, sha, clone_url, time.time(), paths)
     log.info("baseline %s", "recorded" if metrics is not None else "skipped", extra={"repo": repo})
     return metrics is not None
+
+
+def recover_interrupted_jobs() -> list[str]:
+    """`mlgate scheduler`'s sweep, once: queue again the jobs of work horses that died without
+    a word (a worker killed, a machine lost); an evaluation's check shows so and its PR lock
+    is freed."""
+    settings = Settings.from_env()
+    taken = interruptions.sweep(_connection(settings), settings)
+    if taken:
+        log.warning("interrupted jobs queued again", extra={"jobs": taken})
+    return taken
 
 
 def poll_semaphore_runs(now: float | None = None) -> dict[str, int]:

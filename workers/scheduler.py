@@ -1,12 +1,15 @@
-"""`mlgate scheduler`: rq's cron scheduler enqueues mlgate's periodic jobs."""
+"""`mlgate scheduler`: rq's cron scheduler enqueues mlgate's periodic jobs; a thread sweeps for
+interrupted jobs."""
 
 from __future__ import annotations
+
+import threading
 
 from rq.cron import CronScheduler
 
 from bot.state.queues import EVENTS
 from bot.state.redis_conn import connect
-from workers import jobs
+from workers import interruptions, jobs
 
 # GitHub's own example redelivers every few hours; five minutes keeps delays short while
 # listing deliveries stays well within the rate limit.
@@ -15,6 +18,9 @@ REDELIVER_INTERVAL = 300
 SEMAPHORE_POLL_INTERVAL = 60
 # Cron's resolution is the minute: a tick a minute sees every fire time of retrain.schedule.
 RETRAIN_TICK_INTERVAL = 60
+# A dead worker's job is found HEARTBEAT_TTL (10 s) after its last beat, at the next sweep:
+# well before rq's own abandonment timeout (90 s) would fail it instead.
+RECOVER_INTERVAL = 15
 
 
 def build(redis_url: str) -> CronScheduler:
@@ -37,4 +43,15 @@ def register_retrain_schedules(scheduler: CronScheduler) -> None:
 
 
 def run(redis_url: str) -> None:
-    build(redis_url).start()  # type: ignore[no-untyped-call]  # untyped in rq
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=interruptions.sweep_forever,
+        args=(redis_url, RECOVER_INTERVAL, stop),
+        name="sweep-interrupted-jobs",
+        daemon=True,
+    )
+    sweeper.start()
+    try:
+        build(redis_url).start()  # type: ignore[no-untyped-call]  # untyped in rq
+    finally:
+        stop.set()

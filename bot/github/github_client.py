@@ -19,7 +19,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from bot import logs
+from bot import logs, telemetry
 from bot.errors import (
     GitHubError,
     GitHubNotFound,
@@ -660,6 +660,17 @@ class _GitHubRules(RetryPolicy):
         if response.headers.get("x-ratelimit-remaining") == "0":
             # The next request would fail: hold the installation until the reset.
             self.pacer.pause(self.scope, _until_reset(response))
+
+    def tried(self, call: Call, response: requests.Response | None) -> None:
+        figures = telemetry.metrics()
+        status = str(response.status_code) if response is not None else "none"
+        figures.github_requests.labels(method=call.method, status=status).inc()
+        remaining = response.headers.get("x-ratelimit-remaining") if response is not None else None
+        if remaining is not None and remaining.isdigit():
+            installation = str(self.installation_id) if self.installation_id is not None else "app"
+            figures.github_rate_limit_remaining.labels(installation=installation).set(
+                int(remaining)
+            )
 
     def retry_server_error(self, call: Call, response: requests.Response) -> bool:
         # Writes too: a 5xx is retried with bounded backoff whatever the method, as this

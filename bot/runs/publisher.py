@@ -6,10 +6,11 @@ import time
 
 import redis
 
+from bot import telemetry
 from bot.core.report import report_verdict
 from bot.github.github_client import GitHubClient
 from bot.runs import sticky_comment
-from bot.runs.check_runs import Checks
+from bot.runs.check_runs import QUALITY_CHECK, Checks
 from bot.runs.publication import (
     REFUSED_DEPLOY,
     AuditRecord,
@@ -50,6 +51,10 @@ class Publisher:
         checks = Checks(self.gh, self.conn, repo)
         for check in publication.checks:
             checks.show(check)
+            if kept is not None and check.name == QUALITY_CHECK and check.sha == kept.sha:
+                # An evaluation's verdict, once it shows: mlgate_evaluations_total.
+                verdict = check.conclusion or "in_progress"
+                telemetry.metrics().evaluations.labels(verdict=verdict).inc()
         if publication.reply:
             assert number is not None, "a reply is on a PR"
             self.gh.create_comment(repo, number, publication.reply)
