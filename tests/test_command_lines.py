@@ -205,6 +205,33 @@ CASES = [
     ("> <!--\n/evaluate\n-->", [2]),
     ("- <!--\n  /deploy\n  -->\n/evaluate", [4]),
     ("<!--\n\n/deploy\n-->\n/evaluate", [5]),
+    # A comment opened inside a paragraph hides the lines up to its end, if it ends in the
+    # paragraph; `<!-->` and `<!--->` end at once; a code span or a backslash keeps `<!--` text.
+    ("Looks good <!--\n/deploy\n-->\n/evaluate", [4]),
+    ("Looks good <!--\n/deploy -->", []),
+    ("/evaluate <!--\n/deploy\n-->\n/help", [1, 4]),
+    ("a <!-- x -- y\n/deploy\n-->", []),
+    ("a <!--\n/deploy\n\n-->", [2]),
+    ("a <!--\n/deploy\n# heading -->\n/evaluate", [2, 4]),
+    ("a <!--\n/deploy\n---\n-->", [2]),
+    ("a <!--\n/deploy\n-->\n===\n/evaluate", [5]),
+    ("a <!-->\n/deploy\n-->", [2]),
+    ("a <!--->\n/deploy\n-->", [2]),
+    ("a <!---->\n/deploy", [2]),
+    ("a <!-- x -\n/deploy\n--->", [2]),  # `-->` after `-` does not end a comment
+    ("a <!-- x --->\n/deploy\n-->", []),
+    ("a <!-- -- -->\n/deploy -->", [2]),
+    ("a <!-- a -<!---->\n/deploy", [2]),  # after a `<!--` without end, none is a comment
+    ("a <!-- x\n\nb <!-- y\n/deploy -->", []),  # ... in the same paragraph only
+    ("a `<!--`\n/deploy\n-->", [2]),
+    ("a <!-- `\n/deploy\n--> `", []),
+    ("``a\\``<!--``\n/deploy\n-->", []),
+    ("a \\<!--\n/deploy\n-->", [2]),
+    ("a \\\\<!--\n/deploy\n-->", []),
+    ("a\n    <!--\n/deploy\n-->", []),
+    ("    <!--\na\n/deploy\n-->", [3]),
+    ("- a <!--\n  /deploy\n  -->\n/evaluate", [4]),
+    ("- a <!-- x\n- b <!-- y\n/deploy -->", []),
     # Headings are closed at their line.
     ("> # heading\n/evaluate", [2]),
     ("> ###### heading\n/evaluate", [2]),
@@ -271,14 +298,21 @@ _FRAGMENTS = [
     "     ",
     "\t",
     " \t",
-    # A comment is a block only at the start of a line; one inside a paragraph is inline HTML,
-    # which parse() does not read (see the module's docstring).
+    # A comment is a block only at the start of a line; one inside a paragraph is inline HTML.
     "\n<!--",
     "\n> <!--",
     "\n- <!--",
     "\n<!-->",
     "-->",
     "x-->",
+    # Inside a paragraph: inline comments, and the code spans and escapes that keep `<!--` text.
+    "a <!--",
+    " <!-- ",
+    "<!--->",
+    "--->",
+    "`",
+    "``",
+    "\\",
     "---",
     "- - -",
     "* * *",
@@ -326,12 +360,12 @@ def test_the_limits_count_the_text_after_stripping() -> None:
 
 def test_what_follows_a_bare_command_is_repeated_up_to_60_characters() -> None:
     sixty = "x" * 60
-    tail = "follows it; write /evaluate alone on its line"
-    assert parse(f"/evaluate {sixty}")[0].problems == (
-        f'/evaluate takes no arguments, but "{sixty}" {tail}',
+    tail = "follows it; write /deploy alone on its line"
+    assert parse(f"/deploy {sixty}")[0].problems == (
+        f'/deploy takes no arguments, but "{sixty}" {tail}',
     )
-    assert parse(f"/evaluate {sixty}y")[0].problems == (
-        f'/evaluate takes no arguments, but "{sixty}…" {tail}',
+    assert parse(f"/deploy {sixty}y")[0].problems == (
+        f'/deploy takes no arguments, but "{sixty}…" {tail}',
     )
 
 

@@ -23,6 +23,7 @@ from bot.core.commands import (
     parse_comment,
     parse_retrain,
     problems_reply,
+    quote_line,
     refusal,
     unknown_command_reply,
 )
@@ -631,3 +632,77 @@ def test_a_one_megabyte_comment_of_every_kind_of_line_parses() -> None:
     commands = parse(body)
     assert {command.name for command in commands} == {"retrain", "evaluate"}
     assert len(commands) == 2 * (1_000_000 // len(block) + 1)
+
+
+# --- issue 14: the replies word for word, at their limits -------------------------------------
+
+HELP_TABLE = """### mlgate commands
+
+Write a command at the start of its own line in a comment on the pull request; several command \
+lines (at most 10) run in order. Lines in code blocks, quotes and HTML comments are ignored.
+
+| Command | What it does | Who may use it |
+|---|---|---|
+| `/evaluate [sha]` | Evaluate the model on this pull request's head commit and update the report; \
+with a sha, only if that commit is still the head. | users with write permission or more |
+| `/retrain [key=value ...]` | Retrain the model with these parameters (defaults for the ones \
+not given). | users with write permission or more |
+| `/override <reason>` | Accept the failing quality gate of this commit; the reason is recorded. \
+| users with write permission or more |
+| `/deploy` | Approve deploying this pull request's model (same as the Approve deploy button). \
+| approvers named in deploy.approvers |
+| `/help` | Show this help. | anyone |
+
+"""
+
+
+def test_the_help_word_for_word_without_parameters() -> None:
+    assert help_text() == HELP_TABLE + (
+        "`/retrain` accepts no parameters: `retrain.parameters` in `.github/mlgate.yml`"
+        " declares none."
+    )
+
+
+def test_the_help_word_for_word_with_parameters() -> None:
+    specs = [
+        Parameter("lr", "float", min=0.0, max=1.0, default="0.1"),
+        Parameter("mode", choices=("a", "b"), required=True),
+    ]
+    assert help_text(specs) == HELP_TABLE + (
+        "`/retrain` accepts these parameters (`retrain.parameters` in `.github/mlgate.yml`):\n\n"
+        "- `lr`: a number from 0 to 1; default `0.1`\n"
+        "- `mode`: one of a, b; required\n\n"
+        'Put a value with spaces in quotes: `/retrain name="two words"`.'
+    )
+
+
+def test_a_problems_reply_fences_the_problems_with_three_backticks_or_one_more_than_theirs() -> (
+    None
+):
+    [command] = parse("/retrain x")
+    assert problems_reply(command, ["p1", "p2"]) == (
+        "> `/retrain x`\n\n`/retrain` was not run:\n\n```text\np1\np2\n```\n\n"
+        "Write `/help` for the commands and what they accept."
+    )
+    assert "\n````text\na ```` b\n````\n" not in problems_reply(command, ["a ```` b"])
+    assert "\n`````text\na ```` b\n`````\n" in problems_reply(command, ["a ```` b"])
+
+
+def test_a_refusal_strips_only_the_leading_at_of_the_login() -> None:
+    [command] = parse("/deploy")
+    reply = refusal(command, "@Xavier", "write")
+    assert reply == (
+        "> `/deploy`\n\n@Xavier, `/deploy` needs write permission or more on this repository."
+        " Nothing was run."
+    )
+    assert refusal(command, "XX@", "write").startswith("> `/deploy`\n\n@XX@, ")
+
+
+def test_a_quoted_line_of_300_characters_is_whole_and_301_is_cut() -> None:
+    assert quote_line("/" + "a" * 299) == "> `/" + "a" * 299 + "`"
+    assert quote_line("  /" + "a" * 300 + "  ") == "> `/" + "a" * 299 + "…`"
+
+
+def test_an_unknown_name_of_50_characters_is_whole_and_51_is_cut() -> None:
+    assert unknown_command_reply("b" * 50).startswith("Unknown command `/" + "b" * 50 + "`.\n\n")
+    assert unknown_command_reply("b" * 51).startswith("Unknown command `/" + "b" * 50 + "…`.\n\n")

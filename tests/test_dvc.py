@@ -287,3 +287,180 @@ def test_malformed_params_file_names_the_file() -> None:
 def test_malformed_dvc_yaml_metrics_entry_names_the_file() -> None:
     with pytest.raises(DvcFileError, match=r"^dvc.yaml: `metrics` entries must be paths"):
         metrics_files("metrics:\n- 3\n")
+
+
+# --- issue 14: directories listed file by file, cloud outputs, booleans, error branches ---------
+
+
+def _listed_dir(files: str) -> str:
+    return f"outs:\n- path: data\n  files:\n{files}"
+
+
+def test_a_directory_listed_file_by_file_is_fingerprinted_by_its_listing() -> None:
+    one = "  - {relpath: a.csv, md5: aaa, size: 3}\n  - {relpath: b.csv, md5: bbb, size: 4}\n"
+    [before] = parse_dvc_file(_listed_dir(one), "data.dvc").values()
+    assert (before.md5, before.size, before.nfiles) == (None, 7, 2)
+    assert before.fingerprint is not None and len(before.fingerprint) == 64
+    # The listing's order does not matter; every field of a file does.
+    swapped = "  - {relpath: b.csv, md5: bbb, size: 4}\n  - {relpath: a.csv, md5: aaa, size: 3}\n"
+    [same] = parse_dvc_file(_listed_dir(swapped), "data.dvc").values()
+    assert same.fingerprint == before.fingerprint
+    fingerprints = {before.fingerprint}
+    for edited in (
+        "  - {relpath: a.csv, md5: aab, size: 3}\n  - {relpath: b.csv, md5: bbb, size: 4}\n",
+        "  - {relpath: c.csv, md5: aaa, size: 3}\n  - {relpath: b.csv, md5: bbb, size: 4}\n",
+        "  - {relpath: a.csv, md5: aaa, size: 5}\n  - {relpath: b.csv, md5: bbb, size: 2}\n",
+    ):
+        [after] = parse_dvc_file(_listed_dir(edited), "data.dvc").values()
+        assert after.fingerprint is not None and after.fingerprint not in fingerprints
+        fingerprints.add(after.fingerprint)
+        [change] = diff_outputs({"data": before}, {"data": after})
+        assert (change.path, change.kind) == ("data", "modified")
+
+
+def test_a_listed_directory_keeps_its_written_size_and_count_and_sums_only_known_sizes() -> None:
+    listing = "  - {relpath: a.csv, md5: aaa, size: 3}\n  - {relpath: b.csv, md5: bbb}\n  - 7\n"
+    [out] = parse_dvc_file(_listed_dir(listing), "data.dvc").values()
+    assert (out.size, out.nfiles) == (None, 2)  # a size unknown: no total; `7` is no file
+    written = "outs:\n- path: data\n  size: 100\n  nfiles: 9\n  files:\n" + listing
+    [kept] = parse_dvc_file(written, "data.dvc").values()
+    assert (kept.size, kept.nfiles) == (100, 9)
+    [empty] = parse_dvc_file("outs:\n- path: data\n  files: []\n", "d.dvc").values()
+    assert (empty.size, empty.nfiles) == (None, 0)
+
+
+def test_a_hash_beside_a_listing_wins_and_no_fingerprint_is_made() -> None:
+    text = "outs:\n- path: data\n  md5: abc.dir\n  files:\n  - {relpath: a, md5: x, size: 1}\n"
+    [out] = parse_dvc_file(text, "data.dvc").values()
+    assert (out.md5, out.fingerprint, out.size, out.nfiles) == ("abc.dir", None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("entry", "digest"),
+    [
+        ("{path: s3://bucket/model.pkl, etag: 8d9a0c-2, size: 3}", "8d9a0c-2"),
+        ("{path: s3://bucket/model.pkl, checksum: abc, size: 3}", "abc"),
+        ("{path: s3://bucket/model.pkl, md5: m, etag: e, checksum: c, size: 3}", "m"),
+        ("{path: s3://bucket/model.pkl, etag: e, checksum: c, size: 3}", "e"),
+        ("{path: s3://bucket/model.pkl, etag: 12, size: 3}", "12"),
+    ],
+)
+def test_a_cloud_output_keeps_its_url_and_its_etag_or_checksum(entry: str, digest: str) -> None:
+    found = parse_dvc_file(f"outs:\n- {entry}\n", "sub/model.dvc")
+    assert found == {"s3://bucket/model.pkl": Output("s3://bucket/model.pkl", digest, 3, None)}
+
+
+def test_absolute_and_remote_paths_are_not_joined_to_the_folder_or_wdir() -> None:
+    text = "wdir: ..\nouts:\n- path: /mnt/data/x\n- path: gs://b/y\n- path: z\n"
+    assert sorted(parse_dvc_file(text, "a/b/x.dvc")) == ["/mnt/data/x", "a/z", "gs://b/y"]
+    lock = (
+        "schema: '2.0'\nstages:\n  s:\n    cmd: c\n    outs:\n"
+        "    - {path: s3://b/m, etag: e}\n    - {path: /abs/m, md5: a}\n    - {path: m, md5: b}\n"
+    )
+    assert sorted(outputs({"sub/dvc.lock": lock})) == ["/abs/m", "s3://b/m", "sub/m"]
+
+
+def test_unchanged_booleans_are_not_reported_and_a_changed_one_is() -> None:
+    base = {"params.yaml": {"a": True, "b": False, "c": 1, "d": 1, "e": 1.0}}
+    head = {"params.yaml": {"a": True, "b": False, "c": True, "d": 1.0, "e": 1}}
+    assert diff_params(base, head) == [ParamChange("params.yaml", "c", 1, True)]
+    flipped = {"params.yaml": {"a": False, "b": False, "c": 1, "d": 1, "e": 1.0}}
+    assert diff_params(base, flipped) == [ParamChange("params.yaml", "a", True, False)]
+    assert diff_params({"p": {"x": 0}}, {"p": {"x": False}}) == [ParamChange("p", "x", 0, False)]
+    assert diff_params({"p": {"x": False}}, {"p": {"x": 0}}) == [ParamChange("p", "x", False, 0)]
+
+
+def test_a_key_on_one_side_is_reported_with_none_and_none_values_compare_equal() -> None:
+    assert diff_params({"p": {"x": None}}, {"p": {"x": None}}) == []
+    assert diff_params({"p": {"x": 1}}, {}) == [ParamChange("p", "x", 1, None)]
+    assert diff_params({}, {"p": {"x": None}}) == [ParamChange("p", "x", None, None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("- a\n", "expected a mapping at the top level"),
+        ("schema: '3.0'\nstages: {}\n", "unsupported schema '3.0'; expected '2.0'"),
+        ("schema: '2.0'\nstages: [a]\n", "`stages:` must map stage names to stages"),
+        ("schema: '2.0'\nstages:\n  s: 1\n", "stages.s must be a mapping"),
+        ("schema: '2.0'\nstages:\n  s: {deps: a}\n", "stages.s: `deps` and `outs` must be lists"),
+        ("schema: '2.0'\nstages:\n  s: {outs: a}\n", "stages.s: `deps` and `outs` must be lists"),
+        (
+            "schema: '2.0'\nstages:\n  s: {params: [a]}\n",
+            "stages.s.params must map params files to values",
+        ),
+        (
+            "schema: '2.0'\nstages:\n  s: {params: {p.yaml: 1}}\n",
+            "stages.s.params.p.yaml must be a mapping",
+        ),
+        (
+            "schema: '2.0'\nstages:\n  s: {outs: [1]}\n",
+            "stages.s.outs[0] must be a mapping with `path`, got 1",
+        ),
+        ("schema: '2.0'\nstages:\n  s: {deps: [{md5: a}]}\n", "stages.s.deps[0] has no `path`"),
+        (
+            "schema: '2.0'\nstages:\n  s: {outs: [{path: m, size: x}]}\n",
+            "`size` must be an integer, got 'x'",
+        ),
+        (
+            "schema: '2.0'\nstages:\n  s: {outs: [{path: m, nfiles: true}]}\n",
+            "`nfiles` must be an integer, got True",
+        ),
+        ("a: [\n", None),
+    ],
+)
+def test_parse_dvc_lock_names_the_file_and_what_is_wrong(text: str, reason: str | None) -> None:
+    with pytest.raises(DvcFileError) as raised:
+        parse_dvc_lock(text, "sub/dvc.lock")
+    assert raised.value.path == "sub/dvc.lock"
+    if reason is None:
+        assert raised.value.reason.startswith("invalid YAML: ")
+    else:
+        assert raised.value.reason == reason
+
+
+def test_an_empty_lock_or_one_with_empty_stages_has_no_stages() -> None:
+    assert parse_dvc_lock("", "dvc.lock").stages == {}
+    assert parse_dvc_lock("schema: '2.0'\n", "dvc.lock").stages == {}
+    lock = parse_dvc_lock(
+        "schema: '2.0'\nstages:\n  s:\n    cmd: [a, b]\n    params:\n      p.yaml:\n", "x"
+    )
+    assert lock.stages["s"].cmd == ["a", "b"]
+    assert lock.stages["s"].params == {"p.yaml": {}}
+    assert parse_dvc_lock("s:\n  cmd: 3\n", "x").stages["s"].cmd is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("- a\n", "expected a mapping at the top level"),
+        ("metrics: m.json\n", "`metrics` must be a list"),
+        ("metrics: [{a: 1, b: 2}]\n", "`metrics` entries must be paths, got {'a': 1, 'b': 2}"),
+        ("stages: [a]\n", "`stages:` must map stage names to stages"),
+        ("stages:\n  s: 1\n", "stages.s must be a mapping"),
+        ("stages:\n  s: {metrics: [1]}\n", "`stages.s.metrics` entries must be paths, got 1"),
+    ],
+)
+def test_metrics_files_names_the_file_and_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(DvcFileError) as raised:
+        metrics_files(text, "sub/dvc.yaml")
+    assert (raised.value.path, raised.value.reason) == ("sub/dvc.yaml", reason)
+
+
+def test_metrics_files_reads_top_level_stage_wdir_and_foreach_entries() -> None:
+    text = (
+        "metrics:\n- top.json\n- {cached.json: {cache: false}}\n"
+        "stages:\n"
+        "  a: {wdir: w, metrics: [m.json]}\n"
+        "  b: {wdir: 3, metrics: [n.json]}\n"
+        "  c: {foreach: [1, 2], do: {metrics: ['${item}.json', o.json]}}\n"
+        "  d: {foreach: [1], do: 5}\n"
+    )
+    assert metrics_files(text, "sub/dvc.yaml") == [
+        "sub/cached.json",
+        "sub/n.json",
+        "sub/o.json",
+        "sub/top.json",
+        "sub/w/m.json",
+    ]
+    assert metrics_files("", "dvc.yaml") == []

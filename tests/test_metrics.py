@@ -271,3 +271,67 @@ def test_values_display_like_dvc_table_with_five_decimals() -> None:
     assert format_change(0.01) == "+0.01"
     assert format_change(-2) == "-2"
     assert format_change(0) == "0"
+
+
+# --- issue 14: booleans and strings in aggregate, TOML quoting, empty JSON containers -----------
+
+
+def test_aggregate_skips_booleans_and_strings_and_counts_only_numbers() -> None:
+    runs: list[dict[str, object]] = [
+        {"acc": 1, "flag": True, "name": "a"},
+        {"acc": 3, "flag": False, "name": "b"},
+        {"acc": True},
+        {"acc": "5"},
+    ]
+    assert aggregate(runs) == {"acc": Stat(2.0, math.sqrt(2), 2)}  # type: ignore[arg-type]
+    assert aggregate([{"flag": True}, {"flag": False}]) == {}
+    assert aggregate([{"n": 2}, {"n": 4}]) == {"n": Stat(3.0, math.sqrt(2), 2)}
+    assert list(aggregate([{"b": 1.0, "a": 2.0}])) == ["a", "b"]
+
+
+def test_within_noise_is_a_change_strictly_smaller_than_the_spread() -> None:
+    stat = Stat(0.9, 0.01, 3)
+    assert stat.within_noise(0.005) and stat.within_noise(-0.005)
+    assert not stat.within_noise(0.01) and not stat.within_noise(-0.01)
+    assert not Stat(0.9, 0.0, 1).within_noise(0.0)
+
+
+def test_locate_key_in_toml_with_single_quoted_keys_and_tables() -> None:
+    content = "['my table']\n'a.b' = 1\n\"c\" = 2\n[x.'y z']\nw = 3\n"
+    assert locate_key(content, "m.toml", "my table.a.b") == 2
+    assert locate_key(content, "m.toml", "my table.c") == 3
+    assert locate_key(content, "m.toml", "x.y z.w") == 5
+    assert locate_key(content, "m.toml", "w") is None
+
+
+@pytest.mark.parametrize("quote", ['"""', "'''"])
+def test_locate_key_in_toml_skips_the_lines_of_a_multiline_string(quote: str) -> None:
+    content = f"note = {quote}\nacc = 0\n{quote}\nacc = 1\n"
+    assert locate_key(content, "m.toml", "acc") == 4
+    # Closed on its own line, the string hides nothing.
+    closed = f"note = {quote}x{quote}\nacc = 1\n"
+    assert locate_key(closed, "m.toml", "acc") == 2
+    # The other kind of quote does not close it.
+    other = '"""' if quote == "'''" else "'''"
+    content = f"note = {quote}\n{other}\nacc = 0\n{quote}\nacc = 1\n"
+    assert locate_key(content, "m.toml", "acc") == 5
+
+
+def test_locate_key_in_toml_skips_comments_arrays_of_tables_and_broken_lines() -> None:
+    content = "# acc = 0\n[[runs]]\nacc = 1\n[t]\n= 2\nacc x\nacc = 3\n"
+    assert locate_key(content, "m.toml", "t.acc") == 7
+    assert locate_key(content, "m.toml", "acc") is None
+    assert locate_key("[t\nacc = 1\n", "m.toml", "acc") == 2  # a broken header is skipped
+
+
+def test_locate_key_in_json_past_empty_and_nested_arrays_and_objects() -> None:
+    content = (
+        '{\n"a": [],\n"b": [ ],\n"c": {},\n"d": { },\n"e": [[], {}, [1, {"x": 1}]],\n"f": 1\n}'
+    )
+    assert locate_key(content, "m.json", "f") == 7
+    assert locate_key(content, "m.json", "a") == 2
+    assert locate_key(content, "m.json", "d") == 5
+    assert locate_key(content, "m.json", "e.x") is None  # inside a list: DVC drops lists
+    assert locate_key('{"a" : {"b" :\n 1}}', "m.json", "a.b") == 1
+    assert locate_key('{"a": [1 2]}', "m.json", "a") is None
+    assert locate_key('{"a": 1 "b": 2}', "m.json", "a") is None

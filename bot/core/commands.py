@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 import shlex
@@ -161,7 +162,8 @@ def parse(body: str) -> list[Command]:
     `-`) ending at a space, a tab or the end of the line; leading spaces and tabs are allowed.
     Lines that GitHub renders inside a fenced code block (``` or ~~~, closed or not), a `>`
     quote (nested, inside a list item, or a lazy line right after a quoted paragraph) or an
-    HTML comment are not commands. Indented code is not treated as code.
+    HTML comment are not commands, also a comment opened inside a paragraph (`Looks good <!--`)
+    that closes before the paragraph ends. Indented code is not treated as code.
 
     Several commands in one comment are all returned (the bot reads the first MAX_COMMANDS:
     parse_comment); it runs them one after another in this order, each on its own: a refused
@@ -174,17 +176,84 @@ def parse(body: str) -> list[Command]:
 def _parse(body: str, limit: int | None) -> CommentCommands:
     blocks = _Blocks()
     commands: list[Command] = []
-    ignored = 0
+    # The lines of the open paragraph, each with its command if it has one: an inline comment
+    # (`Looks good <!--`) hides the lines up to its `-->`, but only if it closes before the
+    # paragraph ends, so the paragraph's commands are kept back until then.
+    paragraph: list[tuple[str, Command | None]] = []
     for lineno, line in enumerate(_LINE_END.split(body), start=1):
-        if blocks.is_plain(line):
+        plain = blocks.is_plain(line)
+        if blocks.paragraph_text is None or blocks.new_paragraph:
+            commands.extend(_shown(paragraph))
+            paragraph = []
+        command = None
+        if plain:
             match = _COMMAND.match(line)
-            if not match:
-                continue
-            if limit is not None and len(commands) >= limit:
-                ignored += 1  # counted, never parsed: its arguments cost nothing
-                continue
-            commands.append(_command(match[1].lower(), line, lineno, line[match.end() :]))
-    return CommentCommands(tuple(commands), ignored)
+            if match:
+                command = _command(match[1].lower(), line, lineno, line[match.end() :])
+        if blocks.paragraph_text is not None:
+            paragraph.append((blocks.paragraph_text, command))
+        elif command is not None:
+            commands.append(command)
+    commands.extend(_shown(paragraph))
+    if limit is None or len(commands) <= limit:
+        return CommentCommands(tuple(commands))
+    return CommentCommands(tuple(commands[:limit]), len(commands) - limit)
+
+
+def _shown(paragraph: Sequence[tuple[str, Command | None]]) -> list[Command]:
+    """The commands of a paragraph whose line does not start inside an inline HTML comment."""
+    texts = [text.lstrip(" ") for text, _ in paragraph]
+    commands = [command for _, command in paragraph if command is not None]
+    if not commands or not any("<!--" in text for text in texts):
+        return commands
+    comments = _inline_comments("\n".join(texts))
+    shown: list[Command] = []
+    start = 0
+    for text, (_, command) in zip(texts, paragraph, strict=True):
+        if command is not None and not any(open_ < start < close for open_, close in comments):
+            shown.append(command)
+        start += len(text) + 1
+    return shown
+
+
+def _inline_comments(text: str) -> list[tuple[int, int]]:
+    """Where the HTML comments of a paragraph's inline text start and end, as cmark-gfm reads them.
+
+    Read left to right as GitHub does: a backslash escapes the next punctuation character, a run
+    of backticks opens a code span closed by the next run of the same length (else it is text),
+    and `<!--` opens a comment that ends at the first `-->` not preceded by `-` (`<!-->` and
+    `<!--->` end at once). Once a `<!--` finds no end, no later one is a comment.
+    """
+    runs: dict[int, list[int]] = {}
+    for run in _BACKTICKS.finditer(text):
+        runs.setdefault(len(run[0]), []).append(run.start())
+    comments: list[tuple[int, int]] = []
+    closable = True
+    pos = 0
+    while token := _INLINE_TOKEN.search(text, pos):
+        pos = token.end()
+        if token[0][0] == "`":
+            starts = runs.get(len(token[0]), [])
+            index = bisect.bisect_left(starts, pos)
+            if index < len(starts):
+                pos = starts[index] + len(token[0])
+        elif token[0] == "<!--" and closable:
+            end = _comment_end(text, pos)
+            if end is None:
+                closable = False
+            else:
+                comments.append((token.start(), end))
+                pos = end
+    return comments
+
+
+def _comment_end(text: str, pos: int) -> int | None:
+    """Where the comment whose `<!--` ends at `pos` ends, or None if it does not."""
+    for ending in (">", "->", "-->"):
+        if text.startswith(ending, pos):
+            return pos + len(ending)
+    close = _COMMENT_CLOSE.search(text, pos)
+    return close.end() if close else None
 
 
 def parse_retrain(args: Sequence[str], specs: Sequence[Parameter]) -> RetrainRequest | list[str]:
@@ -428,6 +497,11 @@ _SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+) *\Z")
 _ATX_HEADING = re.compile(r" {0,3}#{1,6}(?: |\Z)")
 _HTML_COMMENT = re.compile(r" {0,3}<!--")
 _SPACES = re.compile(r" *")
+# Inline syntax that decides where a comment inside a paragraph starts: a backslash escape, a run
+# of backticks (a code span), `<!--`.
+_INLINE_TOKEN = re.compile(r"\\[!-/:-@\[-`{-~]|`+|<!--")
+_BACKTICKS = re.compile(r"`+")
+_COMMENT_CLOSE = re.compile(r"(?<!-)-->")
 
 
 @dataclass
@@ -465,10 +539,15 @@ class _Blocks:
         # How many containers a blank line continues, kept so that a run of blank lines under
         # deep nesting costs no walk over the containers.
         self._blank_reach: int | None = None
+        # The text of the last line fed, from where its paragraph content starts, if the line
+        # belongs to a paragraph; whether that paragraph began on this line.
+        self.paragraph_text: str | None = None
+        self.new_paragraph = False
 
     def is_plain(self, raw: str) -> bool:
         """Feed one line; True if GitHub renders it as text outside code, quotes and comments."""
         line = raw.expandtabs(4)
+        self.paragraph_text = None
         if not line.strip(" "):
             return self._blank()
         pos, matched = self._match_containers(line)
@@ -498,6 +577,7 @@ class _Blocks:
         if not all_matched and not opened and start is None and self.leaf == "paragraph":
             # A lazy continuation line: GitHub renders it inside the open paragraph, so a line
             # right after a quoted paragraph is quoted too.
+            self.paragraph_text, self.new_paragraph = line[pos:], False
             return not self._quoted()
         if not opened:
             self._close(matched)
@@ -505,8 +585,11 @@ class _Blocks:
             self._set_leaf(start[0])
             self.fence = start[1]
             return False  # a fence, comment, heading or rule never starts with `/`
-        if self.leaf != "paragraph":
+        self.new_paragraph = self.leaf != "paragraph"
+        if self.new_paragraph:
             self._set_leaf("indented" if indent >= 4 else "paragraph")
+        if self.leaf == "paragraph":
+            self.paragraph_text = line[pos:]
         return not self._quoted()
 
     def _blank(self) -> bool:

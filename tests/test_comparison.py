@@ -1,0 +1,229 @@
+"""The comparison of a head with its base, read from files held in memory per revision."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from bot.core.comparison import (
+    RunOutcome,
+    compare,
+    compare_revisions_metrics,
+    data_files,
+    metrics_paths,
+    not_found_note,
+)
+from bot.core.config import parse_config
+from bot.core.gates import Gate, GateResult
+from bot.core.metrics import Stat
+from bot.errors import DvcFileError, MetricsFileError
+
+
+def reader(revisions: dict[str, dict[str, str]]) -> Callable[[str, str], bytes | None]:
+    """Each revision's files as text, read as the bot reads them (None: not there)."""
+
+    def read(path: str, rev: str) -> bytes | None:
+        content = revisions[rev].get(path)
+        return None if content is None else content.encode()
+
+    return read
+
+
+def test_a_metrics_file_only_at_the_base_is_named_among_the_files_read() -> None:
+    config = parse_config(
+        "version: 1\nmetrics:\n  files: [old.json, new.json]\ngates:\n  f1: {min: 0.5}\n"
+    )
+    read = reader(
+        {"b": {"old.json": json.dumps({"acc": 0.9})}, "h": {"new.json": json.dumps({"acc": 0.8})}}
+    )
+    evaluation = compare(read, config, ["new.json"], "b", "h")
+    assert evaluation.old == {"old.json": {"acc": 0.9}}
+    assert evaluation.new == {"new.json": {"acc": 0.8}}
+    # Both files count as read, the one only at the base too.
+    assert evaluation.notes[-1].startswith(
+        "Gated `f1` found in none of the metrics files read (`new.json`, `old.json`). "
+    )
+    assert [(r.metric, r.file, r.passed) for r in evaluation.gates] == [("f1", None, False)]
+
+
+def test_the_noise_of_a_measured_head_reaches_the_gates() -> None:
+    config = parse_config("version: 1\ngates:\n  acc: {max_drop: 0.01}\n")
+    read = reader({"b": {"metrics.json": '{"acc": 0.90}'}, "h": {"metrics.json": '{"acc": 0.85}'}})
+    noise = {"acc": Stat(mean=0.85, spread=0.1, n=3)}
+
+    def measure() -> RunOutcome:
+        return RunOutcome({"metrics.json": {"acc": 0.85}}, noise, "log")
+
+    evaluation = compare(read, config, [], "b", "h", measure=measure)
+    assert evaluation.noise == noise
+    [result] = evaluation.gates
+    assert result.passed is True
+    assert result.within_noise is True
+    assert result.reason == "drop 0.05 > max_drop 0.01, but within noise (±0.1)"
+    assert evaluation.log_tail == "log"
+    # Without the noise, the same drop fails.
+    quiet = compare(read, config, [], "b", "h")
+    assert [r.passed for r in quiet.gates] == [False]
+
+
+def test_the_note_names_the_files_read_else_those_looked_for_else_how_they_are_found() -> None:
+    missing = [GateResult("f1", None, False, "not found", Gate("f1"))]
+    found = [GateResult("acc", "m.json", True, "ok", Gate("acc"))]
+    assert not_found_note(found, ["m.json"], []) is None
+    read_note = not_found_note(missing, ["a.json", "b.json"], ["c.json"])
+    assert read_note is not None
+    assert read_note.startswith(
+        "Gated `f1` found in none of the metrics files read (`a.json`, `b.json`). "
+    )
+    looked = not_found_note(missing, [], ["c.json", "d.json"])
+    assert looked is not None
+    assert looked.startswith(
+        "Gated `f1` found in no metrics file: none of `c.json`, `d.json` exists at base or head. "
+    )
+    neither = not_found_note(missing, [], [])
+    assert neither is not None
+    assert neither.startswith(
+        "Gated `f1` found in no metrics file: `dvc.yaml` declares none (without a `dvc.yaml`,"
+        " mlgate reads `metrics.json`, `metrics.yaml`, `eval/metrics.json`,"
+        " `reports/metrics.json` where they exist). To read another file, "
+    )
+
+
+BROKEN = {
+    "base1234567": {"b.json": '{"acc": 0.9}'},
+    "head7654321": {"a.json": "{", "b.json": '{"acc": 0.8}'},
+}
+TWO_FILES = parse_config(
+    "version: 1\nmetrics:\n  files: [a.json, b.json]\ngates:\n  acc: {min: 0.5}\n"
+)
+
+
+def test_tolerant_reading_names_each_sides_problem_and_keeps_the_files_that_load() -> None:
+    comparison = compare_revisions_metrics(
+        reader(BROKEN), TWO_FILES, [], "base1234567", "head7654321", tolerant=True
+    )
+    evaluation = comparison.evaluation
+    assert evaluation.notes == [
+        "At the base (base123): a.json: does not exist at this revision",
+        "At the head (head765): a.json: invalid JSON: Expecting property name enclosed in"
+        " double quotes: line 1 column 2 (char 1)",
+    ]
+    assert (evaluation.old, evaluation.new) == ({"b.json": {"acc": 0.9}}, {"b.json": {"acc": 0.8}})
+    assert evaluation.sources == {"b.json": '{"acc": 0.8}'}
+    assert (evaluation.base_ref, evaluation.head_sha, evaluation.base_sha) == (
+        "main",
+        "head7654321",
+        "base1234567",
+    )
+    assert comparison.head.paths == ["a.json", "b.json"]
+    assert sorted(comparison.head.problems) == ["a.json"]
+    assert sorted(comparison.base.problems) == ["a.json"]
+    assert [(r.metric, r.passed) for r in evaluation.gates] == [("acc", True)]
+
+
+def test_a_broken_committed_metrics_file_fails_the_comparison_unless_tolerant() -> None:
+    with pytest.raises(MetricsFileError) as raised:
+        compare(reader(BROKEN), TWO_FILES, [], "base1234567", "head7654321")
+    assert raised.value.path == "a.json"
+    swapped = {"base1234567": BROKEN["head7654321"], "head7654321": BROKEN["base1234567"]}
+    with pytest.raises(MetricsFileError):
+        compare(reader(swapped), TWO_FILES, [], "base1234567", "head7654321")
+
+
+def test_a_broken_lock_fails_the_comparison_unless_tolerant_where_it_is_a_note() -> None:
+    read = reader({"b": {"dvc.lock": "schema: 9\n"}, "h": {"dvc.lock": "schema: 9\n"}})
+    config = parse_config("version: 1\n")
+    with pytest.raises(DvcFileError):
+        compare(read, config, ["dvc.lock"], "b", "h")
+    evaluation = compare_revisions_metrics(
+        read, config, ["dvc.lock"], "b", "h", tolerant=True
+    ).evaluation
+    assert evaluation.notes == [
+        "Data and parameter changes are not shown: dvc.lock: unsupported schema 9; expected '2.0'"
+    ]
+    assert (evaluation.data_changes, evaluation.param_changes) == ([], [])
+
+
+def test_a_failed_measurement_gives_only_its_error_and_log() -> None:
+    def measure() -> RunOutcome:
+        return RunOutcome({}, None, "the log", failure="exit 1")
+
+    read = reader({"b": {"metrics.json": '{"acc": 1}'}, "h": {"metrics.json": '{"acc": 2}'}})
+    comparison = compare_revisions_metrics(
+        read, parse_config("version: 1\n"), [], "b", "h", base_ref="dev", measure=measure
+    )
+    evaluation = comparison.evaluation
+    assert (evaluation.error, evaluation.log_tail, evaluation.base_ref) == (
+        "exit 1",
+        "the log",
+        "dev",
+    )
+    assert (evaluation.head_sha, evaluation.base_sha) == ("h", "b")
+    assert comparison.base.metrics == {"metrics.json": {"acc": 1}}
+    assert comparison.head.metrics == {"metrics.json": {"acc": 2}}
+
+
+def test_a_measured_head_brings_its_sources_and_a_baseline_replaces_the_base_files() -> None:
+    def measure() -> RunOutcome:
+        return RunOutcome({"metrics.json": {"acc": 3}}, None, "", sources={"metrics.json": "x"})
+
+    read = reader({"b": {"metrics.json": "{"}, "h": {"metrics.json": '{"acc": 2}'}})
+    comparison = compare_revisions_metrics(
+        read,
+        parse_config("version: 1\n"),
+        [],
+        "b",
+        "h",
+        baseline={"metrics.json": {"acc": 1}},
+        measure=measure,
+    )
+    evaluation = comparison.evaluation
+    assert (evaluation.old, evaluation.new) == (
+        {"metrics.json": {"acc": 1}},
+        {"metrics.json": {"acc": 3}},
+    )
+    assert evaluation.sources == {"metrics.json": "x"}
+    assert comparison.base.paths == ()  # the broken base file was never read
+
+
+def test_outputs_and_params_of_a_changed_lock_follow_the_stage_wdir() -> None:
+    lock = (
+        "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    params:\n      params.yaml:\n"
+        "        lr: 0.1\n    outs:\n    - {path: model.pkl, md5: aaa, size: 10}\n"
+    )
+    changed = lock.replace("0.1", "0.2").replace("aaa", "bbb").replace("10}", "12}")
+    stages = "stages:\n  train: {cmd: x, wdir: w}\n"
+    read = reader(
+        {
+            "b": {"sub/dvc.lock": lock, "sub/dvc.yaml": stages, "metrics.json": '{"acc": 1}'},
+            "h": {"sub/dvc.lock": changed, "sub/dvc.yaml": stages, "metrics.json": '{"acc": 1}'},
+        }
+    )
+    evaluation = compare(read, parse_config("version: 1\n"), ["sub/dvc.lock"], "b", "h")
+    assert [(c.path, c.kind, c.size_delta) for c in evaluation.data_changes] == [
+        ("sub/w/model.pkl", "modified", 2)
+    ]
+    assert [(p.key, p.old, p.new) for p in evaluation.param_changes] == [("lr", 0.1, 0.2)]
+    assert evaluation.notes == []
+    assert data_files(["a/dvc.lock", "x.dvc", "dvc.lock.bak", "b/params.yaml", "dvc.lock"]) == [
+        "a/dvc.lock",
+        "a/dvc.yaml",
+        "dvc.lock",
+        "dvc.yaml",
+        "x.dvc",
+    ]
+
+
+def test_without_dvc_yaml_the_common_metrics_files_that_exist_are_read() -> None:
+    files = {"metrics.json": '{"a": 1}', "reports/metrics.json": '{"b": 2}', "other.json": "{}"}
+    read = reader({"b": files, "h": files})
+    config = parse_config("version: 1\n")
+    assert metrics_paths(read, config, "h") == ["metrics.json", "reports/metrics.json"]
+    listed = metrics_paths(read, config, "h", list_files=lambda rev: sorted(files))
+    assert listed == ["metrics.json", "reports/metrics.json"]
+    assert metrics_paths(read, config, "h", list_files=lambda rev: ["metrics.json"]) == [
+        "metrics.json"
+    ]
+    assert metrics_paths(read, TWO_FILES, "h") == ["a.json", "b.json"]
