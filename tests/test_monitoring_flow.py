@@ -121,3 +121,36 @@ def test_an_environment_that_is_not_monitored_keeps_its_uploads_and_opens_nothin
         upload(bot, token, value, env="staging")
     assert monitor_issues(emulator) == []
     assert emulator.issues(REPO) == []
+
+
+def test_on_breach_retrain_queues_a_retrain_of_the_default_branch(
+    bot: Bot, emulator: GitHubEmulator, token: str
+) -> None:
+    from rq import Queue
+
+    from bot.state import default_heads
+    from bot.state.queues import RUNS
+
+    head = emulator.repo(REPO).head("main")
+    # The default branch as its last push showed it (the push handler records it).
+    default_heads.record(bot.conn, REPO, default_heads.DefaultHead("main", head, INSTALLATION))
+    upload(bot, token, 0.5)
+    # Jobs run as they are queued in these tests: look at what the breach queued before that.
+    requests.post(
+        f"{bot.url}/api/v1/metrics",
+        params={"repo": REPO, "sha": DEPLOYED, "env": "production"},
+        data=json.dumps({"accuracy": 0.5}),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    from rq import SimpleWorker
+
+    from bot.state.queues import EVENTS
+
+    SimpleWorker([Queue(EVENTS, connection=bot.conn)], connection=bot.conn).work(burst=True)
+    [job] = Queue(RUNS, connection=bot.conn).jobs
+    assert job.func_name == "workers.jobs.retrain_default_branch"
+    assert job.kwargs["request"]["trigger"] == "monitoring"
+    assert job.kwargs["request"]["sha"] == head
+    [issue] = monitor_issues(emulator)
+    assert "a retrain of the default branch is queued for production" in issue["body"]

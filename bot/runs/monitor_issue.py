@@ -14,8 +14,9 @@ from bot.core.config import CONFIG_PATH, RepoConfig, default_config, parse_confi
 from bot.core.evaluation_result import Evaluation
 from bot.core.monitoring import ISSUE_LABEL, Judged, Observation
 from bot.core.report import render_monitor_issue
-from bot.errors import RepoConfigError
+from bot.errors import MlgateError, RepoConfigError
 from bot.github.github_client import GitHubClient
+from bot.runs.retrain_loop import start_retrain
 from bot.state import audit, baselines, production_uploads
 from bot.state.run_locks import monitor_lock
 
@@ -61,6 +62,18 @@ def _label(observation: Observation) -> str:
     return time.strftime("%m-%d %H:%M", time.gmtime(observation.at))
 
 
+def _request_retrain(conn: redis.Redis, repo: str, env: str, newest: Observation) -> str:
+    """on_breach: retrain: queue a retrain of the default branch (it opens or moves the retrain
+    PR); what happened, for the issue."""
+    try:
+        queued = start_retrain(conn, repo, "monitoring", occasion=f"{env}@{newest.at:.0f}")
+    except MlgateError as exc:
+        return f"on_breach: retrain for {env} could not start: {exc}."
+    if not queued:
+        return f"on_breach: retrain for {env}: a retrain of the default branch is already queued."
+    return f"on_breach: retrain: a retrain of the default branch is queued for {env}."
+
+
 def check_production(gh: GitHubClient, conn: redis.Redis, repo: str, env: str) -> str:
     """Judge `env`'s newest uploads of `repo` and act on its issue; returns what was done."""
     config = _config(gh, repo)
@@ -86,9 +99,7 @@ def check_production(gh: GitHubClient, conn: redis.Redis, repo: str, env: str) -
                 repo,
                 audit.Entry("retrain", MLGATE, 0, deployed_sha, f"monitoring: {env} breached"),
             )
-            notes.append(
-                f"on_breach: retrain: a retrain of the default branch was requested for {env}."
-            )
+            notes.append(_request_retrain(conn, repo, env, judged[-1].observation))
         deployed = Evaluation(deployed_sha, deployed_sha, old=baseline or {})
         body = (
             monitoring.marker(env)
