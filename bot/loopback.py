@@ -125,6 +125,11 @@ class LoopbackServer:
         if isinstance(server, ThreadedWSGIServer):
             server.daemon_threads = False
             server.block_on_close = True
+        # A client that connects and resets before accept() leaves the listening socket
+        # "readable" with nothing to accept: a blocking accept() would then hang the serving
+        # thread, and stop() with it. Non-blocking, that accept fails and serving goes on
+        # (accepted connections are blocking again: Python sets them so).
+        server.socket.setblocking(False)
         self._server = server
         self._base_url = f"http://127.0.0.1:{server.server_port}"
         self._thread = threading.Thread(
