@@ -227,3 +227,51 @@ def test_without_dvc_yaml_the_common_metrics_files_that_exist_are_read() -> None
         "metrics.json"
     ]
     assert metrics_paths(read, TWO_FILES, "h") == ["a.json", "b.json"]
+
+
+PLOTS = "plots:\n  - dvclive/plots/metrics:\n      x: step\n"
+CURVES_BASE = {
+    "dvc.yaml": PLOTS,
+    "dvclive/plots/metrics/acc.tsv": "step\tacc\n0\t0.5\n1\t0.6\n",
+    "dvclive/plots/metrics/loss.tsv": "step\tloss\n0\t1.0\n1\t0.5\n",
+}
+CURVES_HEAD = {
+    "dvc.yaml": PLOTS,
+    "dvclive/plots/metrics/acc.tsv": "step\tacc\n0\t0.7\n1\t0.8\n",
+    "dvclive/plots/metrics/loss.tsv": "step\tloss\n0\t0.9\n1\t0.3\n2\t0.2\n",
+}
+
+
+def test_the_training_curves_draw_each_file_of_a_plots_folder_base_against_head() -> None:
+    read = reader({"base1234567": CURVES_BASE, "head7654321": CURVES_HEAD})
+    listings = {"base1234567": sorted(CURVES_BASE), "head7654321": sorted(CURVES_HEAD)}
+    config = parse_config("version: 1\n")
+    evaluation = compare(
+        read, config, [], "base1234567", "head7654321", list_files=listings.__getitem__
+    )
+    charts = evaluation.curves.split("```mermaid\n")
+    assert charts[0] == (
+        "<details><summary>Training curves (2 plots)</summary>\n\n"
+        "**`dvclive/plots/metrics/acc.tsv` `acc`** — grey: base `base123`, blue: head `head765`\n\n"
+    )
+    assert '    line "base" [0.5, 0.6]\n    line "head" [0.7, 0.8]\n' in charts[1]
+    assert '    x-axis "step" ["0", "1", "2"]\n' in charts[2]
+    assert '    line "base" [1, 0.5, 0.5]\n    line "head" [0.9, 0.3, 0.2]\n' in charts[2]
+    assert charts[2].endswith(
+        "- base has steps 0–1 only; its line is held flat beyond them\n\n</details>\n"
+    )
+    # A head-only folder (the base lists none of its files) still draws the head.
+    only_head = compare(
+        read,
+        config,
+        [],
+        "base1234567",
+        "head7654321",
+        list_files=lambda rev: listings[rev] if rev == "head7654321" else ["dvc.yaml"],
+    )
+    assert "(2 plots)" in only_head.curves
+    # Without a listing the folder cannot be expanded; without plots there is nothing.
+    assert compare(read, config, [], "base1234567", "head7654321").curves == ""
+    plain = reader({"b": {"dvc.yaml": "stages: {}\n"}, "h": {"dvc.yaml": "stages: {}\n"}})
+    assert compare(plain, config, [], "b", "h", list_files=lambda rev: ["dvc.yaml"]).curves == ""
+    assert compare(reader({"b": {}, "h": {}}), config, [], "b", "h").curves == ""
