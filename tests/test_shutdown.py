@@ -26,7 +26,7 @@ from bot.state import deliveries, running_jobs
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import EVENTS, QUEUES, RUNS
 from bot.state.run_locks import holder, pr_run_lock, release_if_held_by
-from tests.support import SECRET, Bot, pull_request_event, run_jobs
+from tests.support import SECRET, pull_request_event, run_jobs
 from workers import jobs
 from workers.interruptions import INTERRUPTED_TITLE, STALE_CLAIM
 
@@ -420,34 +420,6 @@ def test_a_passing_fault_is_still_retried(
     assert job.get_status() == JobStatus.FINISHED
     assert job.retries_left == 1  # the second of three attempts succeeded
     assert deliveries.state(redis_conn, "github", "fault-1") == DeliveryState.DONE
-
-
-@pytest.mark.parametrize(("faults", "verdict"), [(4, JobStatus.FINISHED), (12, JobStatus.FAILED)])
-def test_an_evaluation_that_github_keeps_failing_runs_again_while_retries_last(
-    bot: Bot, emulator: GitHubEmulator, redis_conn: redis.Redis, faults: int, verdict: JobStatus
-) -> None:
-    emulator.add_installation(INSTALLATION, "octo")
-    emulator.create_repo(
-        REPO,
-        installation_id=INSTALLATION,
-        files=sample.files(sample.BASE_DATA, sample.BASE_PARAMS),
-    )
-    better = sample.files(sample.BETTER_DATA, sample.BASE_PARAMS)
-    names = ("data/images.dvc", "dvc.lock", "data/features.csv", "metrics.json")
-    emulator.repo(REPO).commit("feature", {n: better[n] for n in names}, "data", author="alice")
-    pull = emulator.open_pull_request(REPO, head="feature", base="main", user="alice")
-    # Each attempt's client tries 4 times; MLGATE_RETRY_DELAYS=0,0 allows 3 attempts.
-    emulator.inject_fault("GET", r"/contents/data/images\.dvc$", 502, times=faults)
-    bot.deliver("pull_request", pull_request_event(emulator, REPO, int(pull["number"]), "opened"))
-
-    [job_id] = [j for j in redis_conn.scan_iter("rq:job:evaluate-*")]
-    job = Job.fetch(job_id.decode().removeprefix("rq:job:"), connection=redis_conn)
-    assert job.get_status() == verdict
-    assert job.number_of_retries == faults // 4 - (1 if verdict == JobStatus.FAILED else 0)
-    if verdict == JobStatus.FINISHED:
-        checks = [r for r in emulator.check_runs(REPO) if r["name"] == "mlgate/quality"]
-        assert checks[-1]["conclusion"] == "success"
-        assert len(emulator.comments(REPO, int(pull["number"]))) == 1
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from typing import Any
 import redis
 import requests
 from redis.exceptions import LockError
-from rq import Retry
 from rq.job import Job, get_current_job
 
 from bot.core.allowlist import repo_allowed
@@ -155,13 +154,12 @@ def evaluate_pull_request(
     retrain: dict[str, str] | None = None,
     requested_by: str = "",
     comment_id: int | None = None,
-) -> str | Retry:
+) -> str:
     """Evaluate one PR head (after a retrain, if asked) and publish comment and check.
 
     One run per PR at a time: a second command's run waits here for the first (a Redis lock).
     `comment_id` is the command's comment, which gets 🚀 or 😕 when the run ends; a run
-    started on Semaphore ends with its pipeline, whose notification reacts. GitHub still
-    failing after the client's own tries runs it again later, as MLGATE_RETRY_DELAYS says.
+    started on Semaphore ends with its pipeline, whose notification reacts.
     """
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
@@ -197,14 +195,8 @@ def evaluate_pull_request(
             outcome = publisher.publish(publication)
         finally:
             lock.release()
-    except (GitHubRetriesExhausted, GitHubRateLimited) as exc:
-        later = _retry_later(settings.retry_delays, exc)
-        if later is None:
-            publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
-            raise
-        return later
     except BaseException:
-        # The job failed: the command that asked hears so now.
+        # The job failed (a retry may follow): the command that asked hears so now.
         publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
         raise
     log.info(
@@ -213,21 +205,6 @@ def evaluate_pull_request(
         extra={"repo": request.repo, "pr": request.number, "sha": request.head_sha},
     )
     return outcome
-
-
-def _retry_later(delays: tuple[int, ...], exc: Exception) -> Retry | None:
-    """rq's Retry of the running job after a passing GitHub failure; None when none is left."""
-    job = get_current_job()
-    done = (job.number_of_retries or 0) if job is not None else 0
-    if job is None or done >= len(delays):
-        return None
-    log.warning(
-        "GitHub failed the run; it runs again in %d s: %s",
-        delays[done],
-        exc,
-        extra={"job_id": job.id, "attempt": done + 1},
-    )
-    return Retry(max=len(delays), interval=list(delays))
 
 
 def record_baseline(
