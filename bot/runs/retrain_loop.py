@@ -5,13 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -19,12 +15,6 @@ import redis
 from bot.core.changes import matches
 from bot.core.config import RepoConfig, load_config
 from bot.core.retrain_outputs import (
-    EXECUTABLE,
-    MAX_OUTPUT_BYTES,
-    MAX_OUTPUT_FILES,
-    REGULAR,
-    SYMLINK,
-    BlobFile,
     OutputChange,
     merges_own_retrain,
     output_changes,
@@ -43,6 +33,7 @@ from bot.github.repo_files import RepoFiles
 from bot.runs import retrain_decisions as decide
 from bot.runs import runner
 from bot.runs.local_evaluation import RETRAIN_TIMEOUT
+from bot.runs.output_commits import commit_listing, tree_entries, work_tree_outputs
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.runs.retrain_decisions import RetrainRequest
@@ -54,9 +45,6 @@ from bot.state.retrain_lines import RetrainLine
 log = logging.getLogger(__name__)
 
 RETRAIN_JOB = "workers.jobs.retrain_default_branch"
-# A retrain leaving more entries than this in its work tree is not walked to the end.
-MAX_WALKED = 1_000_000
-GIT_TIMEOUT = 120.0
 
 
 def job_kind(trigger: str, occasion: str = "") -> str:
@@ -227,7 +215,7 @@ class RetrainLoop:
             try:
                 runner.fetch(request.clone_url, request.sha, checkout, token)
                 # Read from git before the run: afterwards .git is the run's to tamper with.
-                base_tree, at_commit = _commit_listing(checkout, request.sha)
+                base_tree, at_commit = commit_listing(checkout, request.sha)
             except RunnerError as exc:
                 return RetrainRun(failure=str(exc))
             if (
@@ -264,7 +252,7 @@ class RetrainLoop:
             if result.exit_code != 0:
                 return RetrainRun(f"`{command}` exited with {result.exit_code}", result.log)
             outputs = config.retrain.outputs
-            after, problem = _work_tree_outputs(checkout, outputs)
+            after, problem = work_tree_outputs(checkout, outputs)
             if problem is not None:
                 return RetrainRun(problem, result.log)
             before = {p: f for p, f in at_commit.items() if matches(p, outputs)}
@@ -281,7 +269,7 @@ class RetrainLoop:
         """Commit the changed outputs on the retrained commit and open the retrain PR, or move
         the open one to it. Each write is one a rerun finds and completes."""
         repo, changes = request.repo, done.changes
-        tree = self.gh.create_tree(repo, self.tree_entries(repo, changes), done.base_tree)
+        tree = self.gh.create_tree(repo, tree_entries(self.gh, repo, changes), done.base_tree)
         found = self.open_line(request, saved)
         written = (
             saved is not None
@@ -313,21 +301,6 @@ class RetrainLoop:
         self.gh.add_labels(repo, number, [decide.RETRAIN_LABEL])
         retrain_lines.save_line(self.conn, repo, replace(line, number=number))
         return decide.opened(request, number, changes)
-
-    def tree_entries(self, repo: str, changes: Sequence[OutputChange]) -> list[JSONDict]:
-        """Tree entries of the changes: text inline (no request of its own), other bytes as
-        blobs, deletions as a null sha."""
-        entries: list[JSONDict] = []
-        for change in changes:
-            entry: JSONDict = {"path": change.path, "mode": change.mode, "type": "blob"}
-            if change.content is None:
-                entry["sha"] = None
-            elif change.mode != SYMLINK and (inline := _utf8(change.content)) is not None:
-                entry["content"] = inline
-            else:
-                entry["sha"] = self.gh.create_blob(repo, change.content)
-            entries.append(entry)
-        return entries
 
     def open_line(self, request: RetrainRequest, saved: RetrainLine | None) -> OpenLine | None:
         """The open retrain PR: the saved one if still open, else any open PR of a
@@ -385,99 +358,3 @@ def _line_head(pull: JSONDict, repo: str) -> str | None:
     head = pull.get("head") or {}
     head_repo = (head.get("repo") or {}).get("full_name")
     return str(head["ref"]) if head_repo and head_repo.lower() == repo.lower() else None
-
-
-def _utf8(content: bytes) -> str | None:
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _commit_listing(checkout: Path, sha: str) -> tuple[str, dict[str, BlobFile]]:
-    """The commit's tree sha and every file in it (path → mode and blob sha), read from the
-    fresh checkout's git before anything ran there."""
-    with tempfile.TemporaryDirectory(prefix="mlgate-git-home-") as home:
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": home,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "LANG": "C",
-        }
-
-        def git(*args: str) -> bytes:
-            try:
-                done = subprocess.run(
-                    ["git", *args],
-                    cwd=checkout,
-                    env=env,
-                    capture_output=True,
-                    timeout=GIT_TIMEOUT,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise RunnerError(f"git {args[0]} took over {GIT_TIMEOUT:.0f} s") from exc
-            if done.returncode != 0:
-                message = " ".join(done.stderr.decode("utf-8", "replace").split())
-                raise RunnerError(f"git {args[0]} failed on {sha[:7]}: {message}")
-            return done.stdout
-
-        tree = git("rev-parse", "--verify", f"{sha}^{{tree}}").decode().strip()
-        listing = git("ls-tree", "-r", "-z", "--full-tree", sha)
-    files: dict[str, BlobFile] = {}
-    for record in listing.split(b"\0"):
-        if not record:
-            continue
-        meta, _, path = record.partition(b"\t")
-        mode, kind, blob = meta.decode().split(" ")
-        if kind == "blob":
-            files[path.decode("utf-8", "surrogateescape")] = BlobFile(mode, blob)
-    return tree, files
-
-
-def _work_tree_outputs(
-    checkout: Path, patterns: Sequence[str]
-) -> tuple[dict[str, tuple[str, bytes]], str | None]:
-    """The files matching `patterns` in the work tree after the retrain (path → git mode and
-    content; a symbolic link as its target, never followed), or what stops them from being
-    committed."""
-    found: dict[str, tuple[str, bytes]] = {}
-    walked = 0
-    for top, dirs, names in os.walk(checkout):
-        if ".git" in dirs:
-            dirs.remove(".git")  # git never tracks a path through a `.git` directory
-        walked += len(dirs) + len(names)
-        if walked > MAX_WALKED:
-            return {}, f"the retrain left over {MAX_WALKED:,} files to look through"
-        for name in names:
-            full = Path(top) / name
-            relative = full.relative_to(checkout).as_posix()
-            if not matches(relative, patterns):
-                continue
-            try:
-                relative.encode("utf-8")
-            except UnicodeEncodeError:
-                return {}, f"output {relative!r} has a name that is not UTF-8"
-            info = full.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                found[relative] = (SYMLINK, os.fsencode(os.readlink(full)))
-            elif stat.S_ISREG(info.st_mode):
-                if info.st_size > MAX_OUTPUT_BYTES:
-                    return {}, (
-                        f"output `{relative}` is {info.st_size:,} bytes, over the "
-                        f"{MAX_OUTPUT_BYTES:,} a retrain commits through the API; "
-                        "track it with DVC and commit its pointer"
-                    )
-                # O_NOFOLLOW: a link swapped in since the lstat is not read through.
-                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd, "rb") as handle:
-                    content = handle.read(MAX_OUTPUT_BYTES + 1)
-                mode = EXECUTABLE if info.st_mode & stat.S_IXUSR else REGULAR
-                found[relative] = (mode, content)
-            if len(found) > MAX_OUTPUT_FILES:
-                return {}, (
-                    f"the retrain left over {MAX_OUTPUT_FILES} files matching retrain.outputs; "
-                    "narrow the patterns"
-                )
-    return found, None
