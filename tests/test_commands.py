@@ -421,6 +421,7 @@ def test_help_lists_every_command_what_it_does_and_who_may_use_it() -> None:
     assert who == {
         "evaluate": "users with write permission or more",
         "retrain": "users with write permission or more",
+        "promote": "users with write permission or more",
         "override": "users with write permission or more",
         "deploy": "approvers named in deploy.approvers",
         "help": "anyone",
@@ -646,7 +647,11 @@ lines (at most 10) run in order. Lines in code blocks, quotes and HTML comments 
 | `/evaluate [sha]` | Evaluate the model on this pull request's head commit and update the report; \
 with a sha, only if that commit is still the head. | users with write permission or more |
 | `/retrain [key=value ...]` | Retrain the model with these parameters (defaults for the ones \
-not given). | users with write permission or more |
+not given); comma lists (`lr=0.1,0.01`) run every combination as candidates c1…cN, ranked in a \
+leaderboard. | users with write permission or more |
+| `/promote cN` | Commit candidate N's retrained outputs to this pull request's branch \
+(same-repository pull requests only); the new head is then evaluated. | users with write \
+permission or more |
 | `/override <reason>` | Accept the failing quality gate of this commit; the reason is recorded. \
 | users with write permission or more |
 | `/deploy` | Approve deploying this pull request's model (same as the Approve deploy button). \
@@ -706,3 +711,32 @@ def test_a_quoted_line_of_300_characters_is_whole_and_301_is_cut() -> None:
 def test_an_unknown_name_of_50_characters_is_whole_and_51_is_cut() -> None:
     assert unknown_command_reply("b" * 50).startswith("Unknown command `/" + "b" * 50 + "`.\n\n")
     assert unknown_command_reply("b" * 51).startswith("Unknown command `/" + "b" * 50 + "…`.\n\n")
+
+
+@pytest.mark.parametrize("line", ["/promote c1", "/promote C12", "/promote  c3 "])
+def test_promote_names_one_candidate(line: str) -> None:
+    [command] = parse(line)
+    assert command.problems == ()
+    assert command.args == (f"c{line.split()[1][1:]}",)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/promote",
+        "/promote c0",
+        "/promote c-1",
+        "/promote c01",
+        "/promote 2",
+        "/promote c1 c2",
+        "/promote c1; rm -rf /",
+        "/promote c1`id`",
+        "/promote c1234567",
+        "/promote c\u0661",
+    ],
+)
+def test_promote_refuses_anything_but_one_candidate_name(line: str) -> None:
+    [command] = parse(line)
+    assert command.args == ()
+    [problem] = command.problems
+    assert problem.startswith("/promote takes one candidate of the leaderboard, c1, c2, …")

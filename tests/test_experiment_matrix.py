@@ -398,6 +398,7 @@ def test_leaderboard_json_for_the_data_block() -> None:
         "spread": 0.01,
         "gates": "passed",
         "failed_gates": [],
+        "reason": None,
     }
     assert [(c["candidate"], c["gates"], c["failed_gates"]) for c in data["candidates"][2:]] == [
         ("c2", "failed", ["accuracy"]),
@@ -409,3 +410,26 @@ def test_leaderboard_json_has_no_nan() -> None:
     data = leaderboard_json([CandidateOutcome(FOUR[0], "passed", float("nan"))], "a", "higher")
     assert data["candidates"][0]["value"] is None
     json.dumps(data, allow_nan=False)
+
+
+def test_a_failed_run_shows_its_reason_escaped_and_queued_ones_follow_running_ones() -> None:
+    outcomes = [
+        CandidateOutcome(FOUR[0], "queued"),
+        CandidateOutcome(FOUR[1], "failed", reason="`python3 train.py` exited with 3 | @team"),
+        CandidateOutcome(FOUR[2], "running"),
+        CandidateOutcome(FOUR[3], "passed", 0.9),
+    ]
+    rows = rank_candidates(outcomes, "higher")
+    assert [(r.outcome.candidate.name, r.rank) for r in rows] == [
+        ("c4", 1),
+        ("c2", None),
+        ("c3", None),
+        ("c1", None),
+    ]
+    text = render_leaderboard(outcomes, "accuracy", "higher")
+    failed = next(line for line in text.splitlines() if "| c2 |" in line)
+    # The reason is repository text: a code span, its `|` escaped so the row stays one row.
+    assert failed.endswith("| failed: `` `python3 train.py` exited with 3 \\| @team `` |")
+    assert leaderboard_json(outcomes, "accuracy", "higher")["candidates"][1]["reason"] == (
+        "`python3 train.py` exited with 3 | @team"
+    )

@@ -27,7 +27,7 @@ from bot.errors import (
 )
 from bot.github import redelivery
 from bot.handlers import router
-from bot.runs import deploy, monitor_issue, semaphore_poll
+from bot.runs import deploy, experiment_runs, monitor_issue, semaphore_poll
 from bot.runs.context import Context
 from bot.runs.deploy_decisions import DeployRequest
 from bot.runs.evaluation import Evaluator, author_trusted
@@ -154,12 +154,15 @@ def evaluate_pull_request(
     retrain: dict[str, str] | None = None,
     requested_by: str = "",
     comment_id: int | None = None,
+    candidate: dict[str, Any] | None = None,
 ) -> str:
     """Evaluate one PR head (after a retrain, if asked) and publish comment and check.
 
     One run per PR at a time: a second command's run waits here for the first (a Redis lock).
     `comment_id` is the command's comment, which gets 🚀 or 😕 when the run ends; a run
-    started on Semaphore ends with its pipeline, whose notification reacts.
+    started on Semaphore ends with its pipeline, whose notification reacts. `candidate`
+    (`{"matrix": id, "number": n}`) makes it a `/retrain` matrix candidate's run
+    (bot/runs/experiment_runs.py): its result goes to the leaderboard, not to mlgate/quality.
     """
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
@@ -183,6 +186,8 @@ def evaluate_pull_request(
         if not lock.acquire(token=token):
             raise LockError(f"PR {request.repo}#{request.number} stayed locked by another run")
         try:
+            if candidate is not None:
+                return _run_candidate(evaluator, publisher, request, installation_id, candidate)
             publication = evaluator.evaluate(
                 request,
                 trusted=lambda: author_trusted(gh, request),
@@ -205,6 +210,33 @@ def evaluate_pull_request(
         extra={"repo": request.repo, "pr": request.number, "sha": request.head_sha},
     )
     return outcome
+
+
+def _run_candidate(
+    evaluator: Evaluator,
+    publisher: Publisher,
+    request: PullRequest,
+    installation_id: int,
+    candidate: dict[str, Any],
+) -> str:
+    matrix_id, number = str(candidate["matrix"]), int(candidate["number"])
+    try:
+        publication = experiment_runs.run_candidate(
+            evaluator,
+            request,
+            installation_id,
+            matrix_id,
+            number,
+            trusted=lambda: author_trusted(evaluator.gh, request),
+        )
+    except Exception as exc:
+        # The matrix goes on without this candidate, which shows why it has no result.
+        why = f"mlgate failed while running it ({type(exc).__name__}); retrain again"
+        publisher.publish(
+            experiment_runs.abandon(evaluator, request, installation_id, matrix_id, number, why)
+        )
+        raise
+    return publisher.publish(publication)
 
 
 def record_baseline(

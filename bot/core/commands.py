@@ -21,7 +21,7 @@ from bot.errors import ParameterError
 #   text: the rest of the line as written (a reason may say "don't");
 #   ignored: anything may follow and is not used;
 #   sha: nothing, or one commit sha (`/evaluate abc1234` approves that commit only).
-ArgumentStyle = Literal["none", "words", "text", "ignored", "sha"]
+ArgumentStyle = Literal["none", "words", "text", "ignored", "sha", "candidate"]
 
 WRITE_OR_MORE = "users with write permission or more"
 DEPLOY_APPROVERS = "approvers named in deploy.approvers"
@@ -41,6 +41,8 @@ MAX_COMMANDS = 10
 # A commit named after /evaluate: an abbreviated (7+) or full SHA-1, in hexadecimal.
 _SHA_ARGUMENT = re.compile(r"[0-9a-fA-F]{7,40}")
 _NAME_LIMIT = 50  # characters of an unknown command's name echoed back
+# A candidate of a /retrain matrix, named as its leaderboard does: c1, c2, … (no leading 0).
+_CANDIDATE_ARGUMENT = re.compile(r"[cC]([1-9][0-9]{0,5})")
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,21 @@ COMMANDS: Mapping[str, CommandSpec] = MappingProxyType(
             CommandSpec(
                 "retrain",
                 "/retrain [key=value ...]",
-                "Retrain the model with these parameters (defaults for the ones not given).",
+                "Retrain the model with these parameters (defaults for the ones not given);"
+                " comma lists (`lr=0.1,0.01`) run every combination as candidates c1…cN,"
+                " ranked in a leaderboard.",
                 WRITE_OR_MORE,
                 "write",
                 "words",
+            ),
+            CommandSpec(
+                "promote",
+                "/promote cN",
+                "Commit candidate N's retrained outputs to this pull request's branch"
+                " (same-repository pull requests only); the new head is then evaluated.",
+                WRITE_OR_MORE,
+                "write",
+                "candidate",
             ),
             CommandSpec(
                 "override",
@@ -409,6 +422,15 @@ def _command(name: str, line: str, lineno: int, after: str) -> Command:
                 f"/{name} takes a commit sha (7 to 40 hexadecimal digits) or nothing, but"
                 f" {_brief(text)} follows it; write /{name} alone, or /{name} <sha> to approve"
                 " that commit only"
+            )
+    elif spec.arguments == "candidate":
+        matched = _CANDIDATE_ARGUMENT.fullmatch(text)
+        if matched:
+            args = (f"c{matched.group(1)}",)
+        else:
+            problems.append(
+                f"/{name} takes one candidate of the leaderboard, c1, c2, …, but"
+                f" {_brief(text) if text else 'nothing'} follows it; write e.g. /{name} c2"
             )
     elif spec.arguments == "text":
         if not text:

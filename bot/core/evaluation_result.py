@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.core.dvc import DataChange, ParamChange
 from bot.core.gates import GateResult
@@ -55,3 +56,6 @@ class Evaluation:
     sliced: tuple[str, ...] = ()
     # Training curves of dvc.yaml `plots:`, base against head, rendered (folded charts).
     curves: str = ""
+    # The PR's `/retrain` matrix: its leaderboard, rendered, and as the data block holds it.
+    leaderboard: str = ""
+    leaderboard_data: Mapping[str, Any] | None = None

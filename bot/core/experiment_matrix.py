@@ -11,13 +11,14 @@ from typing import Any, Literal
 from bot.core.config import MAX_CANDIDATES_LIMIT, Parameter, validate_parameters
 from bot.core.gates import Direction, Gate, GateResult
 from bot.core.markdown_escape import code_span
-from bot.core.metrics import format_value
+from bot.core.metrics import Stat, format_value
 from bot.errors import ParameterError
 
-CandidateStatus = Literal["passed", "failed", "running", "superseded"]
+CandidateStatus = Literal["passed", "failed", "running", "queued", "superseded"]
 # Failed gates named in a leaderboard cell; the others are counted.
 GATE_NAMES_SHOWN = 2
 _VALUE_CHARS = 40  # of a parameter value shown in the leaderboard
+_REASON_CHARS = 120  # of why a candidate failed
 _WHITESPACE = " \t\r\n"  # shlex's whitespace: the command parser splits words the same way
 
 
@@ -274,7 +275,8 @@ class CandidateOutcome:
     """Where a candidate stands: `passed` means its run finished and no gate failed.
 
     `value` is its `rank_by` metric at its head (the mean over repeats), `spread` the
-    standard deviation over repeats (None: one run), `gates` its gate results.
+    standard deviation over repeats (None: one run), `gates` its gate results. `reason` says
+    why a candidate failed without a result (its run exited non-zero, its outputs too big).
     """
 
     candidate: Candidate
@@ -282,6 +284,7 @@ class CandidateOutcome:
     value: float | None = None
     spread: float | None = None
     gates: tuple[GateResult, ...] = ()
+    reason: str | None = None
 
     @property
     def rankable(self) -> bool:
@@ -311,14 +314,20 @@ def rank_direction(gates: Sequence[Gate], rank_by: str) -> Direction:
 
 
 # Unranked candidates follow the ranked ones in this order, each group by candidate number.
-_GROUPS: dict[CandidateStatus, int] = {"passed": 1, "failed": 2, "running": 3, "superseded": 4}
+_GROUPS: dict[CandidateStatus, int] = {
+    "passed": 1,
+    "failed": 2,
+    "running": 3,
+    "queued": 4,
+    "superseded": 5,
+}
 
 
 def rank_candidates(
     outcomes: Sequence[CandidateOutcome], direction: Direction
 ) -> list[LeaderboardRow]:
     """Candidates best first: passed ones with a value by it (ties: lower number first),
-    then passed without a value, failed, running and superseded ones by number.
+    then passed without a value, failed, running, queued and superseded ones by number.
 
     Exactly one candidate is starred best: the first ranked one, if any is ranked.
     """
@@ -367,6 +376,12 @@ def _gates_text(outcome: CandidateOutcome) -> str:
     return f"❌ {len(failed)} of {len(outcome.gates)} failed: {shown}{more}"
 
 
+def _status_text(outcome: CandidateOutcome) -> str:
+    if outcome.reason:
+        return f"{outcome.status}: {code_span(outcome.reason, _REASON_CHARS, table=True)}"
+    return outcome.status
+
+
 def _parameters_text(candidate: Candidate) -> str:
     pairs = candidate.varied or tuple(candidate.parameters.items())
     if not pairs:
@@ -398,7 +413,7 @@ def render_leaderboard(
         lines.append(
             f"| {'★' if row.best else ''} | {outcome.candidate.name}"
             f" | {_parameters_text(outcome.candidate)} | {_value_text(outcome)}"
-            f" | {_gates_text(outcome)} | {outcome.status} |"
+            f" | {_gates_text(outcome)} | {_status_text(outcome)} |"
         )
     best = next((row for row in rows if row.best), None)
     if best is not None:
@@ -437,7 +452,27 @@ def leaderboard_json(
                     else ("passed" if all(r.passed for r in row.outcome.gates) else "failed")
                 ),
                 "failed_gates": sorted({r.metric for r in row.outcome.gates if not r.passed}),
+                "reason": row.outcome.reason,
             }
             for row in rows
         ],
     }
+
+
+def rank_value(
+    new: Mapping[str, Mapping[str, Any]], noise: Mapping[str, Stat] | None, rank_by: str | None
+) -> tuple[float | None, float | None]:
+    """A candidate's `rank_by` metric (`metric` or `path:metric`) among its head metrics
+    (`{path: {key: value}}`), and its spread over repeats; (None, None) where it has none,
+    or it is not a number."""
+    if rank_by is None:
+        return None, None
+    for path in sorted(new):
+        for name, value in new[path].items():
+            if rank_by not in (name, f"{path}:{name}"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None, None
+            stat = (noise or {}).get(f"{path}:{name}")
+            return float(value), stat.spread if stat is not None else None
+    return None, None

@@ -575,6 +575,8 @@ def _data_json(
             {"file": p.file, "key": p.key, "old": _json_safe(p.old), "new": _json_safe(p.new)}
             for p in evaluation.param_changes
         ]
+    if evaluation.leaderboard_data is not None:
+        data["leaderboard"] = _json_safe(evaluation.leaderboard_data)
     if truncated:
         data["truncated"] = list(truncated)
     text = json.dumps(
@@ -740,6 +742,7 @@ class _Sections:
     tail: str = ""
     slices: str = ""
     curves: str = ""
+    leaderboard: str = ""
     details_url: str | None = None
     limit_name: str = ""
     left_out: list[str] = field(default_factory=list)
@@ -750,6 +753,7 @@ class _Sections:
             self.metrics.render(),
             self.unchanged.render(),
             self.slices,
+            self.leaderboard,
             self.data.render(),
             self.params.render(),
             self.trend,
@@ -894,6 +898,8 @@ def render_comment(evaluation: Evaluation) -> str:
         sections.log = _log_lines(evaluation.log_tail)
         sections.slices = f"#### Slices\n\n{evaluation.slices}\n" if evaluation.slices else ""
         sections.curves = evaluation.curves
+    if evaluation.leaderboard:
+        sections.leaderboard = f"{evaluation.leaderboard}\n"
     sections.tail = _fit_data(evaluation, rows)
     return sections.fit(COMMENT_LIMIT - 1)
 

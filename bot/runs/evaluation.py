@@ -34,10 +34,11 @@ from bot.errors import (
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
 from bot.runs import evaluation_decisions as decide
-from bot.runs import semaphore_evaluation
+from bot.runs import leaderboard, semaphore_evaluation
 from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.head_records import HeadRecords
 from bot.runs.local_evaluation import run_evaluation
+from bot.runs.output_commits import OutputCapture
 from bot.runs.publication import Publication, step
 from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone
@@ -173,6 +174,60 @@ class Evaluator:
         neutral = not course.may_run and result.error is None
         return first.then(self._result(pr, result, neutral=neutral))
 
+    def evaluate_candidate(
+        self,
+        pr: PullRequest,
+        retrain: Retrain,
+        *,
+        trusted: Callable[[], bool],
+    ) -> tuple[Evaluation, RepoConfig | None, OutputCapture]:
+        """One `/retrain` matrix candidate: the same course as a `/retrain` of the head (the
+        sandboxed retrain with its parameters, then the evaluation), and the capture of the
+        `retrain.outputs` it changed. Nothing is published: the head's own evaluation stays what
+        `mlgate/quality` shows; the candidate's result goes to the leaderboard."""
+        files = self.files(pr.repo)
+
+        def failed(why: str) -> Evaluation:
+            return Evaluation(pr.head_sha, pr.base_sha, base_ref=pr.base_ref, error=why)
+
+        try:
+            config = load_config(files.read, pr.config_ref)
+        except RepoConfigError:
+            invalid = "`.github/mlgate.yml` on the default branch is invalid"
+            return failed(invalid), None, OutputCapture(())
+        capture = OutputCapture(tuple(config.retrain.outputs))
+        changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
+        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+
+        @cache
+        def metrics_at(sha: str) -> tuple[str, ...]:
+            return tuple(metrics_paths(files.read, config, sha))
+
+        course = decide.plan(
+            pr,
+            config,
+            changed,
+            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
+            forced=True,
+            approval=approval,
+            retrain=retrain,
+            note=None,
+            trusted=trusted,
+        )
+        if course.done is not None:
+            why = "not run: approve the head's code with /evaluate, then retrain"
+            return failed(why), config, capture
+        if course.semaphore is not None:
+            why = "the experiment matrix runs with `retrain.runner: local` only"
+            return failed(why), config, capture
+        try:
+            result = self._compare(
+                pr, config, files, changed, course.may_run, [], retrain, metrics_at, capture
+            )
+        except (SandboxUnavailable, DvcFileError, MetricsFileError, RunnerError) as exc:
+            return failed(str(exc)), config, capture
+        return result, config, capture
+
     def _step(self, pr: PullRequest, current: str) -> None:
         self.publisher.show(pr.repo, step(QUALITY_CHECK, pr.head_sha, current))
 
@@ -186,15 +241,23 @@ class Evaluator:
         notes: list[str],
         retrain: Retrain | None,
         metrics_at: Callable[[str], Sequence[str]],
+        capture: OutputCapture | None = None,
     ) -> Evaluation:
         """The shared comparison (`compare`), with the stored baseline, a run where configured,
         and what only the bot has: the trend and notes."""
         measure: Callable[[], RunOutcome] | None = None
         source = config.metrics.source
+        # A matrix candidate (`capture`) shows no steps: mlgate/quality is the head's own.
+        shows_steps = capture is None
+
+        def show(current: str) -> None:
+            if shows_steps:
+                self._step(pr, current)
+
         stored_base = baseline(self.conn, pr.repo, pr.base_sha)
         if (source == "run" or retrain is not None) and trusted:
             if stored_base is None and source == "run":
-                stored_base = self._merge_base_baseline(pr, config)
+                stored_base = self._merge_base_baseline(pr, config, shows_steps)
 
             def measure() -> RunOutcome:
                 return run_evaluation(
@@ -205,8 +268,9 @@ class Evaluator:
                     sha=pr.head_sha,
                     clone_url=pr.clone_url,
                     token=self.token(),
-                    on_step=lambda current: self._step(pr, current),
+                    on_step=show,
                     retrain=retrain,
+                    capture=capture,
                 )
 
         elif source != "git":
@@ -226,13 +290,15 @@ class Evaluator:
             return evaluation  # a failed run shows its error and log, nothing else
         if measure is not None:
             # Steps are worth an API call only where they take long: reading files does not.
-            self._step(pr, "comparing")
+            show("comparing")
         # The comparison's own notes (metrics only in DVC's cache, a gated metric found
         # nowhere) come first, then the bot's.
         shown = [*evaluation.notes, *notes]
         return replace(evaluation, trend=trend(self.conn, pr.repo), notes=shown)
 
-    def _merge_base_baseline(self, pr: PullRequest, config: RepoConfig) -> Metrics | None:
+    def _merge_base_baseline(
+        self, pr: PullRequest, config: RepoConfig, shows_steps: bool = True
+    ) -> Metrics | None:
         """No metrics were recorded for the base: evaluate the merge-base, cached by its sha."""
         merge_base = str(
             self.gh.compare(pr.repo, pr.base_sha, pr.head_sha)["merge_base_commit"]["sha"]
@@ -248,7 +314,7 @@ class Evaluator:
             sha=merge_base,
             clone_url=pr.clone_url,
             token=self.token(),
-            on_step=lambda current: self._step(pr, f"base: {current}"),
+            on_step=lambda current: self._step(pr, f"base: {current}") if shows_steps else None,
         )
         if outcome.failure is not None:
             log.warning(
@@ -279,6 +345,8 @@ class Evaluator:
                 pass  # the PR's mlgate/config says so; mlgate/deploy stays as it is
             else:
                 deploy = config.deploy if config.deploy.enabled else None
+                # The PR's `/retrain` matrix, as it stands now, is shown with every report.
+                evaluation = leaderboard.with_board(self.conn, pr, config, evaluation)
         return decide.published(
             pr, evaluation, head, neutral=neutral, details_url=details_url, deploy=deploy
         )

@@ -14,6 +14,7 @@ from bot.core.config import RepoConfig
 from bot.core.metrics import Stat, aggregate
 from bot.core.pr_facts import Retrain
 from bot.runs import runner
+from bot.runs.output_commits import OutputCapture
 from bot.runs.sandbox import require
 from bot.settings import SANDBOX_NONE, Settings
 
@@ -32,9 +33,11 @@ def run_evaluation(
     token: str,
     on_step: Callable[[str], None] = lambda step: None,
     retrain: Retrain | None = None,
+    capture: OutputCapture | None = None,
 ) -> RunOutcome:
     """Fetch exactly `sha`, run `retrain.run` if asked, then `evaluate.run` (`repeats` times),
-    and read the metrics files it left; the checkout is removed afterwards.
+    and read the metrics files it left; the checkout is removed afterwards. `capture` (a
+    `/retrain` matrix candidate) reads the outputs the retrain changed, before evaluating.
 
     Only trusted code gets here; it runs in the sandbox (MLGATE_SANDBOX) with the step's
     `network` and `memory`, and sees the secrets the operator listed in
@@ -49,8 +52,11 @@ def run_evaluation(
     try:
         on_step("fetching")
         runner.fetch(clone_url, sha, checkout, token)
+        if capture is not None:
+            # Read from git before the run: afterwards .git is the run's to tamper with.
+            capture.before(checkout, sha)
         return _run_steps(
-            settings, config, checkout, allowed, repo, pr, sha, token, on_step, retrain
+            settings, config, checkout, allowed, repo, pr, sha, token, on_step, retrain, capture
         )
     finally:
         runner.remove_checkout(checkout)
@@ -67,6 +73,7 @@ def _run_steps(
     token: str,
     on_step: Callable[[str], None],
     retrain: Retrain | None,
+    capture: OutputCapture | None = None,
 ) -> RunOutcome:
     params = dict(retrain.parameters) if retrain is not None else {}
 
@@ -104,6 +111,8 @@ def _run_steps(
         logs.append(result.log)
         if failure := _failure(train.run, result, RETRAIN_TIMEOUT):
             return RunOutcome({}, None, result.log, failure=failure)
+        if capture is not None:
+            capture.after(checkout)
     runs: list[Metrics] = []
     evaluate = config.evaluate.run
     repeats = config.evaluate.repeats if evaluate is not None else 1

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.core.changes import matches
@@ -19,6 +20,7 @@ from bot.core.retrain_outputs import (
     SYMLINK,
     BlobFile,
     OutputChange,
+    output_changes,
 )
 from bot.errors import RunnerError
 from bot.github.github_client import GitHubClient, JSONDict
@@ -26,6 +28,29 @@ from bot.github.github_client import GitHubClient, JSONDict
 # A run leaving more entries than this in its work tree is not walked to the end.
 MAX_WALKED = 1_000_000
 GIT_TIMEOUT = 120.0
+
+
+@dataclass
+class OutputCapture:
+    """The outputs one run changes: the commit's files read before it ran (`before`), the
+    work tree's after the retrain (`after`). `problem` says why they cannot be committed."""
+
+    patterns: tuple[str, ...]
+    base_tree: str = ""
+    at_commit: dict[str, BlobFile] = field(default_factory=dict)
+    changes: tuple[OutputChange, ...] = ()
+    problem: str | None = None
+
+    def before(self, checkout: Path, sha: str) -> None:
+        self.base_tree, listing = commit_listing(checkout, sha)
+        self.at_commit = {p: f for p, f in listing.items() if matches(p, self.patterns)}
+
+    def after(self, checkout: Path) -> None:
+        found, problem = work_tree_outputs(checkout, self.patterns)
+        if problem is not None:
+            self.problem = problem
+            return
+        self.changes = output_changes(self.at_commit, found, self.patterns)
 
 
 def tree_entries(gh: GitHubClient, repo: str, changes: Sequence[OutputChange]) -> list[JSONDict]:

@@ -10,13 +10,14 @@ from typing import Any
 
 from bot.core import commands
 from bot.core.config import RepoConfig, load_config
+from bot.core.experiment_matrix import Matrix, build_matrix, split_words
 from bot.core.permissions import at_least, level
 from bot.core.pr_facts import PullRequest
 from bot.core.routing import Event
 from bot.errors import RepoConfigError
 from bot.github.github_client import GitHubClient
 from bot.github.repo_files import RepoFiles
-from bot.runs import deploy
+from bot.runs import deploy, experiment_runs, promotion
 from bot.runs import deploy_decisions as deploying
 from bot.runs.check_runs import QUALITY_CHECK
 from bot.runs.context import Context
@@ -283,11 +284,24 @@ def _evaluate(talk: Conversation, command: commands.Command, config: RepoConfig)
 
 
 def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
-    request = commands.parse_retrain(command.args, config.retrain.parameters)
-    if isinstance(request, list):
-        talk.reply(commands.problems_reply(command, request))
-        talk.react(FAILED)
-        return
+    """Retrain the head with the given parameters; comma lists make a matrix of candidates,
+    each run on its own (bot/runs/experiment_runs.py)."""
+    matrix: Matrix | None = None
+    if _is_matrix(command.text):
+        built = build_matrix(command.text, config.retrain.parameters, config.retrain.max_candidates)
+        if isinstance(built, list):
+            talk.reply(commands.problems_reply(command, built))
+            talk.react(FAILED)
+            return
+        matrix = built
+        request = commands.RetrainRequest(matrix.candidates[0].parameters)
+    else:
+        parsed = commands.parse_retrain(command.args, config.retrain.parameters)
+        if isinstance(parsed, list):
+            talk.reply(commands.problems_reply(command, parsed))
+            talk.react(FAILED)
+            return
+        request = parsed
     if config.retrain.run is None and config.retrain.runner != "semaphore":
         talk.reply(
             f"{commands.quote_line(command.line)}\n\n`/retrain` needs `retrain.run` in "
@@ -303,11 +317,66 @@ def _retrain(talk: Conversation, command: commands.Command, config: RepoConfig) 
         )
         talk.react(FAILED)
         return
+    if matrix is not None and len(matrix.candidates) > 1:
+        _start_matrix(talk, command, config, matrix)
+        return
     talk.react(ACCEPTED)
     given = " ".join(f"{k}={v}" for k, v in request.parameters.items())
     talk.audit("retrain", given)
     record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
     talk.queue_run("", retrain=dict(request.parameters), requested_by=talk.user)
+
+
+def _is_matrix(text: str) -> bool:
+    """Whether `/retrain text` has a comma list (an unquoted, unescaped comma)."""
+    words = split_words(text)
+    return not isinstance(words, str) and any(len(word.items) > 1 for word in words)
+
+
+def _start_matrix(
+    talk: Conversation, command: commands.Command, config: RepoConfig, matrix: Matrix
+) -> None:
+    if config.retrain.runner != "local":
+        talk.reply(
+            f"{commands.quote_line(command.line)}\n\nThe experiment matrix runs with "
+            "`retrain.runner: local` only; retrain one combination at a time on Semaphore."
+        )
+        talk.react(FAILED)
+        return
+    talk.react(ACCEPTED)
+    count = len(matrix.candidates)
+    talk.audit("retrain-matrix", f"{count} candidates: {command.text[:200]}")
+    record_head(talk.ctx.redis, talk.pr.repo, talk.pr.number, talk.pr.head_sha)
+    assert talk.event.installation_id is not None
+    started = experiment_runs.start(
+        talk.ctx.redis, talk.pr, talk.event.installation_id, matrix, talk.user, talk.comment_id
+    )
+    talk.add(started)
+    talk.reply(
+        f"@{talk.user}, {count} candidates (c1…c{count}) are queued on {talk.pr.short_sha}, "
+        "one at a time so that other pull requests take turns. The leaderboard in the report "
+        "updates as each finishes; `mlgate/quality` stays this head's own evaluation. "
+        "`/promote cN` commits a candidate's outputs to this branch."
+    )
+
+
+def _promote(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
+    """Commit a finished candidate's outputs to the PR branch; the push that makes is
+    evaluated as any other (GitHub's synchronize)."""
+    name = command.args[0]
+    promoted = promotion.promote(talk.gh, talk.ctx.redis, talk.pr, talk.pull, name)
+    if promoted.commit is None:
+        talk.audit("promote-refused", promoted.detail)
+        talk.reply(
+            f"{commands.quote_line(command.line)}\n\n@{talk.user}, {name} was not promoted: "
+            f"{promoted.answer}"
+        )
+        talk.react(FAILED)
+        return
+    talk.react(ACCEPTED)
+    talk.audit("promote", promoted.detail)
+    talk.reply(f"@{talk.user} {promoted.answer}")
+    talk.react(DONE)
 
 
 def _override(talk: Conversation, command: commands.Command, config: RepoConfig) -> None:
@@ -412,6 +481,7 @@ def _decide_deploy(talk: Conversation, command: commands.Command, config: RepoCo
 HANDLERS = {
     "evaluate": _evaluate,
     "retrain": _retrain,
+    "promote": _promote,
     "override": _override,
     "deploy": _deploy,
 }
