@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.core.commands import RetrainRequest, parse, parse_retrain
 from bot.core.config import Parameter, parse_config
 from bot.core.experiment_matrix import (
+    LEADERBOARD_JSON_LIMIT,
     Candidate,
     CandidateOutcome,
     Matrix,
@@ -19,10 +20,12 @@ from bot.core.experiment_matrix import (
     leaderboard_json,
     rank_candidates,
     rank_direction,
+    rank_value,
     render_leaderboard,
     split_words,
 )
 from bot.core.gates import Gate, GateResult
+from bot.core.metrics import Stat
 
 SPECS = (
     Parameter("lr", "float", min=0, max=1, default="0.1"),
@@ -433,3 +436,32 @@ def test_a_failed_run_shows_its_reason_escaped_and_queued_ones_follow_running_on
     assert leaderboard_json(outcomes, "accuracy", "higher")["candidates"][1]["reason"] == (
         "`python3 train.py` exited with 3 | @team"
     )
+
+
+def test_the_leaderboard_data_stays_small_with_many_candidates_of_long_values() -> None:
+    long = "x" * 5_000
+    many = [
+        CandidateOutcome(
+            Candidate(n, {"note": long, "seed": str(n)}, (("seed", str(n)),)), "passed", 0.5
+        )
+        for n in range(1, 65)
+    ]
+    data = leaderboard_json(many, "accuracy", "higher")
+    assert len(json.dumps(data, ensure_ascii=False)) <= LEADERBOARD_JSON_LIMIT
+    assert data["parameters_left_out"] is True
+    assert all("parameters" not in c for c in data["candidates"])
+    assert data["candidates"][0]["varied"] == {"seed": "1"}
+    few = leaderboard_json(many[:2], "accuracy", "higher")
+    assert "parameters_left_out" not in few
+    assert few["candidates"][0]["parameters"] == {"note": "x" * 200, "seed": "1"}
+
+
+def test_rank_value_reads_the_metric_by_name_or_path_and_its_spread() -> None:
+    new = {"metrics.json": {"accuracy": 0.9, "name": "best", "ok": True}}
+    noise = {"metrics.json:accuracy": Stat(0.9, 0.01, 3)}
+    assert rank_value(new, noise, "accuracy") == (0.9, 0.01)
+    assert rank_value(new, None, "metrics.json:accuracy") == (0.9, None)
+    assert rank_value(new, noise, "name") == (None, None)  # not a number
+    assert rank_value(new, noise, "ok") == (None, None)  # a bool is no score
+    assert rank_value(new, noise, "loss") == (None, None)
+    assert rank_value(new, noise, None) == (None, None)

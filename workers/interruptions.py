@@ -82,6 +82,18 @@ def _release_evaluation(
     conn: redis.Redis, job: Job, entry: StartedJob, settings: Settings | None
 ) -> None:
     pr = PullRequest(**job.kwargs["pr"])
+    # A /retrain matrix candidate never shows on mlgate/quality (that is the head's own):
+    # queued again, it runs again and the leaderboard shows its result.
+    if job.kwargs.get("candidate") is None:
+        _show_interrupted(conn, job, pr, settings)
+    # The run holds its PR's lock under its started entry (workers.jobs.evaluate_pull_request);
+    # a run that was still waiting for the lock never held it.
+    release_if_held_by(conn, pr.repo, pr.number, entry.entry)
+
+
+def _show_interrupted(
+    conn: redis.Redis, job: Job, pr: PullRequest, settings: Settings | None
+) -> None:
     try:
         settings = settings or Settings.from_env()
         installation_id = int(job.kwargs["installation_id"])
@@ -93,9 +105,6 @@ def _release_evaluation(
             exc,
             extra={"job_id": job.id, "repo": pr.repo, "pr": pr.number},
         )
-    # The run holds its PR's lock under its started entry (workers.jobs.evaluate_pull_request);
-    # a run that was still waiting for the lock never held it.
-    release_if_held_by(conn, pr.repo, pr.number, entry.entry)
 
 
 def sweep(

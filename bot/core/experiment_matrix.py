@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ CandidateStatus = Literal["passed", "failed", "running", "queued", "superseded"]
 GATE_NAMES_SHOWN = 2
 _VALUE_CHARS = 40  # of a parameter value shown in the leaderboard
 _REASON_CHARS = 120  # of why a candidate failed
+# The leaderboard in the comment's data block (24,000 characters in all): values are cut to
+# this many characters, and past the limit only the varied parameters are kept.
+JSON_VALUE_CHARS = 200
+LEADERBOARD_JSON_LIMIT = 12_000
 _WHITESPACE = " \t\r\n"  # shlex's whitespace: the command parser splits words the same way
 
 
@@ -431,9 +436,18 @@ def _finite(value: float | None) -> float | None:
 def leaderboard_json(
     outcomes: Sequence[CandidateOutcome], rank_by: str | None, direction: Direction
 ) -> dict[str, Any]:
-    """The leaderboard for the comment's data block: plain JSON types, best first."""
+    """The leaderboard for the comment's data block: plain JSON types, best first.
+
+    Parameter values are cut to JSON_VALUE_CHARS; should the whole still be over
+    LEADERBOARD_JSON_LIMIT (many candidates of long values), each candidate keeps only the
+    parameters that vary, and `parameters_left_out` says so.
+    """
     rows = rank_candidates(outcomes, direction)
-    return {
+
+    def cut(pairs: Mapping[str, str]) -> dict[str, str]:
+        return {key: value[:JSON_VALUE_CHARS] for key, value in pairs.items()}
+
+    data: dict[str, Any] = {
         "rank_by": rank_by,
         "direction": direction,
         "candidates": [
@@ -442,8 +456,8 @@ def leaderboard_json(
                 "rank": row.rank,
                 "best": row.best,
                 "status": row.outcome.status,
-                "parameters": dict(row.outcome.candidate.parameters),
-                "varied": dict(row.outcome.candidate.varied),
+                "parameters": cut(row.outcome.candidate.parameters),
+                "varied": cut(dict(row.outcome.candidate.varied)),
                 "value": _finite(row.outcome.value),
                 "spread": _finite(row.outcome.spread),
                 "gates": (
@@ -452,11 +466,16 @@ def leaderboard_json(
                     else ("passed" if all(r.passed for r in row.outcome.gates) else "failed")
                 ),
                 "failed_gates": sorted({r.metric for r in row.outcome.gates if not r.passed}),
-                "reason": row.outcome.reason,
+                "reason": row.outcome.reason[:JSON_VALUE_CHARS] if row.outcome.reason else None,
             }
             for row in rows
         ],
     }
+    if len(json.dumps(data, ensure_ascii=False)) > LEADERBOARD_JSON_LIMIT:
+        for entry in data["candidates"]:
+            entry.pop("parameters")
+        data["parameters_left_out"] = True
+    return data
 
 
 def rank_value(
