@@ -47,6 +47,9 @@ if model == "broken":
     sys.exit(3)
 digest = hashlib.md5(f"{model}-{epochs}".encode()).hexdigest()
 os.makedirs("models", exist_ok=True)
+if tag == "huge":
+    with open("models/huge.dvc", "w") as f:
+        f.write("#" * (6 * 1024 * 1024))
 with open("models/model.dvc", "w") as f:
     f.write(f"# {model} {epochs} {tag}\\nouts:\\n- md5: {digest}\\n  path: model.pkl\\n")
 print("trained", model, "for", epochs, "epochs")
@@ -183,6 +186,21 @@ def test_a_failed_candidate_shows_why_and_ranks_after_the_others(
     assert failed["reason"] == "`python3 train.py` exited with 3"
     assert failed["value"] is None
     assert "| failed: `` `python3 train.py` exited with 3 `` |" in report(emulator, pr)["body"]
+
+
+def test_a_candidate_whose_outputs_are_too_big_to_keep_fails_and_cannot_be_promoted(
+    bot: Bot, emulator: GitHubEmulator, pr: int
+) -> None:
+    say(bot, pr, '/retrain tag=huge,"" epochs=50', "alice")
+    assert board(emulator, pr) == [("c2", 1, "passed"), ("c1", None, "failed")]
+    failed = report(emulator, pr)["leaderboard"]["candidates"][1]
+    assert failed["reason"].startswith("its changed outputs are 6,291,")
+    assert "over the 5,242,880 kept per candidate" in failed["reason"]
+    record = candidates.matrix(bot.conn, REPO, pr)
+    assert record is not None
+    assert candidates.load_outputs(bot.conn, REPO, pr, record.id, 1) is None
+    say(bot, pr, "/promote c1", "alice")
+    assert "c1 failed without a result" in replies(emulator, pr)[-1]
 
 
 def test_a_matrix_over_max_candidates_is_refused_with_the_count_and_queues_nothing(
