@@ -18,15 +18,18 @@ from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
 from bot import create_app, sample
+from bot.core.experiment_matrix import Candidate, Matrix
+from bot.core.pr_facts import PullRequest
 from bot.emulator import GitHubEmulator
 from bot.errors import SettingsError
 from bot.loopback import serve
+from bot.runs import experiment_runs
 from bot.settings import DEFAULT_SHUTDOWN_GRACE, Settings, shutdown_grace
-from bot.state import deliveries, running_jobs
+from bot.state import candidates, deliveries, queues, running_jobs
 from bot.state.deliveries import DeliveryState
 from bot.state.queues import EVENTS, QUEUES, RUNS
 from bot.state.run_locks import holder, pr_run_lock, release_if_held_by
-from tests.support import SECRET, pull_request_event, run_jobs
+from tests.support import SECRET, head_appeared, pull_request_event, run_jobs
 from workers import jobs
 from workers.interruptions import INTERRUPTED_TITLE, STALE_CLAIM
 
@@ -436,3 +439,45 @@ def test_the_shutdown_grace_is_read_as_a_duration(value: str, seconds: float) ->
 def test_a_bad_shutdown_grace_names_the_variable(value: str) -> None:
     with pytest.raises(SettingsError, match="MLGATE_SHUTDOWN_GRACE"):
         shutdown_grace({"MLGATE_SHUTDOWN_GRACE": value})
+
+
+def test_sigterm_queues_a_matrix_candidate_again_without_touching_mlgate_quality(
+    stack: Stack, tmp_path: Path
+) -> None:
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    hold.write_text("held")
+    emulator, conn = stack.emulator, stack.conn
+    emulator.add_installation(INSTALLATION, "octo")
+    files = sample.files(sample.BASE_DATA, sample.BASE_PARAMS, source="run", retrain=True)
+    emulator.create_repo(REPO, installation_id=INSTALLATION, files=files)
+    emulator.set_permission(REPO, "alice", "write")
+    # retrain.run is `python3 evaluate.py` here: the candidate's retrain holds.
+    script = HOLDING_EVALUATE.format(started=str(started), hold=str(hold))
+    emulator.repo(REPO).commit("feature", {"evaluate.py": script}, "slow", author="alice")
+    number = int(
+        emulator.open_pull_request(REPO, head="feature", base="main", user="alice")["number"]
+    )
+    head_appeared(conn, emulator, REPO, number)
+    pr = PullRequest.from_api(emulator.pull_request(REPO, number), emulator.repository(REPO))
+    matrix = Matrix((Candidate(1, {}), Candidate(2, {})))
+    [run] = experiment_runs.start(conn, pr, INSTALLATION, matrix, "alice", None).runs
+    assert queues.enqueue_run(conn, run.kind, run.func, REPO, number, run.sha, **run.job)
+    [job_id] = Queue(RUNS, connection=conn).job_ids
+
+    worker = stack.worker(MLGATE_SHUTDOWN_GRACE="1")
+    wait_for(started.exists, "the candidate's retrain to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=WAIT) == 0
+    # Queued again, its lock freed, and nothing shown on the head's mlgate/quality.
+    assert Queue(RUNS, connection=conn).job_ids == [job_id]
+    assert holder(conn, REPO, number) is None
+    assert emulator.check_runs(REPO, pr.head_sha) == []
+
+    hold.unlink()
+    second = stack.worker("--burst")
+    assert second.wait(timeout=WAIT) == 0
+    record = candidates.matrix(conn, REPO, number)
+    assert record is not None
+    found = candidates.results(conn, REPO, number, record.id)
+    assert {n: r.status for n, r in found.items()} == {1: "passed", 2: "passed"}
+    assert emulator.check_runs(REPO, pr.head_sha) == []
