@@ -185,7 +185,7 @@ def evaluate_pull_request(
         try:
             publication = evaluator.evaluate(
                 request,
-                trusted=lambda: author_trusted(gh, request),
+                trusted=lambda: author_trusted(gh, request, ctx.redis),
                 note=note or None,
                 forced=forced,
                 retrain=Retrain(retrain, requested_by) if retrain is not None else None,
