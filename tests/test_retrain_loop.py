@@ -25,7 +25,7 @@ from bot.errors import MlgateError
 from bot.http_transport import MAX_TRIES
 from bot.runs import retrain_decisions as decide
 from bot.runs.retrain_loop import job_kind, start_retrain
-from bot.state import audit, baselines, retrain_lines
+from bot.state import audit, baselines, retrain_lines, retrain_pulls
 from bot.state.queues import RUNS, run_job_id
 from tests.support import Bot, github_event, payload, run_jobs
 from workers import jobs
@@ -220,6 +220,41 @@ def test_a_second_data_push_moves_the_same_pr_and_says_so(
         f"data push: opened #{number}",
         f"data push: moved #{number} to {second[:7]}",
     ]
+
+
+def test_the_dashboard_lists_the_open_retrain_pr_until_it_is_closed(
+    bot: Bot, emulator: GitHubEmulator, repo: str
+) -> None:
+    first = push_data(bot, emulator, images_dvc(120))
+    push_data(bot, emulator, images_dvc(150))
+    pull = only_pull(emulator)
+    [listed] = retrain_pulls.open_pulls(bot.conn, REPO)
+    assert (listed.number, listed.title, listed.branch, listed.head_sha) == (
+        pull["number"],
+        f"Retrain on new data ({first[:7]})",
+        f"mlgate/retrain-{first[:7]}",
+        pull["head"]["sha"],
+    )
+
+    # Another PR closing leaves it listed; the retrain PR closing (unmerged) drops it.
+    main = emulator.repo(REPO)
+    main.commit("feature", {"notes.txt": "more\n"}, "Notes")
+    other = emulator.open_pull_request(REPO, head="feature", base="main", user=ENGINEER)
+    for number in (other["number"], pull["number"]):
+        emulator.close_pull_request(REPO, number)
+        closed = github_event(
+            emulator,
+            "pull_request",
+            "opened.payload",
+            REPO,
+            ENGINEER,
+            action="closed",
+            number=number,
+            pull_request=emulator.pull_request(REPO, number),
+        )
+        assert bot.deliver("pull_request", closed) == 202
+        listed_now = [p.number for p in retrain_pulls.open_pulls(bot.conn, REPO)]
+        assert listed_now == ([] if number == pull["number"] else [pull["number"]])
 
 
 def test_a_retrain_of_an_older_commit_never_moves_the_pr_back(

@@ -190,7 +190,7 @@ def evaluate_pull_request(
                 return _run_candidate(evaluator, publisher, request, installation_id, candidate)
             publication = evaluator.evaluate(
                 request,
-                trusted=lambda: author_trusted(gh, request),
+                trusted=lambda: author_trusted(gh, request, ctx.redis),
                 note=note or None,
                 forced=forced,
                 retrain=Retrain(retrain, requested_by) if retrain is not None else None,

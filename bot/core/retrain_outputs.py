@@ -37,6 +37,27 @@ class OutputChange:
     def sha(self) -> str | None:
         return blob_sha(self.content) if self.content is not None else None
 
+    @property
+    def deleted(self) -> bool:
+        return self.content is None
+
+
+@dataclass(frozen=True)
+class PushedFile:
+    """One file a retrain pipeline pushed itself (`runner: semaphore`): its blob sha as
+    GitHub's compare lists it, or `sha` None when the push deleted it."""
+
+    path: str
+    sha: str | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.sha is None
+
+
+# A file a retrain changed: committed by mlgate, or pushed by the retrain pipeline.
+ChangedFile = OutputChange | PushedFile
+
 
 def blob_sha(content: bytes) -> str:
     """The sha git gives `content` as a blob (`git hash-object`)."""

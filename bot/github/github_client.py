@@ -494,6 +494,16 @@ class GitHubClient:
         ).json()
         return result
 
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        """The commit sha `branch` points at (GET git/ref/heads/…); None when it does not
+        exist."""
+        name = quote(f"heads/{branch}", safe="/")
+        try:
+            answer = self.get_json(f"{_repo_path(repo)}/git/ref/{name}")
+        except GitHubNotFound:
+            return None
+        return str(answer["object"]["sha"])
+
     def update_ref(self, repo: str, ref: str, sha: str, *, force: bool = False) -> JSONDict:
         """Point `ref` (`refs/heads/...`) at `sha`; `force` allows a move that is not a fast
         forward."""

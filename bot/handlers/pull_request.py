@@ -19,7 +19,8 @@ from bot.runs.evaluation_queue import EVALUATE, queued
 from bot.runs.head_records import HeadRecords
 from bot.runs.publication import CheckOutput, Publication
 from bot.runs.publisher import Publisher
-from bot.state import audit, queues
+from bot.runs.retrain_decisions import RETRAIN_LABEL, is_retrain_branch
+from bot.state import audit, queues, retrain_pulls
 from bot.state.pr_heads import first_seen, record_appearance, record_head
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,18 @@ def pull_request_changed(event: Event, ctx: Context) -> None:
         log.info("superseded a queued evaluation", extra=event.log_extra())
     shown = shown.then(queued(pr, event.installation_id))
     Publisher(ctx.client(event), ctx.redis).publish(shown)
+
+
+@router.register("pull_request", action="closed")
+def retrain_pull_closed(event: Event, ctx: Context) -> None:
+    """A retrain PR merged or closed leaves the dashboard's open retrain PRs."""
+    pull = event.payload["pull_request"]
+    repo = str(event.payload["repository"]["full_name"])
+    head = pull.get("head") or {}
+    same_repo = str((head.get("repo") or {}).get("full_name") or "").lower() == repo.lower()
+    labels = {str(label.get("name")) for label in pull.get("labels") or []}
+    if (same_repo and is_retrain_branch(str(head.get("ref") or ""))) or RETRAIN_LABEL in labels:
+        retrain_pulls.record_closed(ctx.redis, repo, int(pull["number"]))
 
 
 @router.register("pull_request", action="closed")

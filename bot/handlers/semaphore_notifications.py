@@ -17,6 +17,7 @@ from bot.runs.evaluation import Evaluator
 from bot.runs.head_records import HeadRecords
 from bot.runs.pipeline_results import publish, publish_run
 from bot.runs.publisher import Publisher
+from bot.runs.retrain_decisions import LOOP_RUN
 from bot.semaphore.pipelines import PipelineDone, parse_pipeline_done, same_file
 from bot.state import deploys
 from bot.state.installations import installed_repositories
@@ -33,9 +34,13 @@ def pipeline_done(event: Event, ctx: Context) -> None:
     if done is None:
         log.info("semaphore notification ignored: not a done pipeline", extra=extra)
         return
+    run, known = find_run(ctx.redis, done.pipeline_id, done.workflow_id)
+    if run is not None and run.kind == LOOP_RUN:
+        # A retrain of the default branch is no commit's pipeline a deploy may promote.
+        publish_run(ctx, run, done, extra)
+        return
     if _deploy_notification(ctx, done, extra):
         return
-    run, known = find_run(ctx.redis, done.pipeline_id, done.workflow_id)
     if run is None and known:
         # Same workflow, another pipeline: a promotion (a deploy) or a partial rerun.
         log.info("semaphore: another pipeline of a workflow mlgate started", extra=extra)

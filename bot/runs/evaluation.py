@@ -43,7 +43,7 @@ from bot.runs.publication import Publication, step
 from bot.runs.publisher import Publisher
 from bot.semaphore.pipelines import PipelineDone
 from bot.settings import Settings
-from bot.state import audit, stored_evaluations
+from bot.state import audit, retrain_lines, stored_evaluations
 from bot.state.baselines import baseline, record_baseline, trend
 from bot.state.semaphore_runs import SemaphoreRun
 
@@ -438,9 +438,25 @@ def _certain_reads(
     return reads
 
 
-def author_trusted(gh: GitHubClient, pr: PullRequest) -> bool:
+def author_trusted(gh: GitHubClient, pr: PullRequest, conn: redis.Redis | None = None) -> bool:
     """A PR may run its code with the bot's credentials only from the base repository and by
-    an author with write permission (never inferred from author_association)."""
+    an author with write permission (never inferred from author_association), or when it is
+    mlgate's own retrain PR at the commit mlgate wrote (`own_retrain`, given `conn`)."""
     if pr.from_fork:
         return False
+    if conn is not None and own_retrain(gh, conn, pr):
+        return True
     return at_least(level(gh.collaborator_permission(pr.repo, pr.author)), "write")
+
+
+def own_retrain(gh: GitHubClient, conn: redis.Redis, pr: PullRequest) -> bool:
+    """Whether `pr` is the retrain PR this App opened, at the very head its retrain line holds:
+    a default-branch commit plus the files under `retrain.outputs` (retrain_loop.py), whose code
+    is the default branch's. Another bot's PR, or a commit pushed on top, is judged as any PR."""
+    if pr.from_fork or not pr.author.endswith("[bot]"):
+        return False
+    line = retrain_lines.line(conn, pr.repo)
+    if line is None or line.head_sha != pr.head_sha:
+        return False
+    # The App's own login, `<slug>[bot]` from GET /app: never a suffix or a name pattern.
+    return pr.author == gh.bot_login()

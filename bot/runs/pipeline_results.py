@@ -9,6 +9,8 @@ from bot.github.github_client import GitHubClient
 from bot.runs.context import Context
 from bot.runs.evaluation import Evaluator
 from bot.runs.publisher import Publisher
+from bot.runs.retrain_decisions import LOOP_RUN, RetrainRequest
+from bot.runs.retrain_loop import RetrainLoop
 from bot.semaphore.pipelines import PipelineDone
 from bot.state.semaphore_runs import SemaphoreRun, claim, release
 
@@ -22,6 +24,12 @@ def publish_run(
     (semaphore_poll.py) both come here."""
     installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
     gh = ctx.github.client(installation)
+    if run.kind == LOOP_RUN:
+        # A retrain of the default branch: no PR to evaluate; the retrain loop ends it.
+        loop = RetrainLoop(
+            ctx.settings, ctx.redis, gh, token=lambda: ctx.github.installation_token(installation)
+        )
+        return loop.pipeline_done(RetrainRequest.from_job(dict(run.retrain)), done, run)
     return publish(ctx, gh, installation, PullRequest(**run.pull), done, run, extra)
 
 

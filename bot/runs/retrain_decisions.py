@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.core.markdown_escape import clip, code, one_line
 from bot.core.report import log_details
-from bot.core.retrain_outputs import OutputChange
+from bot.core.retrain_outputs import ChangedFile
 from bot.runs.publication import AuditRecord, CheckOutput, Publication
 from bot.state import audit
 
@@ -26,8 +26,14 @@ TRIGGERS = {
 }
 # Outcomes of one retrain, for logs, tests and the claim that makes it happen once.
 OPENED, MOVED, UNCHANGED, FAILED = "opened", "moved", "unchanged", "failed"
-ALREADY_DONE, OWN_MERGE, UNSUPPORTED = "already-done", "own-merge", "unsupported"
+ALREADY_DONE, OWN_MERGE = "already-done", "own-merge"
 SUPERSEDED = "superseded"
+# `runner: semaphore`: the pipeline was started; its done notification (or the poll) ends it.
+STARTED = "started"
+# The kind of the Semaphore run of a retrain of the default branch (bot/state/semaphore_runs).
+LOOP_RUN = "retrain-loop"
+# The variable that names the branch a retrain pipeline pushes its outputs to (DESIGN).
+BRANCH_VARIABLE = "MLGATE_RETRAIN_BRANCH"
 # A failed retrain's check shows this much of the log: the end, where errors are.
 CHECK_LOG_LINES = 60
 # GitHub's check run summary holds at most 65535 characters.
@@ -97,7 +103,7 @@ def title(request: RetrainRequest) -> str:
     return f"Retrain ({request.short_sha})"
 
 
-def commit_message(request: RetrainRequest, changes: Sequence[OutputChange]) -> str:
+def commit_message(request: RetrainRequest, changes: Sequence[ChangedFile]) -> str:
     paths = ", ".join(c.path for c in changes)
     return (
         f"{title(request)}\n\n"
@@ -138,14 +144,12 @@ def reason(request: RetrainRequest) -> str:
     return f"{_user(request.user)} asked for it" if request.user else "it was asked for"
 
 
-def _file_list(changes: Sequence[OutputChange]) -> str:
-    lines = [
-        f"- {code(c.path, 200)}" + (" (deleted)" if c.content is None else "") for c in changes
-    ]
+def _file_list(changes: Sequence[ChangedFile]) -> str:
+    lines = [f"- {code(c.path, 200)}" + (" (deleted)" if c.deleted else "") for c in changes]
     return "\n".join(lines)
 
 
-def pr_body(request: RetrainRequest, changes: Sequence[OutputChange]) -> str:
+def pr_body(request: RetrainRequest, changes: Sequence[ChangedFile]) -> str:
     branch = code(request.default_branch)
     return (
         f"mlgate retrained {branch} at {_commit_link(request)} because {reason(request)}, "
@@ -156,7 +160,7 @@ def pr_body(request: RetrainRequest, changes: Sequence[OutputChange]) -> str:
     )
 
 
-def moved_comment(request: RetrainRequest, changes: Sequence[OutputChange]) -> str:
+def moved_comment(request: RetrainRequest, changes: Sequence[ChangedFile]) -> str:
     branch = code(request.default_branch)
     return (
         f"mlgate retrained {branch} at {_commit_link(request)} because {reason(request)}, "
@@ -177,17 +181,17 @@ def _record(request: RetrainRequest, detail: str, number: int | None = None) -> 
     return AuditRecord(entry)
 
 
-def _paths(changes: Sequence[OutputChange]) -> str:
+def _paths(changes: Sequence[ChangedFile]) -> str:
     return clip(one_line(", ".join(c.path for c in changes)), 300)
 
 
-def opened(request: RetrainRequest, number: int, changes: Sequence[OutputChange]) -> Publication:
+def opened(request: RetrainRequest, number: int, changes: Sequence[ChangedFile]) -> Publication:
     """A new retrain PR was opened: the audit log says so."""
     record = _record(request, f"opened #{number} with {_paths(changes)}", number)
     return Publication(request.repo, number, OPENED, audit=(record,))
 
 
-def moved(request: RetrainRequest, number: int, changes: Sequence[OutputChange]) -> Publication:
+def moved(request: RetrainRequest, number: int, changes: Sequence[ChangedFile]) -> Publication:
     """The open retrain PR was moved to this retrain: its comment and the audit log say so."""
     detail = f"moved #{number} to {request.short_sha} with {_paths(changes)}"
     return Publication(
@@ -218,8 +222,20 @@ def superseded(request: RetrainRequest, newer: str) -> Publication:
     return Publication(request.repo, None, SUPERSEDED, audit=(record,))
 
 
-def unsupported(request: RetrainRequest, why: str) -> Publication:
-    return Publication(request.repo, None, UNSUPPORTED, audit=(_record(request, why),))
+def pipeline_started(request: RetrainRequest, pipeline_file: str, workflow: str) -> Publication:
+    """`runner: semaphore`: the retrain pipeline runs; the audit log says where."""
+    detail = (
+        f"started the Semaphore pipeline {clip(one_line(pipeline_file), 200)} (workflow "
+        f"{workflow}) to push {branch_name(request.sha)}"
+    )
+    return Publication(request.repo, None, STARTED, audit=(_record(request, detail),))
+
+
+def nothing_pushed(request: RetrainRequest, branch: str) -> Publication:
+    """The retrain pipeline passed without moving its branch off the retrained commit: the
+    outputs did not change. No PR, one audit entry."""
+    record = _record(request, f"the pipeline pushed no change to {branch}; no PR")
+    return Publication(request.repo, None, UNCHANGED, audit=(record,))
 
 
 def failed(request: RetrainRequest, failure: str, log: str) -> Publication:

@@ -5,17 +5,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis
+import requests
 
 from bot.core.changes import matches
 from bot.core.config import RepoConfig, load_config
+from bot.core.markdown_escape import code
 from bot.core.retrain_outputs import (
+    MAX_OUTPUT_FILES,
+    REGULAR,
+    BlobFile,
+    ChangedFile,
     OutputChange,
+    PushedFile,
+    blob_sha,
     merges_own_retrain,
     output_changes,
 )
@@ -27,6 +36,8 @@ from bot.errors import (
     MlgateError,
     RepoConfigError,
     RunnerError,
+    SemaphoreError,
+    SettingsError,
 )
 from bot.github.github_client import GitHubClient, JSONDict
 from bot.github.repo_files import RepoFiles
@@ -37,10 +48,14 @@ from bot.runs.output_commits import commit_listing, tree_entries, work_tree_outp
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.runs.retrain_decisions import RetrainRequest
+from bot.semaphore.pipelines import PipelineDone, describe_failure, workflow_parameters
+from bot.semaphore.semaphore_client import SemaphoreClient, branch_reference
 from bot.settings import Settings
-from bot.state import default_heads, queues, retrain_lines
+from bot.state import default_heads, queues, retrain_lines, retrain_pulls, semaphore_runs
 from bot.state.queues import RUN_JOB_TIMEOUT
 from bot.state.retrain_lines import RetrainLine
+from bot.state.retrain_pulls import RetrainPull
+from bot.state.semaphore_runs import SemaphoreRun
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +134,7 @@ class OpenLine:
     number: int
     branch: str
     head_sha: str
+    title: str = ""
 
 
 @dataclass
@@ -163,25 +179,15 @@ class RetrainLoop:
         except RepoConfigError as exc:
             problems = "; ".join(exc.problems[:3])
             return decide.failed(request, f"`.github/mlgate.yml` is invalid: {problems}", "")
-        if config.retrain.runner != "local":
-            return decide.unsupported(
-                request,
-                "retrain.runner: semaphore is not run by the retrain loop yet; "
-                "use runner: local for data pushes and schedules",
-            )
-        if config.retrain.run is None:
+        on_semaphore = config.retrain.runner == "semaphore"
+        if not on_semaphore and config.retrain.run is None:
             return decide.failed(request, "`retrain.run` is not configured", "")
         saved = retrain_lines.line(self.conn, request.repo)
-        head = default_heads.head(self.conn, request.repo)
-        if (
-            saved is not None
-            and head is not None
-            and head.sha != request.sha
-            and saved.base_sha == head.sha
-        ):
-            # Queued before newer commits that were retrained meanwhile: moving the PR back
-            # to an older commit would undo that.
-            return decide.superseded(request, head.sha)
+        newer = self.newer_retrained(request, saved)
+        if newer is not None:
+            return decide.superseded(request, newer)
+        if on_semaphore:
+            return self.start_pipeline(request, config, saved)
         done = self.retrain(request, config, saved)
         if done.own_merge:
             return Publication(request.repo, None, decide.OWN_MERGE)
@@ -199,6 +205,19 @@ class RetrainLoop:
             if exc.status == 403:
                 why += "; the App needs the repository permission Contents: read & write"
             return decide.failed(request, why, done.log)
+
+    def newer_retrained(self, request: RetrainRequest, saved: RetrainLine | None) -> str | None:
+        """The default branch's head when the retrain line already holds it and `request` is
+        of an older commit: moving the PR back to the older commit would undo that."""
+        head = default_heads.head(self.conn, request.repo)
+        if (
+            saved is not None
+            and head is not None
+            and head.sha != request.sha
+            and saved.base_sha == head.sha
+        ):
+            return head.sha
+        return None
 
     # -- the retrain in the sandbox -----------------------------------------------------------
 
@@ -287,20 +306,31 @@ class RetrainLoop:
             message = decide.commit_message(request, changes)
             commit = self.gh.create_git_commit(repo, message, tree, [request.sha])
             branch = found.branch if found is not None else decide.branch_name(request.sha)
-            self.point(repo, branch, commit, found is not None)
             files = {c.path: c.sha for c in changes}
             number = found.number if found is not None else None
             line = RetrainLine(branch, request.sha, commit, tree, number, files)
+            # Saved before the branch moves: the PR's evaluation trusts that head by it.
             retrain_lines.save_line(self.conn, repo, line)
+            self.point(repo, branch, commit, found is not None)
             if found is not None:
+                self.listed(request, found.number, found.title, line)
                 return decide.moved(request, found.number, changes)
         if found is not None and line.number == found.number:
+            self.listed(request, found.number, found.title, line)
             return decide.already_published(request, found.number)
         # A new PR, or the one an earlier attempt opened before it could note its number.
         number = found.number if found is not None else self.open_pull(request, line, changes)
         self.gh.add_labels(repo, number, [decide.RETRAIN_LABEL])
         retrain_lines.save_line(self.conn, repo, replace(line, number=number))
+        self.listed(request, number, found.title if found is not None else "", line)
         return decide.opened(request, number, changes)
+
+    def listed(self, request: RetrainRequest, number: int, title: str, line: RetrainLine) -> None:
+        """The dashboard's open retrain PRs show this one at its new head."""
+        shown = RetrainPull(
+            number, title or decide.title(request), line.branch, line.head_sha, time.time()
+        )
+        retrain_pulls.record_open(self.conn, request.repo, shown)
 
     def open_line(self, request: RetrainRequest, saved: RetrainLine | None) -> OpenLine | None:
         """The open retrain PR: the saved one if still open, else any open PR of a
@@ -311,11 +341,13 @@ class RetrainLoop:
             except GitHubNotFound:
                 pull = {}
             if pull.get("state") == "open" and _line_head(pull, request.repo) == saved.branch:
-                return OpenLine(saved.number, saved.branch, str(pull["head"]["sha"]))
+                head, title = str(pull["head"]["sha"]), str(pull.get("title") or "")
+                return OpenLine(saved.number, saved.branch, head, title)
         for pull in self.gh.list_pulls(request.repo, state="open", base=request.default_branch):
             branch = _line_head(pull, request.repo)
             if branch is not None and decide.is_retrain_branch(branch):
-                return OpenLine(int(pull["number"]), branch, str(pull["head"]["sha"]))
+                head = str(pull["head"]["sha"])
+                return OpenLine(int(pull["number"]), branch, head, str(pull.get("title") or ""))
         return None
 
     def point(self, repo: str, branch: str, sha: str, exists: bool) -> None:
@@ -331,7 +363,7 @@ class RetrainLoop:
         self.gh.update_ref(repo, ref, sha, force=True)
 
     def open_pull(
-        self, request: RetrainRequest, line: RetrainLine, changes: Sequence[OutputChange]
+        self, request: RetrainRequest, line: RetrainLine, changes: Sequence[ChangedFile]
     ) -> int:
         branch = line.branch
         try:
@@ -351,6 +383,195 @@ class RetrainLoop:
                     return int(existing["number"])
             raise
         return int(pull["number"])
+
+    # -- runner: semaphore ----------------------------------------------------------------------
+
+    def start_pipeline(
+        self, request: RetrainRequest, config: RepoConfig, saved: RetrainLine | None
+    ) -> Publication:
+        """Start the retrain pipeline on the retrained commit with MLGATE_RETRAIN_BRANCH; it
+        pushes that branch itself, and its done notification (or the poll) ends the retrain
+        in `pipeline_done`."""
+        project_id, pipeline_file = config.semaphore.project_id, config.retrain.pipeline_file
+        if project_id is None or pipeline_file is None:
+            why = "retrain.runner: semaphore needs semaphore.project_id and retrain.pipeline_file"
+            return decide.failed(request, why, "")
+        if request.trigger == "data" and saved is not None:
+            files = RepoFiles(self.gh, self.conn, request.repo)
+            at_commit = {}
+            for path in request.data_paths:
+                content = files.read(path, request.sha)
+                if content is not None:
+                    at_commit[path] = BlobFile(REGULAR, blob_sha(content))
+            if merges_own_retrain(request.data_paths, saved.files, at_commit):
+                return Publication(request.repo, None, decide.OWN_MERGE)
+        run_id = uuid.uuid4().hex
+        branch = decide.branch_name(request.sha)
+        parameters = workflow_parameters(
+            {}, run_id=run_id, repo=request.repo, pr=None, sha=request.sha
+        ) | {decide.BRANCH_VARIABLE: branch}
+        with requests.Session() as session:
+            try:
+                client = SemaphoreClient(
+                    self.settings.semaphore_api_url,
+                    self.settings.semaphore_api_token,
+                    session=session,
+                )
+                started = client.run_workflow(
+                    project_id,
+                    branch_reference(request.default_branch),
+                    request.sha,
+                    pipeline_file,
+                    parameters,
+                )
+            except SettingsError as exc:
+                return decide.failed(request, f"mlgate cannot start Semaphore: {exc}", "")
+            except SemaphoreError as exc:
+                why = f"Semaphore did not start `{pipeline_file}`: {exc}"
+                return decide.failed(request, why, "")
+            url = client.workflow_url(started.workflow_id)
+        job: dict[str, Any] = asdict(request) | {"data_paths": list(request.data_paths)}
+        semaphore_runs.record_run(
+            self.conn,
+            SemaphoreRun(
+                run_id=run_id,
+                kind=decide.LOOP_RUN,
+                repo=request.repo,
+                number=0,
+                head_sha=request.sha,
+                base_sha=request.sha,
+                workflow_id=started.workflow_id,
+                pipeline_id=started.pipeline_id,
+                installation_id=request.installation_id,
+                started_at=time.time(),
+                workflow_url=url,
+                retrain=job,
+            ),
+        )
+        return decide.pipeline_started(request, pipeline_file, started.workflow_id)
+
+    def pipeline_done(
+        self, request: RetrainRequest, done: PipelineDone, run: SemaphoreRun
+    ) -> str | None:
+        """End a retrain whose pipeline is done: open or move the retrain PR to the branch
+        it pushed, or say why not. None when this pipeline was published already (the
+        notification and the poll, or a duplicate notification)."""
+        with retrain_lines.line_lock(self.conn, request.repo, RUN_JOB_TIMEOUT):
+            if not semaphore_runs.claim(self.conn, done.pipeline_id):
+                return None
+            try:
+                outcome = Publisher(self.gh, self.conn).publish(
+                    self.pipeline_course(request, done, run)
+                )
+            except BaseException:
+                semaphore_runs.release(self.conn, done.pipeline_id)  # the retry publishes
+                raise
+        log.info(
+            "retrain pipeline %s",
+            outcome,
+            extra={"repo": request.repo, "sha": request.sha, "pipeline_id": done.pipeline_id},
+        )
+        return outcome
+
+    def pipeline_course(
+        self, request: RetrainRequest, done: PipelineDone, run: SemaphoreRun
+    ) -> Publication:
+        where = f"Semaphore workflow: {run.workflow_url or run.workflow_id}\n"
+        if not done.passed:
+            return decide.failed(request, describe_failure(done.result, done.failed), where)
+        saved = retrain_lines.line(self.conn, request.repo)
+        newer = self.newer_retrained(request, saved)
+        if newer is not None:
+            return decide.superseded(request, newer)
+        branch = decide.branch_name(request.sha)
+        head = self.gh.branch_head(request.repo, branch)
+        if head is None or head == request.sha:
+            return decide.nothing_pushed(request, branch)
+        try:
+            config = load_config(RepoFiles(self.gh, self.conn, request.repo).read, request.sha)
+        except RepoConfigError as exc:
+            problems = "; ".join(exc.problems[:3])
+            return decide.failed(request, f"`.github/mlgate.yml` is invalid: {problems}", where)
+        compared = self.gh.compare(request.repo, request.sha, head)
+        if compared.get("status") != "ahead":
+            why = (
+                f"the pipeline pushed `{branch}` at {head[:7]}, which is not a descendant of "
+                f"{request.short_sha}"
+            )
+            return decide.failed(request, why, where)
+        listed = compared.get("files") or []
+        if len(listed) > MAX_OUTPUT_FILES:
+            why = f"the pipeline pushed over {MAX_OUTPUT_FILES} changed files to `{branch}`"
+            return decide.failed(request, why, where)
+        outputs = config.retrain.outputs
+        others = [str(f["filename"]) for f in listed if not matches(str(f["filename"]), outputs)]
+        if others:
+            # retrain.outputs are the files a retrain may change: the PR would carry others
+            # into the default branch under the App's name.
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            shown = ", ".join(code(p, 120) for p in others[:5]) + more
+            why = f"the pipeline pushed changes outside retrain.outputs to `{branch}`: {shown}"
+            return decide.failed(request, why, where)
+        changes = tuple(
+            PushedFile(str(f["filename"]), None if f.get("status") == "removed" else str(f["sha"]))
+            for f in listed
+        )
+        if not changes:
+            return decide.nothing_pushed(request, branch)
+        try:
+            return self.publish_branch(request, head, branch, changes, saved)
+        except GitHubError as exc:
+            if exc.status not in (403, 422) or isinstance(exc, GitHubRateLimited):
+                raise  # GitHub down or busy: the job fails, and run again it completes
+            why = f"GitHub refused to open or move the retrain PR ({exc})"
+            if exc.status == 403:
+                why += "; the App needs the repository permission Contents: read & write"
+            return decide.failed(request, why, where)
+
+    def publish_branch(
+        self,
+        request: RetrainRequest,
+        head: str,
+        pushed: str,
+        changes: Sequence[PushedFile],
+        saved: RetrainLine | None,
+    ) -> Publication:
+        """Open the retrain PR of the branch the pipeline pushed, or move the open one to its
+        head: one PR per retrain line, as `publish_outputs` keeps it."""
+        repo = request.repo
+        found = self.open_line(request, saved)
+        written = (
+            saved is not None
+            and saved.base_sha == request.sha
+            and saved.head_sha == head
+            and (found is None or found.branch == saved.branch)
+        )
+        if written:
+            # An earlier attempt of this very publication got this far.
+            assert saved is not None
+            line = saved
+            if found is None or found.head_sha != head:
+                self.point(repo, saved.branch, head, found is not None)
+        else:
+            branch = found.branch if found is not None else pushed
+            files = {c.path: c.sha for c in changes}
+            number = found.number if found is not None else None
+            line = RetrainLine(branch, request.sha, head, "", number, files)
+            # Saved before the branch moves: the PR's evaluation trusts that head by it.
+            retrain_lines.save_line(self.conn, repo, line)
+            if found is not None and found.head_sha != head:
+                self.point(repo, branch, head, True)
+            if found is not None:
+                self.listed(request, found.number, found.title, line)
+                return decide.moved(request, found.number, changes)
+        if found is not None and line.number == found.number:
+            self.listed(request, found.number, found.title, line)
+            return decide.already_published(request, found.number)
+        number = found.number if found is not None else self.open_pull(request, line, changes)
+        self.gh.add_labels(repo, number, [decide.RETRAIN_LABEL])
+        retrain_lines.save_line(self.conn, repo, replace(line, number=number))
+        self.listed(request, number, found.title if found is not None else "", line)
+        return decide.opened(request, number, changes)
 
 
 def _line_head(pull: JSONDict, repo: str) -> str | None:

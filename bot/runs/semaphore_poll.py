@@ -13,6 +13,7 @@ from bot.runs.context import Context
 from bot.runs.pipeline_results import publish_run
 from bot.runs.publication import FAILED, CheckOutput, Publication, Reaction
 from bot.runs.publisher import Publisher
+from bot.runs.retrain_decisions import LOOP_RUN, RetrainRequest, failed
 from bot.semaphore.pipelines import PipelineDone, pipeline_path
 from bot.semaphore.semaphore_client import Pipeline, SemaphoreClient
 from bot.state import semaphore_runs
@@ -114,7 +115,14 @@ def expire(ctx: Context, run: SemaphoreRun, waited: float) -> bool:
     try:
         installation = run.installation_id or ctx.github.installation_for_repo(run.repo)
         gh = ctx.github.client(installation)
-        Publisher(gh, ctx.redis).publish(expiry(run, waited, ctx.settings.public_url))
+        if run.kind == LOOP_RUN:
+            # A retrain of the default branch fails as a failed retrain does; no PR to tell.
+            why = f"no result from the Semaphore pipeline after {describe_wait(waited)}"
+            where = f"Semaphore workflow: {run.workflow_url or run.workflow_id}\n"
+            shown = failed(RetrainRequest.from_job(dict(run.retrain)), why, where)
+        else:
+            shown = expiry(run, waited, ctx.settings.public_url)
+        Publisher(gh, ctx.redis).publish(shown)
     except BaseException:
         release(ctx.redis, run.pipeline_id)  # the next sweep expires it
         raise

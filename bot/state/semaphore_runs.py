@@ -20,7 +20,8 @@ class SemaphoreRun:
     """A workflow mlgate started for a PR head: what to publish, and where, when it is done.
 
     `pull` is the PullRequest as a dict (its fields), so that the run survives in Redis as
-    JSON; `kind` is "evaluate" or "retrain".
+    JSON; `kind` is "evaluate" or "retrain", or "retrain-loop" for a retrain of the default
+    branch, which has no PR (`number` 0) and keeps its request, as plain fields, in `retrain`.
     """
 
     run_id: str
@@ -39,6 +40,7 @@ class SemaphoreRun:
     comment_id: int | None = None
     note: str = ""
     workflow_url: str | None = None
+    retrain: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         # Unsorted: parameters keep the order the report shows them in.
