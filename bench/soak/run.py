@@ -362,7 +362,7 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
         guids = list(by_guid)
         settled, states = False, Counter[str]()
         seen: object = None
-        moved = draining
+        moved, said = draining, 0.0
         while time.monotonic() - draining < config.drain_timeout:
             try:
                 settled, states = _settled(conn, guids)
@@ -374,7 +374,9 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
                 break
             if now_seen != seen:
                 seen, moved = now_seen, time.monotonic()
-                _say(f"draining: deliveries {dict(states)}, jobs waiting {backlog}", quiet)
+                if moved - said >= 10:
+                    said = moved
+                    _say(f"draining: deliveries {dict(states)}, jobs waiting {backlog}", quiet)
             elif config.stall_timeout is not None:
                 if time.monotonic() - moved > config.stall_timeout:
                     break
