@@ -65,9 +65,11 @@ class SoakConfig:
     # None: `mlgate scheduler` sweeps for dead workers' jobs (every 30 s); else this process
     # sweeps every so many seconds, for a short run.
     sweep_every: float | None = None
-    drain_timeout: float = 900.0
-    # Draining also stops once nothing has moved (delivery states, queues) for this long.
-    stall_timeout: float | None = None
+    # Draining stops when everything settled, after nothing moved (delivery states, queues)
+    # for `stall_timeout` seconds, or at the latest after `drain_timeout` seconds: a slow
+    # machine takes long to work through 10,000 jobs, which is no loss.
+    drain_timeout: float = 3600.0
+    stall_timeout: float | None = 120.0
     seed: int = 11
 
 
