@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+ARCHITECTURE = ROOT / "ARCHITECTURE.md"
 PARTS = ("core", "state", "web", "handlers", "runs", "github", "semaphore", "emulator")
 # Libraries that do I/O: a core module importing one is no longer pure.
 IO_LIBRARIES = {
@@ -243,3 +245,16 @@ def test_the_guard_catches_a_forbidden_import(
     path = tmp_path / "x.py"
     path.write_text(source)
     assert expected in violations([(module, path)])
+
+
+def test_architecture_names_every_module_once() -> None:
+    rows = re.findall(r"^\| `((?:bot|workers)/[\w/]+\.py)` \|", ARCHITECTURE.read_text(), re.M)
+    on_disk = {
+        str(path.relative_to(ROOT))
+        for folder in ("bot", "workers")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert sorted(rows) == sorted(set(rows)), "a module is listed twice"
+    assert sorted(on_disk - set(rows)) == [], "modules missing from ARCHITECTURE.md"
+    assert sorted(set(rows) - on_disk) == [], "ARCHITECTURE.md lists modules that do not exist"

@@ -27,7 +27,7 @@ from bot.cli import main
 from bot.embedded_redis import find_redis_server
 from bot.emulator import GitHubEmulator
 from bot.github.github_client import GitHubApp
-from bot.settings import Settings, unescape_pem
+from bot.settings import DEFAULT_SHUTDOWN_GRACE, Settings, unescape_pem
 from bot.state.redis_conn import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -463,6 +463,10 @@ def test_compose_worker_keeps_its_data_dir_and_may_start_the_sandbox() -> None:
     seconds = int(worker["stop_grace_period"].removesuffix("s"))
     assert seconds == int(systemd_unit("worker")["TimeoutStopSec"][0])
     assert seconds == kubernetes_deployment("mlgate-worker")["terminationGracePeriodSeconds"]
+    # Longer than the job's own grace, so that its check and lock are handled before the kill.
+    grace = float(env_example().get("MLGATE_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE))
+    assert grace == DEFAULT_SHUTDOWN_GRACE
+    assert seconds > grace
 
 
 # --- Kubernetes ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 import redis
 import requests
 from redis.exceptions import LockError
+from rq import Retry
 from rq.job import Job, get_current_job
 
 from bot.core.allowlist import repo_allowed
@@ -31,7 +33,7 @@ from bot.runs import deploy, experiment_runs, monitor_issue, semaphore_poll
 from bot.runs.context import Context
 from bot.runs.deploy_decisions import DeployRequest
 from bot.runs.evaluation import Evaluator, author_trusted
-from bot.runs.evaluation_decisions import reacted
+from bot.runs.evaluation_decisions import ended_without_verdict, reacted
 from bot.runs.publication import Publication
 from bot.runs.publisher import Publisher
 from bot.runs.retrain_decisions import RetrainRequest
@@ -155,7 +157,7 @@ def evaluate_pull_request(
     requested_by: str = "",
     comment_id: int | None = None,
     candidate: dict[str, Any] | None = None,
-) -> str:
+) -> str | Retry:
     """Evaluate one PR head (after a retrain, if asked) and publish comment and check.
 
     One run per PR at a time: a second command's run waits here for the first (a Redis lock).
@@ -163,6 +165,10 @@ def evaluate_pull_request(
     started on Semaphore ends with its pipeline, whose notification reacts. `candidate`
     (`{"matrix": id, "number": n}`) makes it a `/retrain` matrix candidate's run
     (bot/runs/experiment_runs.py): its result goes to the leaderboard, not to mlgate/quality.
+
+    GitHub still failing after the client's own tries runs it again later, as
+    MLGATE_RETRY_DELAYS says for an event's job; once no attempt is left, or on any other
+    failure, its mlgate/quality check ends neutral, saying to comment /evaluate.
     """
     settings = Settings.from_env()
     ctx = Context(settings=settings, redis=_connection(settings))
@@ -182,28 +188,38 @@ def evaluate_pull_request(
     # The run's started entry as the lock's token: whoever takes back this run from a dead
     # worker frees exactly this lock (workers/interruptions.py), never another run's.
     token = f"{job.id}:{execution}" if job is not None and execution else uuid.uuid4().hex
-    try:
-        if not lock.acquire(token=token):
-            raise LockError(f"PR {request.repo}#{request.number} stayed locked by another run")
+    if not lock.acquire(token=token):
+        # Another run of this PR held the lock all along; it publishes the PR's checks.
+        publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
+        raise LockError(f"PR {request.repo}#{request.number} stayed locked by another run")
+    if candidate is not None:
         try:
-            if candidate is not None:
-                return _run_candidate(evaluator, publisher, request, installation_id, candidate)
-            publication = evaluator.evaluate(
-                request,
-                trusted=lambda: author_trusted(gh, request, ctx.redis),
-                note=note or None,
-                forced=forced,
-                retrain=Retrain(retrain, requested_by) if retrain is not None else None,
-                comment_id=comment_id,
-                requested_by=requested_by,
-            )
-            outcome = publisher.publish(publication)
+            return _run_candidate(evaluator, publisher, request, installation_id, candidate)
         finally:
             lock.release()
-    except BaseException:
-        # The job failed (a retry may follow): the command that asked hears so now.
-        publisher.publish(reacted(Publication(request.repo, outcome="error"), comment_id))
+    try:
+        publication = evaluator.evaluate(
+            request,
+            trusted=lambda: author_trusted(gh, request, ctx.redis),
+            note=note or None,
+            forced=forced,
+            retrain=Retrain(retrain, requested_by) if retrain is not None else None,
+            comment_id=comment_id,
+            requested_by=requested_by,
+        )
+        outcome = publisher.publish(publication)
+    except (GitHubRetriesExhausted, GitHubRateLimited) as exc:
+        later = _retry_later(job, settings.retry_delays, exc)
+        if later is not None:
+            return later
+        _end_without_verdict(publisher, job, request, comment_id, exc, github=True)
         raise
+    except BaseException as exc:
+        _end_without_verdict(publisher, job, request, comment_id, exc, github=False)
+        raise
+    finally:
+        # Released after the run's last word, so that no later run's verdict comes before it.
+        lock.release()
     log.info(
         "evaluated: %s",
         outcome,
@@ -227,7 +243,7 @@ def _run_candidate(
             installation_id,
             matrix_id,
             number,
-            trusted=lambda: author_trusted(evaluator.gh, request),
+            trusted=lambda: author_trusted(evaluator.gh, request, evaluator.conn),
         )
     except Exception as exc:
         # The matrix goes on without this candidate, which shows why it has no result.
@@ -237,6 +253,48 @@ def _run_candidate(
         )
         raise
     return publisher.publish(publication)
+
+
+def _retry_later(job: Job | None, delays: tuple[int, ...], exc: GitHubError) -> Retry | None:
+    """rq's Retry of the running evaluation after GitHub kept failing it, while
+    MLGATE_RETRY_DELAYS allows one more attempt, not before a rate limit's retry-after;
+    None when none is left."""
+    done = (job.number_of_retries or 0) if job is not None else 0
+    if job is None or done >= len(delays):
+        return None
+    waits = list(delays)
+    if isinstance(exc, GitHubRateLimited):
+        waits[done] = max(waits[done], math.ceil(exc.retry_after))
+    log.warning(
+        "GitHub kept failing the run; it runs again in %d s: %s",
+        waits[done],
+        exc,
+        extra={"job_id": job.id, "attempt": done + 1, "attempts": len(delays) + 1},
+    )
+    return Retry(max=len(delays), interval=waits)
+
+
+def _end_without_verdict(
+    publisher: Publisher,
+    job: Job | None,
+    pr: PullRequest,
+    comment_id: int | None,
+    exc: BaseException,
+    *,
+    github: bool,
+) -> None:
+    """The failed run's last word: its check ends neutral (never left queued) and the command
+    that asked hears so. GitHub may still be failing: the job's own error stays the one kept."""
+    attempts = (job.number_of_retries or 0) + 1 if job is not None else 1
+    shown = ended_without_verdict(pr, github=github, attempts=attempts)
+    try:
+        publisher.publish(reacted(shown, comment_id))
+    except Exception as failed:
+        log.warning(
+            "could not end the failed run's check: %s",
+            failed,
+            extra={"repo": pr.repo, "pr": pr.number, "sha": pr.head_sha, "error": str(exc)},
+        )
 
 
 def record_baseline(

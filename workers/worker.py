@@ -77,6 +77,11 @@ class MlgateWorker(Worker):
         started = time.monotonic()
         try:
             super().execute_job(job, queue)
+        except BaseException:
+            # The worker lost its job (Redis went away while it watched the horse): the job
+            # stays started until the scheduler's sweep takes it back, as after a crash.
+            self._interrupted = job.id
+            raise
         finally:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()

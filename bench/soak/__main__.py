@@ -102,6 +102,12 @@ def _span(values: list[int]) -> str:
     help="MLGATE_RETRY_DELAYS of the run (the product's default: 10,60,300).",
 )
 @click.option("--drain-timeout", default=DEFAULTS.drain_timeout, show_default=True)
+@click.option(
+    "--stall-timeout",
+    default=DEFAULTS.stall_timeout,
+    show_default=True,
+    help="Stop draining after this many seconds without progress.",
+)
 @click.option("--seed", default=DEFAULTS.seed, show_default=True)
 def main(
     deliveries: int,
@@ -116,6 +122,7 @@ def main(
     no_kill: bool,
     retry_delays: str,
     drain_timeout: float,
+    stall_timeout: float,
     seed: int,
 ) -> None:
     """10,000 signed deliveries (5% duplicates) to `mlgate serve` and `mlgate worker`, with
@@ -134,6 +141,7 @@ def main(
         kill_worker=not no_kill,
         retry_delays=retry_delays,
         drain_timeout=drain_timeout,
+        stall_timeout=stall_timeout,
         seed=seed,
     )
     report = soak(config)

@@ -213,11 +213,11 @@ class Processes:
 
     def log_lines(self, needle: str) -> int:
         """How many lines of every log hold `needle`."""
-        return sum(
-            line.count(needle)
-            for log in self.logs.glob("*.log")
-            for line in log.open(errors="replace")
-        )
+        found = 0
+        for log in self.logs.glob("*.log"):
+            with log.open(errors="replace") as lines:
+                found += sum(line.count(needle) for line in lines)
+        return found
 
 
 def _answers(url: str) -> bool:

@@ -65,7 +65,11 @@ class SoakConfig:
     # None: `mlgate scheduler` sweeps for dead workers' jobs (every 30 s); else this process
     # sweeps every so many seconds, for a short run.
     sweep_every: float | None = None
-    drain_timeout: float = 900.0
+    # Draining stops when everything settled, after nothing moved (delivery states, queues)
+    # for `stall_timeout` seconds, or at the latest after `drain_timeout` seconds: a slow
+    # machine takes long to work through 10,000 jobs, which is no loss.
+    drain_timeout: float = 3600.0
+    stall_timeout: float | None = 120.0
     seed: int = 11
 
 
@@ -251,6 +255,12 @@ def _settled(conn: redis.Redis, guids: list[str]) -> tuple[bool, Counter[str]]:
     return (ended == len(guids) and not busy), states
 
 
+def _backlog(conn: redis.Redis) -> dict[str, int]:
+    """Jobs queued, and waiting for their retry delay, per queue: what draining works through."""
+    counts = {f"{q} queued": Queue(q, connection=conn).count for q in QUEUES}
+    return counts | {f"{q} scheduled": _scheduled(conn, q) for q in QUEUES}
+
+
 def _running(conn: redis.Redis) -> bool:
     """Whether a job is started (rq may keep stale entries of jobs that ended meanwhile)."""
     entries = [e for q in QUEUES for e in running_jobs.started(conn, q)]
@@ -280,6 +290,8 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
     github = FaultyGitHub(app_id=APP_ID, root=work / "github", fault_rate=0.0, seed=config.seed)
     processes: Processes | None = None
     stop_sweeping = threading.Event()
+    swept: list[str] = []  # jobs this process's own sweep queued again
+    sweeper: threading.Thread | None = None
     began = time.monotonic()
     try:
         own.start()
@@ -296,11 +308,12 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
         if config.sweep_every is None:
             processes.start("scheduler", "scheduler")
         else:
-            threading.Thread(
+            sweeper = threading.Thread(
                 target=_sweep_now_and_then,
-                args=(own.url, env, config.sweep_every, stop_sweeping),
+                args=(own.url, env, config.sweep_every, stop_sweeping, swept),
                 daemon=True,
-            ).start()
+            )
+            sweeper.start()
 
         repos = _repositories(github, config.prs)
         plan = _plan(github, repos, config)
@@ -350,13 +363,25 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
         draining = time.monotonic()
         guids = list(by_guid)
         settled, states = False, Counter[str]()
+        seen: object = None
+        moved, said = draining, 0.0
         while time.monotonic() - draining < config.drain_timeout:
             try:
                 settled, states = _settled(conn, guids)
+                backlog = _backlog(conn)
+                now_seen: object = (sorted(states.items()), sorted(backlog.items()))
             except redis.RedisError:
-                settled = False
+                settled, now_seen = False, seen
             if settled:
                 break
+            if now_seen != seen:
+                seen, moved = now_seen, time.monotonic()
+                if moved - said >= 10:
+                    said = moved
+                    _say(f"draining: deliveries {dict(states)}, jobs waiting {backlog}", quiet)
+            elif config.stall_timeout is not None:
+                if time.monotonic() - moved > config.stall_timeout:
+                    break
             time.sleep(1.0)
         report.seconds["draining"] = round(time.monotonic() - draining, 1)
         report.seconds["total"] = round(time.monotonic() - began, 1)
@@ -371,11 +396,13 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
             "github_502": github.injected[502],
             "github_403_retry_after": github.injected[403],
             "redis_down_s": round(own.downtime, 1),
-            "jobs_taken_back": processes.log_lines(TAKEN_BACK),
+            "jobs_taken_back": processes.log_lines(TAKEN_BACK) + len(swept),
         }
         return report
     finally:
         stop_sweeping.set()
+        if sweeper is not None:
+            sweeper.join(timeout=60)
         if processes is not None:
             processes.stop_all()
         github.stop()
@@ -386,15 +413,21 @@ def soak(config: SoakConfig, *, quiet: bool = False, work_dir: Path | None = Non
             print(f"kept {work}")
 
 
-def _sweep_now_and_then(url: str, env: dict[str, str], every: float, stop: threading.Event) -> None:
-    """What `mlgate scheduler`'s periodic job does, more often (a short run cannot wait 30 s)."""
+def _sweep_now_and_then(
+    url: str, env: dict[str, str], every: float, stop: threading.Event, swept: list[str]
+) -> None:
+    """What `mlgate scheduler`'s periodic job does, more often (a short run cannot wait 30 s);
+    the ids of the jobs it queued again go to `swept`."""
     settings = Settings.from_env(env)
     conn = connect(url, socket_timeout=5)
-    while not stop.wait(every):
-        try:
-            interruptions.sweep(conn, settings)
-        except redis.RedisError:
-            pass  # Redis restarting: the next sweep
+    try:
+        while not stop.wait(every):
+            try:
+                swept.extend(interruptions.sweep(conn, settings))
+            except redis.RedisError:
+                pass  # Redis restarting: the next sweep
+    finally:
+        conn.close()
 
 
 def _tally(

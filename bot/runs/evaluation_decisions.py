@@ -302,6 +302,32 @@ def run_reaction(comment_id: int | None, outcome: str) -> Reaction | None:
     return Reaction(comment_id, FAILED if outcome in NOT_SUCCEEDED else DONE)
 
 
+GITHUB_KEPT_FAILING = "GitHub kept failing; comment /evaluate to retry"
+RUN_FAILED = "mlgate failed; comment /evaluate to retry"
+
+
+def ended_without_verdict(pr: PullRequest, *, github: bool, attempts: int) -> Publication:
+    """`mlgate/quality` of a run that ended for good without a verdict: GitHub kept failing
+    it through every retry (`github`), or it failed otherwise. Nothing was decided
+    about the PR, so neutral (as without a sandbox), and no run follows: /evaluate or the
+    check's Re-evaluate button starts one."""
+    if github:
+        title = GITHUB_KEPT_FAILING
+        why = (
+            f"GitHub kept failing mlgate's requests (server errors or rate limits) through "
+            f"{attempts} attempt{'s' if attempts != 1 else ''} of this evaluation"
+        )
+    else:
+        title = RUN_FAILED
+        why = "The evaluation stopped on an error (the worker's log says which)"
+    summary = (
+        f"{why}, so it reached no verdict on this commit. Comment `/evaluate` on the pull "
+        "request, or press **Re-evaluate**, to run it again."
+    )
+    check = CheckOutput(QUALITY_CHECK, pr.head_sha, title, summary, "neutral")
+    return Publication(pr.repo, pr.number, "error", checks=(check,))
+
+
 def reacted(shown: Publication, comment_id: int | None) -> Publication:
     """`shown` with the reaction of the command that asked for the run, if any."""
     reaction = run_reaction(comment_id, shown.outcome)

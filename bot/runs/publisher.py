@@ -25,7 +25,7 @@ class Publisher:
     """Writes publications for one installation's client.
 
     The order is fixed: what Redis remembers first (audit entries, decisions, the kept
-    evaluation), then the comment, the checks, the reply and the reactions, and runs last,
+    evaluation), then the comment, the checks, the reactions and the reply, and runs last,
     so that a queued run never overtakes the check that shows it queued.
     """
 
@@ -55,11 +55,14 @@ class Publisher:
                 # An evaluation's verdict, once it shows: mlgate_evaluations_total.
                 verdict = check.conclusion or "in_progress"
                 telemetry.metrics().evaluations.labels(verdict=verdict).inc()
-        if publication.reply:
-            assert number is not None, "a reply is on a PR"
-            self.gh.create_comment(repo, number, publication.reply)
         for reaction in publication.reactions:
             self.gh.add_reaction(repo, reaction.comment_id, reaction.content)
+        if publication.reply:
+            # The one write that is not idempotent comes after those that are (GitHub answers
+            # a reaction given twice with the first): a write failing after it would fail the
+            # job, and its retry would post the reply again.
+            assert number is not None, "a reply is on a PR"
+            self.gh.create_comment(repo, number, publication.reply)
         for run in publication.runs:
             queues.enqueue_run(self.conn, run.kind, run.func, repo, number, run.sha, **run.job)
         return publication.outcome

@@ -171,6 +171,10 @@ def accept_github_delivery(
     )
 
 
+# A run queued, waiting for its retry delay (scheduled) or running: not queued again.
+_PENDING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED)
+
+
 def run_job_id(kind: str, repo: str, number: int | None, sha: str) -> str:
     """A stable job id per (kind, repo, PR, sha): the same work is never queued twice.
 
@@ -193,8 +197,12 @@ def enqueue_run(
     """Queue a slow job on `runs`, unless the same one is already queued or running."""
     job_id = run_job_id(kind, repo, number, sha)
     existing = Job.fetch(job_id, connection=conn) if Job.exists(job_id, conn) else None
-    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
-        return False
+    if existing is not None:
+        if existing.get_status() in _PENDING:
+            return False
+        # rq writes a new job over the old hash, which would keep the ended run's count of
+        # retries (workers/jobs.py): the new run gets every attempt MLGATE_RETRY_DELAYS allows.
+        existing.delete()
     Queue(RUNS, connection=conn).enqueue_call(
         func, kwargs=kwargs, job_id=job_id, timeout=RUN_JOB_TIMEOUT, failure_ttl=FAILURE_TTL
     )
@@ -202,12 +210,13 @@ def enqueue_run(
 
 
 def cancel_run(conn: redis.Redis, kind: str, repo: str, number: int | None, sha: str) -> bool:
-    """Cancel a queued run (a newer push superseded it); True if one was cancelled."""
+    """Cancel a queued run, or one waiting for its retry (a newer push superseded it); True
+    if one was cancelled."""
     job_id = run_job_id(kind, repo, number, sha)
     if not Job.exists(job_id, conn):
         return False
     job = Job.fetch(job_id, connection=conn)
-    if job.get_status() != JobStatus.QUEUED:
+    if job.get_status() not in (JobStatus.QUEUED, JobStatus.SCHEDULED):
         return False
     job.cancel()
     return True

@@ -77,7 +77,20 @@ class DroppingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.dropped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        # Every socket and thread of the proxy, for close(): a pump left blocked on a closed
+        # socket's number would read from whatever a later test opens under that number.
+        self._lock = threading.Lock()
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        with self._lock:
+            self._start(self._accept)
+
+    def _start(self, target: Callable[..., None], *args: object) -> None:
+        """A thread of the proxy's; called with the lock held, so close() sees every one."""
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -85,11 +98,21 @@ class DroppingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
-            # Per connection: whether Redis's next answer on it is to be swallowed.
-            cut = threading.Event()
-            for args in ((client, upstream, True, cut), (upstream, client, False, cut)):
-                threading.Thread(target=self._pump, args=args, daemon=True).start()
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._closed:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+                # Per connection: whether Redis's next answer on it is to be swallowed.
+                cut = threading.Event()
+                for args in ((client, upstream, True, cut), (upstream, client, False, cut)):
+                    self._start(self._pump, *args)
 
     def _pump(
         self, src: socket.socket, dst: socket.socket, from_client: bool, cut: threading.Event
@@ -124,7 +147,21 @@ class DroppingProxy:
         return urlunsplit(parts._replace(netloc="@".join(netloc)))
 
     def close(self) -> None:
-        self.listener.close()
+        """Stop accepting, cut every connection, and wait for every thread of the proxy to end;
+        only then are the sockets closed, so no thread is left holding a socket's number."""
+        with self._lock:
+            self._closed = True
+            sockets, threads = [self.listener, *self._sockets], list(self._threads)
+        for sock in sockets:
+            # shutdown wakes a thread blocked in accept() or recv() on it; close alone does not.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout=10)
+        for sock in sockets:
+            sock.close()
+        alive = [t.name for t in threads if t.is_alive()]
+        assert not alive, f"proxy threads still running: {alive}"
 
 
 MakeProxy = Callable[[bool, int], DroppingProxy]
