@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,3 +136,13 @@ def head_appeared(conn: redis.Redis, emulator: GitHubEmulator, repo: str, number
     assert appeared is not None
     record_head(conn, repo, number, str(pull["head"]["sha"]))
     record_appearance(conn, repo, number, str(pull["head"]["sha"]), appeared)
+
+
+def bot_replies(emulator: GitHubEmulator, repo: str, number: int) -> list[str]:
+    """mlgate's comments on PR `number` other than its sticky report, as GitHub shows them:
+    without the hidden marker that ends each reply (bot/runs/publisher.py `reply_marker`)."""
+    return [
+        re.sub(r"\n\n<!-- mlgate:reply \d+ -->\Z", "", str(c["body"]))
+        for c in emulator.comments(repo, number)
+        if c["user"]["type"] == "Bot" and not str(c["body"]).startswith("<!-- mlgate:report")
+    ]

@@ -11,7 +11,7 @@ from bot import sample
 from bot.core.report import parse_data
 from bot.emulator import GitHubEmulator
 from bot.state import audit
-from tests.support import Bot, comment_event, github_event, pull_request_event
+from tests.support import Bot, bot_replies, comment_event, github_event, pull_request_event
 
 REPO = "octo/model"
 CONFIG = """\
@@ -68,12 +68,7 @@ def reactions(emulator: GitHubEmulator, comment: dict[str, Any]) -> list[str]:
 
 
 def replies(emulator: GitHubEmulator, number: int) -> list[str]:
-    """Comments by mlgate other than its sticky report."""
-    return [
-        c["body"]
-        for c in emulator.comments(REPO, number)
-        if c["user"]["type"] == "Bot" and not c["body"].startswith("<!-- mlgate:report")
-    ]
+    return bot_replies(emulator, REPO, number)
 
 
 def report(emulator: GitHubEmulator, number: int) -> dict[str, Any]:

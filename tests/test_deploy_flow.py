@@ -16,6 +16,7 @@ from tests.support import (
     SEMAPHORE_REPO,
     SEMAPHORE_SECRET,
     Bot,
+    bot_replies,
     comment_event,
     github_event,
     pull_request_event,
@@ -114,14 +115,6 @@ def promotion_posts(semaphore: SemaphoreEmulator) -> int:
 
 def statuses(emulator: GitHubEmulator, deployment: dict[str, Any]) -> list[str]:
     return [s["state"] for s in emulator.deployment_statuses(deployment["id"])]
-
-
-def bot_replies(emulator: GitHubEmulator, number: int) -> list[str]:
-    return [
-        c["body"]
-        for c in emulator.comments(REPO, number)
-        if c["user"]["type"] == "Bot" and "mlgate:report" not in c["body"]
-    ]
 
 
 def test_approved_on_the_pr_deploys_the_merge_commits_pipeline_once_merged(
@@ -235,7 +228,7 @@ def test_self_approval_and_a_read_user_are_refused(
     check = deploy_check(emulator, sha)
     assert check["conclusion"] == "action_required"
     assert f"@{user}: {why}" in check["output"]["summary"]
-    [reply] = bot_replies(emulator, number)
+    [reply] = bot_replies(emulator, REPO, number)
     assert f"@{user}, deploying {sha[:7]} was not approved: {why}" in reply
     entry = audit.entries(bot.conn, REPO)[-1]
     assert (entry.kind, entry.user) == ("deploy-refused", user)
@@ -250,7 +243,7 @@ def test_a_click_on_an_old_head_is_refused_as_stale(
     emulator.repo(REPO).commit("feature", {"README.md": "more\n"})
     bot.deliver("pull_request", pull_request_event(emulator, REPO, number, "synchronize"))
     click(bot, number, "ada", sha=old)
-    assert "stale" in bot_replies(emulator, number)[-1]
+    assert "stale" in bot_replies(emulator, REPO, number)[-1]
     assert deploy_check(emulator, old)["conclusion"] == "action_required"
     assert audit.decision(bot.conn, "deploy-approval", REPO, number, old) is None
     assert audit.entries(bot.conn, REPO)[-1].kind == "deploy-refused"
@@ -267,7 +260,7 @@ def test_deploy_before_the_gate_passed_is_refused(
         "Waiting for the quality gate",
     )
     say(bot, number, "/deploy", "ada")
-    assert "the quality gate has not passed" in bot_replies(emulator, number)[-1]
+    assert "the quality gate has not passed" in bot_replies(emulator, REPO, number)[-1]
     assert deploy_check(emulator, sha)["conclusion"] == "neutral"
     assert semaphore.promotions == []
 
@@ -298,7 +291,7 @@ def test_a_writer_outside_the_team_or_not_yet_in_it_is_refused(
     if state is not None:
         emulator.add_team_member("octo", "ml-leads", "wes", state=state)
     click(bot, number, "wes")
-    assert "@wes is not an approver" in bot_replies(emulator, number)[-1]
+    assert "@wes is not an approver" in bot_replies(emulator, REPO, number)[-1]
     assert deploy_check(emulator, head(emulator, number))["conclusion"] == "action_required"
 
 
@@ -325,7 +318,7 @@ def test_deploy_run_deploys_the_approved_commit_on_a_worker(
     [deployment] = emulator.deployments(REPO)
     assert deployment["sha"] == sha
     assert statuses(emulator, deployment) == ["in_progress", "success"]
-    assert "the deploy command runs on a worker" in bot_replies(emulator, number)[-1]
+    assert "the deploy command runs on a worker" in bot_replies(emulator, REPO, number)[-1]
 
 
 def test_a_failing_deploy_run_marks_the_deployment_failed(

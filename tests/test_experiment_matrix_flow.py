@@ -18,7 +18,7 @@ from bot.emulator import GitHubEmulator
 from bot.runs.evaluation_queue import EVALUATE
 from bot.state import audit, candidates
 from bot.state.queues import EVENTS, RUNS, run_job_id
-from tests.support import Bot, comment_event, pull_request_event, run_jobs
+from tests.support import Bot, bot_replies, comment_event, pull_request_event, run_jobs
 
 REPO = "octo/model"
 CONFIG = """\
@@ -109,11 +109,7 @@ def run_events(conn: redis.Redis) -> None:
 
 
 def replies(emulator: GitHubEmulator, number: int) -> list[str]:
-    return [
-        c["body"]
-        for c in emulator.comments(REPO, number)
-        if c["user"]["type"] == "Bot" and not c["body"].startswith("<!-- mlgate:report")
-    ]
+    return bot_replies(emulator, REPO, number)
 
 
 def report(emulator: GitHubEmulator, number: int) -> dict[str, Any]:

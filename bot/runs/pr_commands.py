@@ -74,7 +74,10 @@ class Conversation:
         reply = self.decided.reply
         if reply is not None and len(reply) > REPLY_LIMIT:
             reply = reply[:REPLY_LIMIT] + "\n\n(This reply was cut: GitHub refuses longer ones.)"
-        return replace(self.decided, reply=reply, audit=tuple(self.records.pending))
+        reply_to = self.comment_id if reply is not None else None
+        return replace(
+            self.decided, reply=reply, reply_to=reply_to, audit=tuple(self.records.pending)
+        )
 
     def reply(self, body: str) -> None:
         """Add `body` to the comment's one reply; the same answer twice (`/help` ten times) is

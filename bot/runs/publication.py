@@ -82,7 +82,8 @@ class Publication:
     """Everything one evaluation, command or deploy writes on one PR (or repository).
 
     `outcome` names the result for logs, tests and the reaction of the command that asked.
-    A comment gets at most one `reply`: the answers of its commands are gathered into it.
+    A comment gets at most one `reply`: the answers of its commands are gathered into it;
+    `reply_to` is that comment's id (the publisher posts its reply once, whatever reruns).
     """
 
     repo: str
@@ -91,6 +92,7 @@ class Publication:
     comment: str | None = None
     checks: tuple[CheckOutput, ...] = ()
     reply: str | None = None
+    reply_to: int | None = None
     reactions: tuple[Reaction, ...] = ()
     audit: tuple[AuditRecord, ...] = ()
     kept: KeptEvaluation | None = None
@@ -108,6 +110,7 @@ class Publication:
             comment=later.comment if later.comment is not None else self.comment,
             checks=tuple(checks.values()),
             reply="\n\n---\n\n".join(replies) if replies else None,
+            reply_to=self.reply_to if self.reply_to is not None else later.reply_to,
             reactions=self.reactions + later.reactions,
             audit=self.audit + later.audit,
             kept=later.kept or self.kept,

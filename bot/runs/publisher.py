@@ -18,7 +18,14 @@ from bot.runs.publication import (
     KeptEvaluation,
     Publication,
 )
-from bot.state import audit, deploys, queues, recent_evaluations, stored_evaluations
+from bot.state import (
+    audit,
+    comment_replies,
+    deploys,
+    queues,
+    recent_evaluations,
+    stored_evaluations,
+)
 
 
 class Publisher:
@@ -62,10 +69,32 @@ class Publisher:
             # a reaction given twice with the first): a write failing after it would fail the
             # job, and its retry would post the reply again.
             assert number is not None, "a reply is on a PR"
-            self.gh.create_comment(repo, number, publication.reply)
+            if publication.reply_to is None:
+                self.gh.create_comment(repo, number, publication.reply)
+            else:
+                self._reply_once(repo, number, publication.reply_to, publication.reply)
         for run in publication.runs:
             queues.enqueue_run(self.conn, run.kind, run.func, repo, number, run.sha, **run.job)
         return publication.outcome
+
+    def _reply_once(self, repo: str, number: int, comment_id: int, reply: str) -> None:
+        """Post comment `comment_id`'s reply unless it went out already. After a try that
+        never said how it ended, the PR's comments tell: ours that carry the reply's marker."""
+        marker = reply_marker(comment_id)
+        state = comment_replies.start(self.conn, repo, comment_id)
+        if state == "posted":
+            return
+        if state == "unsure":
+            login = self.gh.bot_login()
+            if any(
+                sticky_comment.written_by(comment, login)
+                and str(comment.get("body", "")).endswith(marker)
+                for comment in self.gh.list_comments(repo, number)
+            ):
+                comment_replies.posted(self.conn, repo, comment_id)
+                return
+        self.gh.create_comment(repo, number, f"{reply}\n\n{marker}")
+        comment_replies.posted(self.conn, repo, comment_id)
 
     def show(self, repo: str, check: CheckOutput) -> None:
         """A step of a long run ("fetching", "evaluating 1/3"), shown while it goes on."""
@@ -77,6 +106,11 @@ class Publisher:
             deploys.add_refusal(self.conn, repo, entry.sha, f"@{entry.user}: {entry.detail}")
         elif record.remember is not None:
             audit.set_decision(self.conn, record.remember, repo, entry)
+
+
+def reply_marker(comment_id: int) -> str:
+    """The end of the reply to comment `comment_id`: hidden on GitHub, found again by a rerun."""
+    return f"<!-- mlgate:reply {comment_id} -->"
 
 
 def listed(number: int, kept: KeptEvaluation, now: float) -> recent_evaluations.PublishedEvaluation:

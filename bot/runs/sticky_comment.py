@@ -18,16 +18,20 @@ log = logging.getLogger(__name__)
 LOCK_SECONDS = 60
 
 
-def _is_ours(comment: dict[str, Any], login: str | None) -> bool:
-    """Written by this App's own bot user, with the marker. Anyone can write the marker, and
-    any App's bot can post it: editing such a comment would put our report under its name."""
+def written_by(comment: dict[str, Any], login: str | None) -> bool:
+    """Written by the bot user `login` (this App's own). Anyone can write a marker, and any
+    App's bot can post one: a marker alone proves nothing."""
     user = comment.get("user") or {}
     return (
         login is not None
         and user.get("type") == "Bot"
         and str(user.get("login", "")).lower() == login.lower()
-        and str(comment.get("body", "")).startswith(MARKER)
     )
+
+
+def _is_ours(comment: dict[str, Any], login: str | None) -> bool:
+    """This App's report: editing a look-alike would put our report under its name."""
+    return written_by(comment, login) and str(comment.get("body", "")).startswith(MARKER)
 
 
 def upsert(gh: GitHubClient, conn: redis.Redis, repo: str, number: int, body: str) -> int:

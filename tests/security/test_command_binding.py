@@ -10,7 +10,7 @@ from bot.core.commands import help_text
 from bot.core.report import MARKER
 from bot.emulator import GitHubEmulator
 from bot.state import audit
-from tests.support import Bot, comment_event, github_event, pull_request_event
+from tests.support import Bot, bot_replies, comment_event, github_event, pull_request_event
 
 REPO = "octo/model"
 # Printed by the fork's evaluate.py: in the comment's log tail only if its code ran.
@@ -63,11 +63,7 @@ def deliver(bot: Bot, event: dict[str, Any]) -> None:
 
 
 def replies(emulator: GitHubEmulator, number: int) -> list[str]:
-    return [
-        c["body"]
-        for c in emulator.comments(REPO, number)
-        if c["user"]["type"] == "Bot" and not c["body"].startswith(MARKER)
-    ]
+    return bot_replies(emulator, REPO, number)
 
 
 def report(emulator: GitHubEmulator, number: int) -> str:

@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from bot import sample
-from bot.core.report import MARKER
 from bot.emulator import GitHubEmulator
 from bot.state import audit
-from tests.support import Bot, comment_event, github_event, pull_request_event
+from tests.support import Bot, bot_replies, comment_event, github_event, pull_request_event
 
 REPO = "octo/model"
 # alice writes the PR; mia and ada may approve by permission, rita may not.
@@ -82,11 +81,7 @@ def say(bot: Bot, number: int, body: str, user: str) -> dict[str, Any]:
 
 
 def replies(emulator: GitHubEmulator, number: int) -> list[str]:
-    return [
-        c["body"]
-        for c in emulator.comments(REPO, number)
-        if c["user"]["type"] == "Bot" and not c["body"].startswith(MARKER)
-    ]
+    return bot_replies(emulator, REPO, number)
 
 
 def deploy_check(emulator: GitHubEmulator, sha: str) -> dict[str, Any]:
