@@ -205,7 +205,10 @@ def test_outputs_and_params_of_a_changed_lock_follow_the_stage_wdir() -> None:
     assert [(c.path, c.kind, c.size_delta) for c in evaluation.data_changes] == [
         ("sub/w/model.pkl", "modified", 2)
     ]
-    assert [(p.key, p.old, p.new) for p in evaluation.param_changes] == [("lr", 0.1, 0.2)]
+    # The params file is the stage's, in its wdir, as `dvc params diff` names it.
+    assert [(p.file, p.key, p.old, p.new) for p in evaluation.param_changes] == [
+        ("sub/w/params.yaml", "lr", 0.1, 0.2)
+    ]
     assert evaluation.notes == []
     assert data_files(["a/dvc.lock", "x.dvc", "dvc.lock.bak", "b/params.yaml", "dvc.lock"]) == [
         "a/dvc.lock",

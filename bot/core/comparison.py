@@ -192,7 +192,11 @@ def data_and_params(
                 values[path] = dvc.flatten_params(content, path)
         for path, content in contents.items():
             if posixpath.basename(path) == "dvc.lock":
-                for file, lock_values in dvc.lock_params(dvc.parse_dvc_lock(content, path)).items():
+                # A stage's params file is relative to its wdir, as its outputs are.
+                stages = posixpath.join(posixpath.dirname(path), "dvc.yaml")
+                wdirs = dvc.stage_wdirs(contents[stages], stages) if stages in contents else {}
+                lock = dvc.parse_dvc_lock(content, path)
+                for file, lock_values in dvc.lock_params(lock, wdirs).items():
                     values.setdefault(file, lock_values)
         sides[side] = (contents, values)
     data = dvc.diff_outputs(dvc.outputs(sides["base"][0]), dvc.outputs(sides["head"][0]))
