@@ -333,7 +333,8 @@ def compare_revisions_metrics(
         base_ref=base_ref,
         sources=sources
         if sources is not None
-        else {p: c.decode("utf-8", "replace") for p, c in head_read.contents.items() if p in new},
+        # Each of these parsed as metrics, so it is UTF-8.
+        else {p: c.decode() for p, c in head_read.contents.items() if p in new},
         slices="\n".join(slice_gates.render_slices(summary) for summary in summaries),
         sliced=tuple(sorted({r.metric for summary in summaries for r in summary.results})),
         curves=_curves(read, base, head, list_files),
@@ -353,7 +354,8 @@ def _curves(
     if not sources and not problems:
         return ""
     paths = [*list_files(head), *list_files(base)] if list_files is not None else []
-    drawn: list[training_curves.Curve] = []
+    # The plots dvc.yaml names but that cannot be read are listed with the unreadable files.
+    drawn = [training_curves.Curve(PROJECT_FILE, "", problems=tuple(problems))]
     for source in training_curves.expand_directories(sources, paths):
         drawn += training_curves.curves_for(
             source, read(source.file, base), read(source.file, head)
