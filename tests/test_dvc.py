@@ -13,6 +13,8 @@ from bot.core.dvc import (
     diff_outputs,
     diff_params,
     flatten_params,
+    load_params_data,
+    load_python_literals,
     load_yaml,
     lock_params,
     metrics_files,
@@ -464,3 +466,59 @@ def test_metrics_files_reads_top_level_stage_wdir_and_foreach_entries() -> None:
         "sub/w/m.json",
     ]
     assert metrics_files("", "dvc.yaml") == []
+
+
+# --- Python params files (`params.py`), read without running them -----------------------------
+
+PARAMS_PY = """\
+import math
+
+lr = 0.1
+epochs: int = 10
+layers = [64, 32]
+tags = {"a"}
+shape = (1, 2)
+options = {**defaults, "depth": 3}
+a = b = 1
+computed = math.pi
+pending: int
+x.y = 3
+self.top = 4
+lr_bad = lr * 2
+
+
+class Train:
+    batch = 32
+    nested = {"k": [1]}
+
+    def __init__(self):
+        self.momentum = 0.9
+        local = 5
+        self.seed = int("3")
+        self.a, self.b = 1, 2
+
+    def other(self):
+        self.ignored = 1
+"""
+
+
+def test_python_params_are_the_literal_assignments() -> None:
+    assert load_python_literals(PARAMS_PY) == {
+        "lr": 0.1,
+        "epochs": 10,
+        "layers": [64, 32],
+        "tags": {"a"},
+        "shape": (1, 2),
+        "options": {"depth": 3},
+        "top": 4,
+        "Train": {"batch": 32, "nested": {"k": [1]}, "momentum": 0.9},
+    }
+    flat = flatten_params(PARAMS_PY, "src/params.py")
+    assert (flat["Train.batch"], flat["Train.momentum"], flat["options.depth"]) == (32, 0.9, 3)
+    assert "Train.local" not in flat and "seed" not in str(sorted(flat))
+
+
+def test_a_python_params_file_that_does_not_parse_names_the_file() -> None:
+    with pytest.raises(DvcFileError, match=r"^params\.py: invalid Python: "):
+        flatten_params("lr = (\n", "params.py")
+    assert load_params_data("", "params.py") == {}

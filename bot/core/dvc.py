@@ -403,19 +403,13 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _python_value(node: ast.expr) -> Any:
-    if isinstance(node, ast.Dict):
+    if isinstance(node, ast.Dict):  # `**other` entries (no key) are left out, as DVC does
         return {
             ast.literal_eval(k): ast.literal_eval(v)
             for k, v in zip(node.keys, node.values, strict=True)
             if k is not None
         }
-    if isinstance(node, ast.List):
-        return [ast.literal_eval(v) for v in node.elts]
-    if isinstance(node, ast.Set):
-        return {ast.literal_eval(v) for v in node.elts}
-    if isinstance(node, ast.Tuple):
-        return tuple(ast.literal_eval(v) for v in node.elts)
-    return ast.literal_eval(node)
+    return ast.literal_eval(node)  # lists, sets and tuples of literals too
 
 
 def _python_name(target: ast.expr, self_only: bool) -> str:
