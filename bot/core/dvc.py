@@ -200,8 +200,9 @@ class DvcLock:
 
 
 def _join(base_dir: str, path: str) -> str:
-    # Remote outputs (s3://…) and absolute paths are not relative to the file that names them.
-    if "://" in path or path.startswith("/"):
+    # Remote outputs (s3://…) are not relative to the file that names them; an absolute path is
+    # not either (posixpath.join keeps it whole).
+    if "://" in path:
         return path
     return posixpath.normpath(posixpath.join(base_dir, path))
 
@@ -322,16 +323,18 @@ def parse_dvc_lock(content: str | bytes, path: str = "dvc.lock") -> DvcLock:
 
 
 def stage_wdirs(content: str | bytes, path: str = "dvc.yaml") -> dict[str, str]:
-    """`wdir` of each stage in dvc.yaml that sets one (paths in dvc.lock are relative to it)."""
+    """`wdir` of each stage in dvc.yaml that sets one (paths in dvc.lock are relative to it);
+    a `foreach` stage sets it under `do:`, for every `name@key` stage it makes."""
     data = _load_yaml_file(content, path)
     stages = data.get("stages") if isinstance(data, Mapping) else None
     if not isinstance(stages, Mapping):
         return {}
-    return {
-        str(name): stage["wdir"]
-        for name, stage in stages.items()
-        if isinstance(stage, Mapping) and isinstance(stage.get("wdir"), str)
-    }
+    wdirs: dict[str, str] = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage) if isinstance(stage, Mapping) else None
+        if isinstance(body, Mapping) and isinstance(body.get("wdir"), str):
+            wdirs[str(name)] = body["wdir"]
+    return wdirs
 
 
 def outputs(files: Mapping[str, str | bytes]) -> dict[str, Output]:
@@ -587,7 +590,7 @@ def metrics_files(content: str | bytes, path: str = "dvc.yaml") -> list[str]:
         body = stage.get("do", stage)  # a `foreach`/`matrix` stage keeps its body under `do:`
         if not isinstance(body, Mapping):
             continue
-        wdir = body.get("wdir", ".")
+        wdir = body.get("wdir")
         base = _join(folder, wdir if isinstance(wdir, str) else ".")
         for entry in _metric_entries(body.get("metrics"), path, f"stages.{name}.metrics"):
             found.add(_join(base, entry))
