@@ -655,3 +655,24 @@ def test_a_stage_whose_do_is_not_a_mapping_is_skipped_not_the_rest() -> None:
 def test_an_absolute_output_path_is_kept_absolute() -> None:
     outs = "outs:\n- path: /data/x\n  md5: a\n- path: s3://b/../k\n  md5: b\n"
     assert sorted(parse_dvc_file(outs, "sub/x.dvc")) == ["/data/x", "s3://b/../k"]
+
+
+def test_a_key_written_twice_is_refused_but_merged_keys_may_be_overridden() -> None:
+    def message(content: str) -> str:
+        with pytest.raises(DvcFileError) as caught:
+            parse_dvc_lock(content, "x.lock")
+        return str(caught.value)
+
+    assert message("a: 1\nb:\n  c: 1\n  c: 2\n") == (
+        'x.lock: invalid YAML: while constructing a mapping in "<unicode string>", line 3,'
+        " column 3: c: 1 ^ found duplicate key 'c' in \"<unicode string>\", line 4, column 3:"
+        " c: 2 ^"
+    )
+    # After a merge key too; two merge keys are no duplicate, and a merged key may be set again.
+    assert "found duplicate key 'y'" in message("a: &a {x: 1}\nc:\n  <<: *a\n  y: 1\n  y: 2\n")
+    merged = load_yaml("a: &a {x: 1}\nb: &b {y: 2}\nc:\n  <<: *a\n  <<: *b\n  x: 3\n")
+    assert merged["c"] == {"x": 3, "y": 2}
+    # A key that is a list is refused by YAML itself, as invalid YAML.
+    assert message("? [a]\n: 1\n").endswith(
+        'found unhashable key in "<unicode string>", line 1, column 3: ? [a] ^'
+    )
