@@ -104,12 +104,12 @@ def _text(content: str | bytes) -> str:
 def load_yaml(content: str | bytes) -> Any:
     """Parse YAML the way DVC does (YAML 1.2 scalars); raises `yaml.YAMLError`, and
     `FileLimitExceeded` over a parsing limit (size, depth, nodes after alias expansion)."""
-    return bounded_parse.load_yaml(_text(content), _Yaml12Loader)
+    return bounded_parse.load_yaml(content, _Yaml12Loader)
 
 
 def compose_yaml(content: str | bytes) -> yaml.Node | None:
     """The YAML node tree (with line marks) under the same resolver and limits as `load_yaml`."""
-    return bounded_parse.compose_yaml(_text(content), _Yaml12Loader)
+    return bounded_parse.compose_yaml(content, _Yaml12Loader)
 
 
 def _load_yaml_file(content: str | bytes, path: str) -> Any:
@@ -471,9 +471,9 @@ def load_params_data(content: str | bytes, path: str) -> Any:
     ext = posixpath.splitext(path)[1].lower()
     try:
         if ext == ".json":
-            data: Any = bounded_parse.load_json(_text(content))
+            data: Any = bounded_parse.load_json(content)
         elif ext == ".toml":
-            data = bounded_parse.load_toml(_text(content))
+            data = bounded_parse.load_toml(content)
         elif ext == ".py":
             data = load_python_literals(_text(content))
         else:
