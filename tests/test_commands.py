@@ -19,12 +19,15 @@ from bot.core.commands import (
     Command,
     RetrainRequest,
     help_text,
+    not_head_reply,
+    old_button_reply,
     parse,
     parse_comment,
     parse_retrain,
     problems_reply,
     quote_line,
     refusal,
+    stale_reply,
     unknown_command_reply,
 )
 from bot.core.config import Parameter, describe_accepted
@@ -706,3 +709,24 @@ def test_a_quoted_line_of_300_characters_is_whole_and_301_is_cut() -> None:
 def test_an_unknown_name_of_50_characters_is_whole_and_51_is_cut() -> None:
     assert unknown_command_reply("b" * 50).startswith("Unknown command `/" + "b" * 50 + "`.\n\n")
     assert unknown_command_reply("b" * 51).startswith("Unknown command `/" + "b" * 50 + "…`.\n\n")
+
+
+def test_the_replies_about_an_old_head_name_both_commits_and_run_nothing() -> None:
+    evaluate, deploy = parse("/evaluate abc1234\n/deploy")
+    assert stale_reply([evaluate, deploy], "@alice", "def5678") == (
+        "> `/evaluate abc1234`\n> `/deploy`\n\n@alice, the PR changed after your comment; review"
+        " `def5678` and comment again. Nothing was run."
+    )
+    assert not_head_reply(evaluate, "alice", "abc1234", "def5678") == (
+        "> `/evaluate abc1234`\n\n@alice, `abc1234` is not the head of this pull request; its"
+        " head is `def5678`: review it and comment `/evaluate def5678`. Nothing was run."
+    )
+    assert old_button_reply(deploy, "@alice", "abc1234", "def5678") == (
+        "> `/deploy`\n\n@alice, that button is on `abc1234`, which is no longer the head of this"
+        " pull request; review `def5678` and use the button on its check. Nothing was run."
+    )
+    # What the author wrote is quoted as code, so a mention or a backtick in it stays text.
+    (tricky,) = parse("/override `x` @bob")
+    assert stale_reply([tricky], "alice", "def5678").startswith(
+        "> ``/override `x` @bob``\n\n@alice,"
+    )
