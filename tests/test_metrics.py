@@ -335,3 +335,16 @@ def test_locate_key_in_json_past_empty_and_nested_arrays_and_objects() -> None:
     assert locate_key('{"a" : {"b" :\n 1}}', "m.json", "a.b") == 1
     assert locate_key('{"a": [1 2]}', "m.json", "a") is None
     assert locate_key('{"a": 1 "b": 2}', "m.json", "a") is None
+
+
+def test_locate_key_in_toml_reads_spaces_and_odd_keys_exactly() -> None:
+    # Spaces inside a table header and around dots; `X` is a key character, not a space.
+    assert locate_key("[ ab . c ]\nd = 1\n", "m.toml", "ab.c.d") == 2
+    assert locate_key("[Xa]\nb = 1\n", "m.toml", "Xa.b") == 2
+    assert locate_key("a X= 1\na = 2\n", "m.toml", "a") == 2
+    # A lone `[` is no header: the keys after it stay at the top level.
+    assert locate_key("[\nacc = 1\n", "m.toml", "acc") == 2
+    # Single quotes: the key ends at the next quote; an empty key is a key.
+    assert locate_key("'k' = 'v'\n", "m.toml", "k") == 1
+    assert locate_key("'' = 1\n", "m.toml", "") == 1
+    assert locate_key("# acc = 1\n\nacc = 2\n", "m.toml", "acc") == 3

@@ -353,7 +353,7 @@ def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
         else:
             match = _TOML_BARE.match(text, index)
             if match is None:
-                raise ValueError("not a key")
+                raise ValueError  # caught by _toml_line: the line holds no key
             part, index = match.group(), match.end()
         parts.append(part)
         while index < len(text) and text[index] in " \t":
@@ -364,7 +364,7 @@ def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
             continue
         if text.startswith(stop, index):
             return parts, index + len(stop)
-        raise ValueError("unexpected character in key")
+        raise ValueError  # caught by _toml_line: the line holds no key
 
 
 def _toml_line(text: str, dotted_key: str) -> int | None:
@@ -376,9 +376,7 @@ def _toml_line(text: str, dotted_key: str) -> int | None:
             if multiline in line:
                 multiline = None
             continue
-        if not line or line.startswith("#"):
-            continue
-        try:
+        try:  # a blank or comment line holds no key: _toml_key raises
             if line.startswith("[["):
                 table = None  # arrays of tables are lists, which DVC drops
                 continue
