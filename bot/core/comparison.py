@@ -351,15 +351,14 @@ def _curves(
     if dvc_yaml is None:
         return ""
     sources, problems = training_curves.plot_sources(dvc_yaml)
-    if not sources and not problems:
-        return ""
-    paths = [*list_files(head), *list_files(base)] if list_files is not None else []
     # The plots dvc.yaml names but that cannot be read are listed with the unreadable files.
     drawn = [training_curves.Curve(PROJECT_FILE, "", problems=tuple(problems))]
-    for source in training_curves.expand_directories(sources, paths):
-        drawn += training_curves.curves_for(
-            source, read(source.file, base), read(source.file, head)
-        )
+    if sources:  # else no listing is fetched
+        paths = [*list_files(head), *list_files(base)] if list_files is not None else []
+        for source in training_curves.expand_directories(sources, paths):
+            drawn += training_curves.curves_for(
+                source, read(source.file, base), read(source.file, head)
+            )
     return training_curves.render_curves(drawn, base[:7], head[:7])
 
 
