@@ -348,3 +348,14 @@ def test_locate_key_in_toml_reads_spaces_and_odd_keys_exactly() -> None:
     assert locate_key("'k' = 'v'\n", "m.toml", "k") == 1
     assert locate_key("'' = 1\n", "m.toml", "") == 1
     assert locate_key("# acc = 1\n\nacc = 2\n", "m.toml", "acc") == 3
+
+
+def test_locate_key_in_toml_skips_the_lines_of_an_array_that_spans_lines() -> None:
+    # `["a"],` inside the array is no table header: `acc` is still at the top level.
+    content = (
+        'pairs = [\n  ["a"],\n  ["]", "#"], # ]\n  [\'[\']\n]\nacc = 0.9\n[t]\nx = [\n]\ny = 1\n'
+    )
+    assert locate_key(content, "m.toml", "acc") == 6
+    assert locate_key(content, "m.toml", "t.y") == 10
+    assert locate_key("a = [1, [2]] # [\nb = 1\n", "m.toml", "b") == 2
+    assert locate_key('a = ["\\"]"\n  , 1]\nb = 1\n', "m.toml", "b") == 3

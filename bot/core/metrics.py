@@ -336,6 +336,8 @@ class _JsonLocator:
 
 
 _TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
+# What decides how deep a TOML line nests brackets: strings, a comment, a bracket.
+_TOML_BRACKET = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|#|[\[\]]")
 
 
 def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
@@ -367,14 +369,27 @@ def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
         raise ValueError  # caught by _toml_line: the line holds no key
 
 
+def _bracket_depth(text: str, depth: int) -> int:
+    """`depth` after the brackets of one line of TOML, those in strings and comments aside."""
+    for token in _TOML_BRACKET.finditer(text):
+        if token[0] == "#":
+            break
+        depth += 1 if token[0] == "[" else -1 if token[0] == "]" else 0
+    return depth
+
+
 def _toml_line(text: str, dotted_key: str) -> int | None:
     table: list[str] | None = []
     multiline: str | None = None
+    array = 0  # brackets left open by an array that spans lines: its lines hold no keys
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if multiline is not None:
             if multiline in line:
                 multiline = None
+            continue
+        if array > 0:
+            array = _bracket_depth(line, array)
             continue
         try:  # a blank or comment line holds no key: _toml_key raises
             if line.startswith("[["):
@@ -395,6 +410,7 @@ def _toml_line(text: str, dotted_key: str) -> int | None:
         for quote in ('"""', "'''"):
             if rest.startswith(quote) and rest.count(quote) == 1:
                 multiline = quote
+        array = _bracket_depth(rest, 0)
     return None
 
 
