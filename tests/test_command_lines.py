@@ -236,6 +236,7 @@ CASES = [
     # tag, a processing instruction, a declaration, CDATA; each only if it ends.
     ('Looks good <span title="\n/deploy\n">\n/evaluate', [4]),
     ("a <span title='x\n/deploy '\n/>", []),
+    ('a <span title="<!--">\n/deploy\n-->', [2]),  # the `<!--` is in the tag: no comment
     ("a <span\n/deploy\n/>b", [2]),  # `/deploy` is no attribute: not a tag
     ("a <span\n/deploy", [2]),
     ("a <a-b c:d='1' _e.f=g h=\n/deploy x>", []),
