@@ -359,3 +359,11 @@ def test_locate_key_in_toml_skips_the_lines_of_an_array_that_spans_lines() -> No
     assert locate_key(content, "m.toml", "t.y") == 10
     assert locate_key("a = [1, [2]] # [\nb = 1\n", "m.toml", "b") == 2
     assert locate_key('a = ["\\"]"\n  , 1]\nb = 1\n', "m.toml", "b") == 3
+
+
+def test_locate_key_in_compact_json_and_after_a_leading_newline() -> None:
+    compact = '{"a":{"b":1},"c":[{"d":2}],"e":"x","f":3}'
+    assert [locate_key(compact, "m.json", key) for key in ("a.b", "c", "e", "f")] == [1, 1, 1, 1]
+    assert locate_key(compact, "m.json", "c.d") is None  # inside a list: DVC drops it
+    spaced = '\n\n{\n  "a" :\n  {\n    "b"\t:\r\n 1 } ,\n  "c": [ 1 ,\n 2 ]\n, "d": 4}'
+    assert [locate_key(spaced, "m.json", key) for key in ("a", "a.b", "c", "d")] == [4, 6, 8, 10]

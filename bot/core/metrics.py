@@ -240,9 +240,7 @@ _DECODER = json.JSONDecoder()
 def _json_string(text: str, index: int) -> tuple[str, int]:
     """Decode the JSON string literal starting at `index`; its value and the index after it."""
     value, end = _DECODER.raw_decode(text, index)
-    if not isinstance(value, str):
-        raise ValueError("expected a string")
-    return value, end
+    return str(value), end  # it starts with `"`: a string, or raw_decode raised
 
 
 def _find(entries: Located, parts: Sequence[str]) -> int | None:
@@ -276,15 +274,11 @@ def _yaml_entries(node: yaml.Node) -> Located:
 class _JsonLocator:
     """A JSON walker that records the line of every object key (json gives no positions)."""
 
-    _WS = " \t\n\r"
-
     def __init__(self, text: str) -> None:
         self.text = text
 
     def _skip(self, index: int) -> int:
-        while index < len(self.text) and self.text[index] in self._WS:
-            index += 1
-        return index
+        return _JSON_SPACE.match(self.text, index).end()  # type: ignore[union-attr] # `*`
 
     def _line(self, index: int) -> int:
         return self.text.count("\n", 0, index) + 1
@@ -294,19 +288,7 @@ class _JsonLocator:
         char = self.text[index : index + 1]
         if char == "{":
             return self._object(index + 1)
-        if char == "[":
-            index = self._skip(index + 1)
-            if self.text[index : index + 1] == "]":
-                return None, index + 1
-            while True:
-                _, index = self.value(index)
-                index = self._skip(index)
-                char = self.text[index : index + 1]
-                if char == "]":
-                    return None, index + 1
-                if char != ",":
-                    raise ValueError("expected , or ]")
-                index += 1
+        # Anything else, arrays too, holds no key DVC reads (it drops lists): read it whole.
         _, end = _DECODER.raw_decode(self.text, index)
         return None, end
 
@@ -318,12 +300,12 @@ class _JsonLocator:
         while True:
             index = self._skip(index)
             if self.text[index : index + 1] != '"':
-                raise ValueError("expected a key")
+                raise ValueError  # not JSON: load_json has already refused it
             line = self._line(index)
             key, index = _json_string(self.text, index)
             index = self._skip(index)
             if self.text[index : index + 1] != ":":
-                raise ValueError("expected :")
+                raise ValueError  # not JSON: load_json has already refused it
             children, index = self.value(index + 1)
             entries.append((key, line, children or []))
             index = self._skip(index)
@@ -331,10 +313,11 @@ class _JsonLocator:
             if char == "}":
                 return entries, index + 1
             if char != ",":
-                raise ValueError("expected , or }")
+                raise ValueError  # not JSON: load_json has already refused it
             index += 1
 
 
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
 # What decides how deep a TOML line nests brackets: strings, a comment, a bracket.
 _TOML_BRACKET = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|#|[\[\]]")
