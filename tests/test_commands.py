@@ -717,6 +717,9 @@ def test_the_replies_about_an_old_head_name_both_commits_and_run_nothing() -> No
         "> `/evaluate abc1234`\n> `/deploy`\n\n@alice, the PR changed after your comment; review"
         " `def5678` and comment again. Nothing was run."
     )
+    assert not_head_reply(evaluate, "alice", "abc1234", "def5678") == not_head_reply(
+        evaluate, "@alice", "abc1234", "def5678"
+    )
     assert not_head_reply(evaluate, "alice", "abc1234", "def5678") == (
         "> `/evaluate abc1234`\n\n@alice, `abc1234` is not the head of this pull request; its"
         " head is `def5678`: review it and comment `/evaluate def5678`. Nothing was run."

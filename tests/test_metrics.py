@@ -367,3 +367,19 @@ def test_locate_key_in_compact_json_and_after_a_leading_newline() -> None:
     assert locate_key(compact, "m.json", "c.d") is None  # inside a list: DVC drops it
     spaced = '\n\n{\n  "a" :\n  {\n    "b"\t:\r\n 1 } ,\n  "c": [ 1 ,\n 2 ]\n, "d": 4}'
     assert [locate_key(spaced, "m.json", key) for key in ("a", "a.b", "c", "d")] == [4, 6, 8, 10]
+
+
+def test_a_bare_value_against_a_mapping_reads_unparsable_unless_it_is_empty() -> None:
+    # DVC's `_flatten`: an empty side (0, "", []) gives None for every key, another bare
+    # value "unable to parse".
+    mapping = {"m.json": {"acc": 1}}
+    assert diff_metrics({"m.json": {"": "5"}}, mapping) == {
+        "m.json": {"acc": {"old": "unable to parse", "new": 1}}
+    }
+    for empty in (0, "", "[]"):
+        assert diff_metrics({"m.json": {"": empty}}, mapping) == {
+            "m.json": {"acc": {"old": None, "new": 1}}
+        }
+        assert diff_metrics(mapping, {"m.json": {"": empty}}) == {
+            "m.json": {"acc": {"old": 1, "new": None}}
+        }

@@ -259,7 +259,7 @@ def _find(entries: Located, parts: Sequence[str]) -> int | None:
     return None
 
 
-def _yaml_entries(node: yaml.Node) -> Located:
+def _yaml_entries(node: yaml.Node | None) -> Located:
     if not isinstance(node, yaml.MappingNode):
         return []
     entries: Located = []
@@ -416,7 +416,7 @@ def locate_key(content: str | bytes, path: str, dotted_key: str) -> int | None:
             entries, _ = _JsonLocator(text).value(0)
         else:
             node = compose_yaml(text)
-            entries = _yaml_entries(node) if node is not None else []
+            entries = _yaml_entries(node)
     except (ValueError, IndexError, yaml.YAMLError, FileLimitExceeded):
         return None
     return _find(entries or [], parts)
