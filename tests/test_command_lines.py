@@ -259,6 +259,12 @@ CASES = [
     ("a `<span`\n/deploy\n>", [2]),
     ("a \\<span title='\n/deploy '>", [2]),
     ("a <http://x`>\n/deploy `", [2]),  # an autolink holds the backtick
+    ('a <http://x`>  <span title="`\n/deploy\n">', []),  # ...so it opens no code span
+    ('a <a`b@x.org> <span title="`\n/deploy\n">', []),
+    ("a <![CDATA[]]>\n/deploy ]]>", [2]),  # empty CDATA and instructions end at once
+    ("a <??>\n/deploy ?>", [2]),
+    ("a <![CDATA[]]\n/deploy ]]>", []),
+    ("a <![CDATA[ ]]]]>\n/deploy ]]>", []),
     ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
     # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
     # are not shown, up to the line that ends them; each may interrupt a paragraph.
