@@ -265,6 +265,10 @@ CASES = [
     ("a <??>\n/deploy ?>", [2]),
     ("a <![CDATA[]]\n/deploy ]]>", []),
     ("a <![CDATA[ ]]]]>\n/deploy ]]>", []),
+    ("a <![CDATA[]x]]>\n/deploy ]]>", [2]),  # `]x` is a pair, `]]x` a triple
+    ("a <![CDATA[]]x]]>\n/deploy ]]>", [2]),
+    ("a <?x?y?>\n/deploy ?>", [2]),  # `?y` is a pair
+    ("a <? ???>\n/deploy ?>", [2]),  # `??` then `?>`
     ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
     # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
     # are not shown, up to the line that ends them; each may interrupt a paragraph.

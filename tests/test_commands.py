@@ -733,3 +733,10 @@ def test_the_replies_about_an_old_head_name_both_commits_and_run_nothing() -> No
     assert stale_reply([tricky], "alice", "def5678").startswith(
         "> ``/override `x` @bob``\n\n@alice,"
     )
+
+
+def test_a_login_starting_with_x_is_kept_whole_in_the_replies() -> None:
+    (evaluate,) = parse("/evaluate")
+    assert "\n\n@Xavier, the PR changed" in stale_reply([evaluate], "@Xavier", "def5678")
+    assert "\n\n@Xavier, `abc1234` is not" in not_head_reply(evaluate, "@Xavier", "abc1234", "d")
+    assert "\n\n@Xavier, that button" in old_button_reply(evaluate, "@Xavier", "abc1234", "d")

@@ -676,3 +676,20 @@ def test_a_key_written_twice_is_refused_but_merged_keys_may_be_overridden() -> N
     assert message("? [a]\n: 1\n").endswith(
         'found unhashable key in "<unicode string>", line 1, column 3: ? [a] ^'
     )
+
+
+def test_python_params_as_bytes_and_over_the_limits() -> None:
+    assert flatten_params(b"\xef\xbb\xbflr = 0.1\n", "params.py") == {"lr": 0.1}
+    with pytest.raises(DvcFileError) as caught:
+        flatten_params("x = [" + "1," * 100_001 + "]\n", "params.py")
+    assert str(caught.value) == (
+        "params.py: over a parsing limit: more than 100,000 nodes (keys, values and collections)"
+    )
+    # Nesting Python's parser itself cannot follow is a broken file, not a crash.
+    with pytest.raises(DvcFileError) as caught:
+        flatten_params("x = " + "-" * 100_000 + "1\n", "params.py")
+    assert str(caught.value) == "params.py: invalid Python: nested too deeply"
+
+
+def test_a_stage_that_is_not_a_mapping_sets_no_wdir() -> None:
+    assert stage_wdirs("stages:\n  a: 5\n  b: {wdir: w}\n") == {"b": "w"}

@@ -383,3 +383,13 @@ def test_a_bare_value_against_a_mapping_reads_unparsable_unless_it_is_empty() ->
         assert diff_metrics(mapping, {"m.json": {"": empty}}) == {
             "m.json": {"acc": {"old": 1, "new": None}}
         }
+
+
+def test_a_key_both_nested_and_dotted_is_refused_with_the_file_named() -> None:
+    clash = {"a": {"b": 1}, "a.b": 2}
+    with pytest.raises(MetricsFileError) as caught:
+        flatten_metrics(clash)
+    assert str(caught.value) == "<metrics>: key 'a.b' appears both nested and dotted"
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics('{"a": {"b": 1}, "a.b": 2}', "m.json")
+    assert str(caught.value) == "m.json: key 'a.b' appears both nested and dotted"
