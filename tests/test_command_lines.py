@@ -269,6 +269,10 @@ CASES = [
     ("a <![CDATA[]]x]]>\n/deploy ]]>", [2]),
     ("a <?x?y?>\n/deploy ?>", [2]),  # `?y` is a pair
     ("a <? ???>\n/deploy ?>", [2]),  # `??` then `?>`
+    ('<span title="\n/deploy\n">', []),  # from the paragraph's first character
+    ("a ]]> <![CDATA[\n/deploy ]]>", []),  # CDATA's end is looked for after its start
+    ("a <!X y>\n/deploy", [2]),
+    ("a <!---->\n/deploy\n-->", [2]),
     ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
     # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
     # are not shown, up to the line that ends them; each may interrupt a paragraph.

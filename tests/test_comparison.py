@@ -440,3 +440,24 @@ def test_pattern_gates_are_summarised_per_slice() -> None:
     assert joined.endswith("\n`per_class.*.f2` matched no metric\n")
     plain = compare(read, parse_config("version: 1\ngates:\n  acc: {min: 1}\n"), [], "b", "h")
     assert (plain.slices, plain.sliced) == ("", ())
+
+
+def test_a_configured_file_missing_beside_a_broken_dvc_yaml_is_named_missing() -> None:
+    files = {"dvc.yaml": "stages: [", "m.json": '{"acc": 0.9}'}
+    read = reader({"b": files, "h": files})
+    configured = parse_config("version: 1\nmetrics:\n  files: [m.json, gone.json]\n")
+    head = compare_revisions_metrics(read, configured, [], "b", "h", tolerant=True).head
+    assert head.metrics == {"m.json": {"acc": 0.9}}
+    assert [str(problem) for problem in head.problems.values()] == [
+        "gone.json: does not exist at this revision"
+    ]
+
+
+def test_a_broken_dvc_yaml_beside_a_changed_lock_is_named_in_the_note() -> None:
+    lock = "schema: '2.0'\nstages: {}\n"
+    files = {"sub/dvc.lock": lock, "sub/dvc.yaml": "stages: [", "metrics.json": "{}"}
+    read = reader({"b": files, "h": files})
+    notes = compare_revisions_metrics(
+        read, parse_config("version: 1\n"), ["sub/dvc.lock"], "b", "h", tolerant=True
+    ).evaluation.notes
+    assert notes[0].startswith("Data and parameter changes are not shown: sub/dvc.yaml: invalid")

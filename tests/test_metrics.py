@@ -393,3 +393,18 @@ def test_a_key_both_nested_and_dotted_is_refused_with_the_file_named() -> None:
     with pytest.raises(MetricsFileError) as caught:
         parse_metrics('{"a": {"b": 1}, "a.b": 2}', "m.json")
     assert str(caught.value) == "m.json: key 'a.b' appears both nested and dotted"
+
+
+def test_python_metrics_files_are_read_as_literals() -> None:
+    assert parse_metrics("acc = 0.9\nclass Eval:\n    loss = 0.1\n", "metrics.py") == {
+        "acc": 0.9,
+        "Eval.loss": 0.1,
+    }
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics("acc = (", "m.py")
+    assert str(caught.value) == "m.py: invalid Python: '(' was never closed (<unknown>, line 1)"
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics("x = [" + "1," * 100_001 + "]\n", "m.py")
+    assert str(caught.value) == (
+        "m.py: over a parsing limit: more than 100,000 nodes (keys, values and collections)"
+    )
