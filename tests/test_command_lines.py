@@ -246,7 +246,7 @@ CASES = [
     ("a </span\n>/deploy", []),
     ("a <?php\n/deploy\n?>\n/evaluate", [4]),
     ("a <? ??>\n/deploy ?>", []),  # `??>` is read as `??` then `>`
-    ("a <? <??>\n/deploy", [2]),  # after a `<?` without end, none is an instruction
+    ("a <? <??>\n/deploy", [2]),  # `<??>` ends at once; the first `<?` never does
     ("a <?\n/deploy", [2]),
     ("a <![CDATA[\n/deploy\n]]>", []),
     ("a <![CDATA[ ]]]>\n/deploy ]]>", []),
