@@ -273,6 +273,7 @@ CASES = [
     ("a ]]> <![CDATA[\n/deploy ]]>", []),  # CDATA's end is looked for after its start
     ("a <!X y>\n/deploy", [2]),
     ("a <!---->\n/deploy\n-->", [2]),
+    ('a `x` <span title="`\n/deploy\n">', []),  # a closed code span is not read again
     ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
     # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
     # are not shown, up to the line that ends them; each may interrupt a paragraph.

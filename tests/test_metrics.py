@@ -408,3 +408,37 @@ def test_python_metrics_files_are_read_as_literals() -> None:
     assert str(caught.value) == (
         "m.py: over a parsing limit: more than 100,000 nodes (keys, values and collections)"
     )
+
+
+def test_bare_values_diff_as_dvc_diffs_them() -> None:
+    def bare(text: str) -> dict[str, dict[str, MetricValue]]:
+        return {"m.json": {"": text}}
+
+    # One-element lists compare their elements; other lists, and a list against a number, not.
+    assert diff_metrics(bare("[1]"), bare("[3]")) == {
+        "m.json": {"": {"old": 1, "new": 3, "diff": 2}}
+    }
+    assert diff_metrics(bare("[2]"), bare("[2]")) == {}
+    assert diff_metrics(bare("[2]"), bare("[2]"), all=True) == {
+        "m.json": {"": {"old": 2, "new": 2, "diff": 0}}
+    }
+    assert diff_metrics(bare("[1, 2]"), bare("[1, 3]")) == {
+        "m.json": {"": {"old": [1, 2], "new": [1, 3]}}
+    }
+    assert diff_metrics(bare("[1]"), bare("1"), all=True) == {
+        "m.json": {"": {"old": [1], "new": 1}}
+    }
+    assert diff_metrics(bare("3"), bare("5")) == {"m.json": {"": {"old": 3, "new": 5, "diff": 2}}}
+    assert diff_metrics(bare("3"), bare("3")) == {}
+    # A bare value on the head side of a mapping; a bare mapping is flattened.
+    assert diff_metrics({"m.json": {"acc": 1}}, bare("5")) == {
+        "m.json": {"acc": {"old": 1, "new": "unable to parse"}}
+    }
+    assert diff_metrics(bare('{"a": {"b": 1}}'), {"m.json": {"a.b": 2}}) == {
+        "m.json": {"a.b": {"old": 1, "new": 2, "diff": 1}}
+    }
+
+
+def test_a_small_value_keeps_five_decimals_unless_they_would_all_be_zero() -> None:
+    assert format_value(0.0123456) == "0.01235"
+    assert format_value(0.000001234567) == "1.2346e-06"
