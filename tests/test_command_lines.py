@@ -274,6 +274,8 @@ CASES = [
     ("a <!X y>\n/deploy", [2]),
     ("a <!---->\n/deploy\n-->", [2]),
     ('a `x` <span title="`\n/deploy\n">', []),  # a closed code span is not read again
+    ("a <!--\n/deploy <\n< -->", []),  # every line holds a `<`
+    ("a <!--\n" + "b\n" * 7 + "/x -->", []),  # each line starts one past the last's end
     ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
     # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
     # are not shown, up to the line that ends them; each may interrupt a paragraph.

@@ -740,3 +740,11 @@ def test_a_login_starting_with_x_is_kept_whole_in_the_replies() -> None:
     assert "\n\n@Xavier, the PR changed" in stale_reply([evaluate], "@Xavier", "def5678")
     assert "\n\n@Xavier, `abc1234` is not" in not_head_reply(evaluate, "@Xavier", "abc1234", "d")
     assert "\n\n@Xavier, that button" in old_button_reply(evaluate, "@Xavier", "abc1234", "d")
+
+
+def test_evaluate_with_a_word_that_is_no_sha_says_exactly_what_it_takes() -> None:
+    (command,) = parse("/evaluate xyz")
+    assert command.problems == (
+        '/evaluate takes a commit sha (7 to 40 hexadecimal digits) or nothing, but "xyz" follows'
+        " it; write /evaluate alone, or /evaluate <sha> to approve that commit only",
+    )
