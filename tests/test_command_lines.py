@@ -272,6 +272,7 @@ CASES = [
     ('<span title="\n/deploy\n">', []),  # from the paragraph's first character
     ("a ]]> <![CDATA[\n/deploy ]]>", []),  # CDATA's end is looked for after its start
     ("a <!X y>\n/deploy", [2]),
+    ('a <!X y><span title="\n/deploy\n">', []),  # read on right after the `>`
     ("a <!---->\n/deploy\n-->", [2]),
     ('a `x` <span title="`\n/deploy\n">', []),  # a closed code span is not read again
     ("a <!--\n/deploy <\n< -->", []),  # every line holds a `<`
