@@ -422,12 +422,10 @@ def test_bare_values_diff_as_dvc_diffs_them() -> None:
     assert diff_metrics(bare("[2]"), bare("[2]"), all=True) == {
         "m.json": {"": {"old": 2, "new": 2, "diff": 0}}
     }
-    assert diff_metrics(bare("[1, 2]"), bare("[1, 3]")) == {
-        "m.json": {"": {"old": [1, 2], "new": [1, 3]}}
-    }
-    assert diff_metrics(bare("[1]"), bare("1"), all=True) == {
-        "m.json": {"": {"old": [1], "new": 1}}
-    }
+    lists: object = {"m.json": {"": {"old": [1, 2], "new": [1, 3]}}}  # lists: no MetricValue
+    assert diff_metrics(bare("[1, 2]"), bare("[1, 3]")) == lists
+    one: object = {"m.json": {"": {"old": [1], "new": 1}}}
+    assert diff_metrics(bare("[1]"), bare("1"), all=True) == one
     assert diff_metrics(bare("3"), bare("5")) == {"m.json": {"": {"old": 3, "new": 5, "diff": 2}}}
     assert diff_metrics(bare("3"), bare("3")) == {}
     # A bare value on the head side of a mapping; a bare mapping is flattened.
