@@ -38,6 +38,9 @@ REPLY_FUNCTIONS = frozenset(
         "unknown_command_reply",
         "refusal",
         "problems_reply",
+        "stale_reply",
+        "not_head_reply",
+        "old_button_reply",
         "_describe_parameter",
         "quote_line",
         "_code_span",
@@ -93,13 +96,33 @@ def function_of(mutant: str) -> str:
     return mangled.removeprefix("x_")
 
 
-def all_mutants() -> list[str]:
-    """Every mutant of the six modules, module by module in source order, as mutmut names them."""
+def all_mutants(modules: Sequence[str] = ()) -> list[str]:
+    """Every mutant of the six modules (or of those named), module by module in source order, as
+    mutmut names them."""
     names: list[str] = []
-    for _, path in MODULES:
+    for name, path in MODULES:
+        if modules and name not in modules:
+            continue
         mutated = mutate_file_contents(str(path), (ROOT / path).read_text())
         names.extend(get_mutant_name(path, name) for name in mutated.mutant_names)
     return names
+
+
+def chosen_modules(text: str) -> list[str]:
+    """`MUTATION_MODULES=metrics,dvc` → `["metrics", "dvc"]`; empty for every module."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [name for name, _ in MODULES]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(known)
+        sys.exit(f"MUTATION_MODULES: unknown module {', '.join(unknown)}; known: {listed}")
+    return names
+
+
+def module_pattern(name: str) -> str:
+    """The mutmut name pattern of every mutant of one module: `bot.core.dvc.*`."""
+    path = dict(MODULES)[name]
+    return ".".join(path.with_suffix("").parts) + ".*"
 
 
 def spread(names: Sequence[str], size: int) -> list[str]:
@@ -158,6 +181,8 @@ def table(rows: Sequence[tuple[str, Tally]]) -> str:
     header = ("module", "mutants", "killed", "timeout", "survived", "no tests", "other", "score")
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for name, row in rows:
+        if not row.total:  # a module left out by MUTATION_MODULES
+            continue
         cells = (row.total, row.killed, row.timeout, row.survived, row.no_tests, row.other)
         lines.append(" | ".join([name, *(str(cell) for cell in cells), score(row)]))
     return "\n".join(f"| {line} |" for line in lines)
@@ -185,11 +210,15 @@ def main(argv: Sequence[str]) -> None:
     sample = int(os.environ.get("MUTATION_SAMPLE") or 0)
     jobs_text = os.environ.get("MUTATION_JOBS")
     jobs = int(jobs_text) if jobs_text else None
+    modules = chosen_modules(os.environ.get("MUTATION_MODULES") or "")
     selection: list[str] = []
     if sample > 0:
-        names = all_mutants()
+        names = all_mutants(modules)
         selection = spread(names, sample)
         print(f"a spread sample of {len(selection)} of {len(names)} mutants (MUTATION_SAMPLE)")
+    elif modules:
+        selection = [module_pattern(name) for name in modules]
+        print(f"only the mutants of {', '.join(modules)} (MUTATION_MODULES)")
     print(f"running mutmut; its output goes to {LOG.relative_to(ROOT)}", flush=True)
     started = time.monotonic()
     run_mutmut(selection, jobs)

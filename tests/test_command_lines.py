@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bot.core.commands import (
@@ -232,6 +232,65 @@ CASES = [
     ("    <!--\na\n/deploy\n-->", [3]),
     ("- a <!--\n  /deploy\n  -->\n/evaluate", [4]),
     ("- a <!-- x\n- b <!-- y\n/deploy -->", []),
+    # Other inline raw HTML that spans lines hides them too: an open tag's attributes, a closing
+    # tag, a processing instruction, a declaration, CDATA; each only if it ends.
+    ('Looks good <span title="\n/deploy\n">\n/evaluate', [4]),
+    ("a <span title='x\n/deploy '\n/>", []),
+    ('a <span title="<!--">\n/deploy\n-->', [2]),  # the `<!--` is in the tag: no comment
+    ("a <span\n/deploy\n/>b", [2]),  # `/deploy` is no attribute: not a tag
+    ("a <span\n/deploy", [2]),
+    ("a <a-b c:d='1' _e.f=g h=\n/deploy x>", []),
+    ("a <a-b c:d='1' _e.f=g h=\n/deploy <x>", [2]),
+    ('a <span title="x\n/deploy', [2]),
+    ("a </span\n/deploy >", [2]),
+    ("a </span\n>/deploy", []),
+    ("a <?php\n/deploy\n?>\n/evaluate", [4]),
+    ("a <? ??>\n/deploy ?>", []),  # `??>` is read as `??` then `>`
+    ("a <? <??>\n/deploy", [2]),  # `<??>` ends at once; the first `<?` never does
+    ("a <?\n/deploy", [2]),
+    ("a <![CDATA[\n/deploy\n]]>", []),
+    ("a <![CDATA[ ]]]>\n/deploy ]]>", []),
+    ("a <![CDATA[\n/deploy", [2]),
+    ("a <!DOCTYPE x\n/deploy\nz>", []),
+    ("a <!DOCTYPE x\n/deploy\n>", [2]),  # a `>` line starts a quote: no end
+    ("a <!doctype x\n/deploy\n>", [2]),  # capitals only
+    ("a <!DOCTYPEx\n/deploy\n>", [2]),  # a space after the name
+    ("a <!DOCTYPE x\n/deploy", [2]),
+    ("a `<span`\n/deploy\n>", [2]),
+    ("a \\<span title='\n/deploy '>", [2]),
+    ("a <http://x`>\n/deploy `", [2]),  # an autolink holds the backtick
+    ('a <http://x`>  <span title="`\n/deploy\n">', []),  # ...so it opens no code span
+    ('a <a`b@x.org> <span title="`\n/deploy\n">', []),
+    ("a <![CDATA[]]>\n/deploy ]]>", [2]),  # empty CDATA and instructions end at once
+    ("a <??>\n/deploy ?>", [2]),
+    ("a <![CDATA[]]\n/deploy ]]>", []),
+    ("a <![CDATA[ ]]]]>\n/deploy ]]>", []),
+    ("a <![CDATA[]x]]>\n/deploy ]]>", [2]),  # `]x` is a pair, `]]x` a triple
+    ("a <![CDATA[]]x]]>\n/deploy ]]>", [2]),
+    ("a <?x?y?>\n/deploy ?>", [2]),  # `?y` is a pair
+    ("a <? ???>\n/deploy ?>", [2]),  # `??` then `?>`
+    ('<span title="\n/deploy\n">', []),  # from the paragraph's first character
+    ("a ]]> <![CDATA[\n/deploy ]]>", []),  # CDATA's end is looked for after its start
+    ("a <!X y>\n/deploy", [2]),
+    ('a <!X y><span title="\n/deploy\n">', []),  # read on right after the `>`
+    ("a <!---->\n/deploy\n-->", [2]),
+    ('a `x` <span title="`\n/deploy\n">', []),  # a closed code span is not read again
+    ("a <!--\n/deploy <\n< -->", []),  # every line holds a `<`
+    ("a <!--\n" + "b\n" * 7 + "/x -->", []),  # each line starts one past the last's end
+    ("a <me@x.org`>\n/deploy `", [2]),  # no autolink; a code span is text
+    # HTML blocks of a script, style, textarea or pre, an instruction, a declaration or CDATA
+    # are not shown, up to the line that ends them; each may interrupt a paragraph.
+    ("<script>\n/deploy\n</script>\n/evaluate", [4]),
+    ("<STYLE x>\n\n/deploy\n</style> x\n/evaluate", [5]),
+    ("<textarea\n/deploy\n</TEXTAREA>\n/evaluate", [4]),
+    ("<pre>/deploy</pre>\n/evaluate", [2]),
+    ("<scripts\n/deploy", [2]),
+    ("text\n<?\n/deploy ?>\n/evaluate", [4]),
+    ("<?x?>\n/deploy", [2]),
+    ("<!DOCTYPE\n/deploy\n>\n/evaluate", [4]),
+    ("<!doctype\n/deploy", [2]),
+    ("- <![CDATA[\n  /deploy\n  ]]>\n/evaluate", [4]),
+    ("> <?\n/evaluate", [2]),
     # Headings are closed at their line.
     ("> # heading\n/evaluate", [2]),
     ("> ###### heading\n/evaluate", [2]),
@@ -328,12 +387,41 @@ _FRAGMENTS = [
     "\r\n",
     "\r",
 ]
-_BODIES = st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join)
+# Inline raw HTML, and the HTML blocks that hide their lines.
+_HTML = [
+    "<?",
+    "?>",
+    "??>",
+    "<![CDATA[",
+    "]]>",
+    "]]]>",
+    "<!X ",
+    "<!x",
+    "<span",
+    ' title="',
+    '"',
+    "'",
+    " a=b",
+    "/>",
+    "</span",
+    "x>",
+    "<http://a`>",
+    "\n<?",
+    "\n<script>",
+    "</script>",
+    "\n<!X",
+    "\n<![CDATA[",
+]
+_BODIES = st.lists(st.sampled_from(_FRAGMENTS + _HTML), max_size=40).map("".join)
+# A line holding only a whole tag (`<span a=b>`) starts an HTML block that GitHub shows, and
+# cmark-gfm, rendering safely, leaves out; parse() reads it as text, as GitHub shows it.
+_SHOWN_HTML_BLOCK = re.compile(r"^[ >*+\-\d.)\t]*</?[A-Za-z][^<>]*>[ \t]*$", re.MULTILINE)
 
 
 @settings(max_examples=500, deadline=None)
 @given(_BODIES)
 def test_the_commands_are_the_lines_github_shows_as_text(body: str) -> None:
+    assume(not _SHOWN_HTML_BLOCK.search(_LINE_END.sub("\n", body)))
     assert lines_of_commands(body) == github_command_lines(body)
 
 

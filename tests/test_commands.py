@@ -19,12 +19,15 @@ from bot.core.commands import (
     Command,
     RetrainRequest,
     help_text,
+    not_head_reply,
+    old_button_reply,
     parse,
     parse_comment,
     parse_retrain,
     problems_reply,
     quote_line,
     refusal,
+    stale_reply,
     unknown_command_reply,
 )
 from bot.core.config import Parameter, describe_accepted
@@ -740,3 +743,42 @@ def test_promote_refuses_anything_but_one_candidate_name(line: str) -> None:
     assert command.args == ()
     [problem] = command.problems
     assert problem.startswith("/promote takes one candidate of the leaderboard, c1, c2, …")
+
+
+def test_the_replies_about_an_old_head_name_both_commits_and_run_nothing() -> None:
+    evaluate, deploy = parse("/evaluate abc1234\n/deploy")
+    assert stale_reply([evaluate, deploy], "@alice", "def5678") == (
+        "> `/evaluate abc1234`\n> `/deploy`\n\n@alice, the PR changed after your comment; review"
+        " `def5678` and comment again. Nothing was run."
+    )
+    assert not_head_reply(evaluate, "alice", "abc1234", "def5678") == not_head_reply(
+        evaluate, "@alice", "abc1234", "def5678"
+    )
+    assert not_head_reply(evaluate, "alice", "abc1234", "def5678") == (
+        "> `/evaluate abc1234`\n\n@alice, `abc1234` is not the head of this pull request; its"
+        " head is `def5678`: review it and comment `/evaluate def5678`. Nothing was run."
+    )
+    assert old_button_reply(deploy, "@alice", "abc1234", "def5678") == (
+        "> `/deploy`\n\n@alice, that button is on `abc1234`, which is no longer the head of this"
+        " pull request; review `def5678` and use the button on its check. Nothing was run."
+    )
+    # What the author wrote is quoted as code, so a mention or a backtick in it stays text.
+    (tricky,) = parse("/override `x` @bob")
+    assert stale_reply([tricky], "alice", "def5678").startswith(
+        "> ``/override `x` @bob``\n\n@alice,"
+    )
+
+
+def test_a_login_starting_with_x_is_kept_whole_in_the_replies() -> None:
+    (evaluate,) = parse("/evaluate")
+    assert "\n\n@Xavier, the PR changed" in stale_reply([evaluate], "@Xavier", "def5678")
+    assert "\n\n@Xavier, `abc1234` is not" in not_head_reply(evaluate, "@Xavier", "abc1234", "d")
+    assert "\n\n@Xavier, that button" in old_button_reply(evaluate, "@Xavier", "abc1234", "d")
+
+
+def test_evaluate_with_a_word_that_is_no_sha_says_exactly_what_it_takes() -> None:
+    (command,) = parse("/evaluate xyz")
+    assert command.problems == (
+        '/evaluate takes a commit sha (7 to 40 hexadecimal digits) or nothing, but "xyz" follows'
+        " it; write /evaluate alone, or /evaluate <sha> to approve that commit only",
+    )

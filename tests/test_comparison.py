@@ -14,6 +14,7 @@ from bot.core.comparison import (
     data_files,
     metrics_paths,
     not_found_note,
+    read_metrics,
 )
 from bot.core.config import parse_config
 from bot.core.gates import Gate, GateResult
@@ -205,7 +206,10 @@ def test_outputs_and_params_of_a_changed_lock_follow_the_stage_wdir() -> None:
     assert [(c.path, c.kind, c.size_delta) for c in evaluation.data_changes] == [
         ("sub/w/model.pkl", "modified", 2)
     ]
-    assert [(p.key, p.old, p.new) for p in evaluation.param_changes] == [("lr", 0.1, 0.2)]
+    # The params file is the stage's, in its wdir, as `dvc params diff` names it.
+    assert [(p.file, p.key, p.old, p.new) for p in evaluation.param_changes] == [
+        ("sub/w/params.yaml", "lr", 0.1, 0.2)
+    ]
     assert evaluation.notes == []
     assert data_files(["a/dvc.lock", "x.dvc", "dvc.lock.bak", "b/params.yaml", "dvc.lock"]) == [
         "a/dvc.lock",
@@ -275,3 +279,185 @@ def test_the_training_curves_draw_each_file_of_a_plots_folder_base_against_head(
     plain = reader({"b": {"dvc.yaml": "stages: {}\n"}, "h": {"dvc.yaml": "stages: {}\n"}})
     assert compare(plain, config, [], "b", "h", list_files=lambda rev: ["dvc.yaml"]).curves == ""
     assert compare(reader({"b": {}, "h": {}}), config, [], "b", "h").curves == ""
+
+
+def test_the_plots_dvc_yaml_cannot_read_are_listed_under_the_curves() -> None:
+    plots = "plots:\n  - 5\n  - dvclive/plots/metrics:\n      x: step\n"
+    base, head = dict(CURVES_BASE, **{"dvc.yaml": plots}), dict(CURVES_HEAD, **{"dvc.yaml": plots})
+    read = reader({"b": base, "h": head})
+    listings = {"b": sorted(base), "h": sorted(head)}
+    config = parse_config("version: 1\n")
+    curves = compare(read, config, [], "b", "h", list_files=listings.__getitem__).curves
+    assert curves.startswith("<details><summary>Training curves (2 plots)</summary>")
+    assert curves.endswith(
+        "Plots that could not be read:\n\n"
+        "- `dvc.yaml`: `plots[0]` is neither a path nor a one-key mapping\n\n</details>\n"
+    )
+    # Nothing to draw, only a problem: the problem is still shown.
+    broken = reader({"b": {"dvc.yaml": "plots: 7\n"}, "h": {"dvc.yaml": "plots: 7\n"}})
+    assert compare(broken, config, [], "b", "h").curves == (
+        "<details><summary>Training curves (0 plots)</summary>\n\n"
+        "Plots that could not be read:\n\n"
+        "- `dvc.yaml`: `plots` is not a list of plots\n\n</details>\n"
+    )
+
+
+def test_read_metrics_reads_the_files_that_exist() -> None:
+    files = {"a.json": b'{"acc": 0.5}', "b.yaml": b"loss: 2\n"}
+    assert read_metrics(files.get, ["a.json", "missing.json", "b.yaml"]) == {
+        "a.json": {"acc": 0.5},
+        "b.yaml": {"loss": 2},
+    }
+    with pytest.raises(MetricsFileError, match=r"^a\.json: "):
+        read_metrics({"a.json": b"{"}.get, ["a.json"])
+
+
+def test_a_dvc_file_without_dvc_yaml_keeps_the_common_files_and_an_empty_dvc_yaml_does_not() -> (
+    None
+):
+    files = {
+        "data.dvc": f"outs:\n- md5: {'a' * 32}\n  path: data\n",
+        "metrics.json": '{"acc": 0.9}',
+    }
+    read = reader({"b": files, "h": files})
+    config = parse_config("version: 1\n")
+    listed = compare(read, config, [], "b", "h", list_files=lambda rev: sorted(files))
+    assert listed.new == {"metrics.json": {"acc": 0.9}}
+    assert metrics_paths(read, config, "h", list_files=lambda rev: sorted(files)) == [
+        "metrics.json"
+    ]
+    # A dvc.yaml alone says what the metrics are, even when it declares none.
+    with_pipeline = dict(files, **{"dvc.yaml": "stages:\n  train: {cmd: x}\n"})
+    read = reader({"b": with_pipeline, "h": with_pipeline})
+    evaluation = compare(read, config, [], "b", "h", list_files=lambda rev: sorted(with_pipeline))
+    assert (evaluation.old, evaluation.new) == ({}, {})
+    assert metrics_paths(read, config, "h") == []
+
+
+def test_configured_files_are_read_even_when_a_dvc_yaml_does_not_load() -> None:
+    files = {"dvc.yaml": "stages: [", "m.json": '{"acc": 0.9}'}
+    read = reader({"b": files, "h": files})
+    configured = parse_config("version: 1\nmetrics:\n  files: [m.json]\n")
+    comparison = compare_revisions_metrics(read, configured, [], "b", "h")
+    assert comparison.head.metrics == {"m.json": {"acc": 0.9}}
+    assert (comparison.head.error, comparison.head.paths) == (None, ["m.json"])
+    # Without metrics.files the revision's metrics do not load at all, as in DVC.
+    plain = compare_revisions_metrics(
+        read, parse_config("version: 1\n"), [], "b", "h", tolerant=True
+    )
+    assert isinstance(plain.head.error, DvcFileError)
+    assert plain.head.metrics == {}
+    assert plain.evaluation.notes[0].startswith(
+        "At the base (b): its DVC files do not load, so no metrics are read: dvc.yaml: "
+    )
+    # A configured folder is expanded to its files when the DVC files load.
+    folder = {"eval/a.json": '{"acc": 1}', "eval/b.json": '{"loss": 2}'}
+    read = reader({"b": folder, "h": folder})
+    configured = parse_config("version: 1\nmetrics:\n  files: [eval]\n")
+    expanded = compare_revisions_metrics(
+        read, configured, [], "b", "h", list_files=lambda rev: sorted(folder)
+    )
+    assert expanded.head.metrics == {"eval/a.json": {"acc": 1}, "eval/b.json": {"loss": 2}}
+    assert expanded.base.metrics == expanded.head.metrics
+
+
+def test_metrics_paths_of_a_broken_revision_fall_back_to_the_root_dvc_yaml() -> None:
+    files = {
+        "dvc.yaml": "metrics:\n  - m.json\n",
+        "sub/dvc.yaml": "stages: [",
+        "m.json": "{}",
+    }
+    read = reader({"h": files})
+    config = parse_config("version: 1\n")
+    assert metrics_paths(read, config, "h", list_files=lambda rev: sorted(files)) == ["m.json"]
+    no_root = {"sub/dvc.yaml": "stages: [", "metrics.json": "{}"}
+    read = reader({"h": no_root})
+    assert metrics_paths(read, config, "h", list_files=lambda rev: sorted(no_root)) == []
+
+
+def test_both_revisions_read_listed_folders_and_dvc_s_cache() -> None:
+    def side(md5: str) -> dict[str, str]:
+        return {"metrics.json.dvc": f"outs:\n- md5: {md5}\n  path: metrics.json\n  hash: md5\n"}
+
+    base_md5, head_md5 = "a" * 32, "b" * 32
+    read = reader({"b": side(base_md5), "h": side(head_md5)})
+    cache = {
+        f"files/md5/aa/{base_md5[2:]}": b'{"acc": 0.9}',
+        f"files/md5/bb/{head_md5[2:]}": b'{"acc": 0.8}',
+    }
+    listings = {"b": ["metrics.json.dvc"], "h": ["metrics.json.dvc"]}
+    config = parse_config("version: 1\ngates:\n  acc: {max_drop: 0.05}\n")
+    comparison = compare_revisions_metrics(
+        read, config, [], "b", "h", list_files=listings.__getitem__, cache=cache.get
+    )
+    assert comparison.base.metrics == {"metrics.json": {"acc": 0.9}}
+    assert comparison.head.metrics == {"metrics.json": {"acc": 0.8}}
+    evaluation = compare(
+        read, config, [], "b", "h", list_files=listings.__getitem__, cache=cache.get
+    )
+    assert (evaluation.old, evaluation.new) == (comparison.base.metrics, comparison.head.metrics)
+    assert [r.passed for r in evaluation.gates] == [False]
+    assert evaluation.sources == {"metrics.json": '{"acc": 0.8}'}
+    assert (evaluation.log_tail, evaluation.base_ref, evaluation.notes) == ("", "main", [])
+
+
+def test_compare_passes_on_the_base_ref_and_the_baseline() -> None:
+    read = reader({"b": {"metrics.json": '{"acc": 0.5}'}, "h": {"metrics.json": '{"acc": 0.8}'}})
+    config = parse_config("version: 1\n")
+    evaluation = compare(
+        read, config, [], "b", "h", base_ref="dev", baseline={"metrics.json": {"acc": 0.7}}
+    )
+    assert (evaluation.base_ref, evaluation.old) == ("dev", {"metrics.json": {"acc": 0.7}})
+
+
+def test_a_gated_metric_in_no_existing_file_names_the_files_looked_for() -> None:
+    config = parse_config("version: 1\nmetrics:\n  files: [m.json]\ngates:\n  acc: {min: 0.5}\n")
+    evaluation = compare(reader({"b": {}, "h": {}}), config, [], "b", "h")
+    assert evaluation.notes[-1].startswith(
+        "Gated `acc` found in no metrics file: none of `m.json` exists at base or head. "
+    )
+
+
+def test_pattern_gates_are_summarised_per_slice() -> None:
+    config = parse_config("version: 1\ngates:\n  per_class.*.f1: {min: 0.7}\n")
+    old = '{"per_class": {"cat": {"f1": 0.8}, "dog": {"f1": 0.8}}}'
+    new = '{"per_class": {"cat": {"f1": 0.6}, "dog": {"f1": 0.9}}}'
+    read = reader({"b": {"metrics.json": old}, "h": {"metrics.json": new}})
+    evaluation = compare(read, config, [], "b", "h")
+    assert evaluation.sliced == ("per_class.cat.f1", "per_class.dog.f1")
+    assert evaluation.slices.startswith(
+        "`per_class.*.f1`: 1 of 2 slices fail; worst slice `per_class.cat.f1` 0.6 < min 0.7\n\n"
+        "| Slice | Base | Head | Gate |\n|---|---|---|---|\n"
+        "| `per_class.cat.f1` | 0.8 | 0.6 | ❌ 0.6 < min 0.7 |\n"
+    )
+    # Two pattern gates: each one's summary, in gate order, a blank line apart.
+    both = parse_config(
+        "version: 1\ngates:\n  per_class.*.f1: {min: 0.7}\n  per_class.*.f2: {min: 0.1}\n"
+    )
+    second = parse_config("version: 1\ngates:\n  per_class.*.f2: {min: 0.1}\n")
+    joined = compare(read, both, [], "b", "h").slices
+    assert joined == evaluation.slices + "\n" + compare(read, second, [], "b", "h").slices
+    assert joined.endswith("\n`per_class.*.f2` matched no metric\n")
+    plain = compare(read, parse_config("version: 1\ngates:\n  acc: {min: 1}\n"), [], "b", "h")
+    assert (plain.slices, plain.sliced) == ("", ())
+
+
+def test_a_configured_file_missing_beside_a_broken_dvc_yaml_is_named_missing() -> None:
+    files = {"dvc.yaml": "stages: [", "m.json": '{"acc": 0.9}'}
+    read = reader({"b": files, "h": files})
+    configured = parse_config("version: 1\nmetrics:\n  files: [m.json, gone.json]\n")
+    head = compare_revisions_metrics(read, configured, [], "b", "h", tolerant=True).head
+    assert head.metrics == {"m.json": {"acc": 0.9}}
+    assert [str(problem) for problem in head.problems.values()] == [
+        "gone.json: does not exist at this revision"
+    ]
+
+
+def test_a_broken_dvc_yaml_beside_a_changed_lock_is_named_in_the_note() -> None:
+    lock = "schema: '2.0'\nstages: {}\n"
+    files = {"sub/dvc.lock": lock, "sub/dvc.yaml": "stages: [", "metrics.json": "{}"}
+    read = reader({"b": files, "h": files})
+    notes = compare_revisions_metrics(
+        read, parse_config("version: 1\n"), ["sub/dvc.lock"], "b", "h", tolerant=True
+    ).evaluation.notes
+    assert notes[0].startswith("Data and parameter changes are not shown: sub/dvc.yaml: invalid")

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.core.dvc import (
     DataChange,
     Output,
     ParamChange,
+    compose_yaml,
     diff_outputs,
     diff_params,
     flatten_params,
+    load_params_data,
+    load_python_literals,
     load_yaml,
     lock_params,
     metrics_files,
     outputs,
     parse_dvc_file,
     parse_dvc_lock,
+    stage_wdirs,
 )
 from bot.errors import DvcFileError
 
@@ -464,3 +470,226 @@ def test_metrics_files_reads_top_level_stage_wdir_and_foreach_entries() -> None:
         "sub/w/m.json",
     ]
     assert metrics_files("", "dvc.yaml") == []
+
+
+# --- Python params files (`params.py`), read without running them -----------------------------
+
+PARAMS_PY = """\
+import math
+
+lr = 0.1
+epochs: int = 10
+layers = [64, 32]
+tags = {"a"}
+shape = (1, 2)
+options = {**defaults, "depth": 3}
+a = b = 1
+computed = math.pi
+pending: int
+x.y = 3
+self.top = 4
+lr_bad = lr * 2
+
+
+class Train:
+    batch = 32
+    nested = {"k": [1]}
+
+    def __init__(self):
+        self.momentum = 0.9
+        local = 5
+        self.seed = int("3")
+        self.a, self.b = 1, 2
+
+    def other(self):
+        self.ignored = 1
+"""
+
+
+def test_python_params_are_the_literal_assignments() -> None:
+    assert load_python_literals(PARAMS_PY) == {
+        "lr": 0.1,
+        "epochs": 10,
+        "layers": [64, 32],
+        "tags": {"a"},
+        "shape": (1, 2),
+        "options": {"depth": 3},
+        "top": 4,
+        "Train": {"batch": 32, "nested": {"k": [1]}, "momentum": 0.9},
+    }
+    flat = flatten_params(PARAMS_PY, "src/params.py")
+    assert (flat["Train.batch"], flat["Train.momentum"], flat["options.depth"]) == (32, 0.9, 3)
+    assert "Train.local" not in flat and "seed" not in str(sorted(flat))
+
+
+def test_a_python_params_file_that_does_not_parse_names_the_file() -> None:
+    with pytest.raises(DvcFileError, match=r"^params\.py: invalid Python: "):
+        flatten_params("lr = (\n", "params.py")
+    assert load_params_data("", "params.py") == {}
+
+
+# --- error messages, YAML 1.2 scalars, edge cases of the readers ------------------------------
+
+_FLOW = "while parsing a flow node expected the node content, but found '<stream end>'"
+_AT = 'in "<unicode string>", line 1, column 5: a: [ ^'
+
+
+def test_each_reader_names_the_file_and_why_it_does_not_load() -> None:
+    def message(call: Callable[..., object], *args: object) -> str:
+        with pytest.raises(DvcFileError) as caught:
+            call(*args)
+        return str(caught.value)
+
+    for read in (parse_dvc_lock, metrics_files, stage_wdirs, parse_dvc_file):
+        assert message(read, b"\xff", "sub/x") == "sub/x: not UTF-8 text (invalid start byte)"
+        # The parser's message on one line, single spaces.
+        assert message(read, "a: [", "sub/x") == f"sub/x: invalid YAML: {_FLOW} {_AT}"
+        deep = "[" * 101 + "]" * 101
+        assert message(read, deep, "sub/x") == (
+            "sub/x: over a parsing limit: nested deeper than 100 levels"
+        )
+    assert message(stage_wdirs, "a: [").startswith("dvc.yaml: invalid YAML: ")
+    assert message(flatten_params, "{", "PARAMS.JSON") == (
+        "PARAMS.JSON: invalid JSON: Expecting property name enclosed in double quotes:"
+        " line 1 column 2 (char 1)"
+    )
+    assert message(flatten_params, "a = ", "p.toml") == (
+        "p.toml: invalid TOML: Invalid value (at end of document)"
+    )
+    assert message(flatten_params, "a: [", "p.cfg") == f"p.cfg: invalid YAML: {_FLOW} {_AT}"
+    assert message(flatten_params, b"\xff", "p.yaml") == (
+        "p.yaml: not UTF-8 text (invalid start byte)"
+    )
+    assert message(flatten_params, "[" * 101 + "]" * 101, "p.json") == (
+        "p.json: over a parsing limit: nested deeper than 100 levels"
+    )
+    assert message(flatten_params, "x = (", "P.PY").startswith("P.PY: invalid Python: ")
+    assert flatten_params("lr = 0.1\n", "P.PY") == {"lr": 0.1}
+    assert message(parse_dvc_file, "- a\n", "x.dvc") == (
+        "x.dvc: expected a mapping with `outs:` at the top level"
+    )
+    assert message(parse_dvc_file, "outs: 5\n", "x.dvc") == (
+        "x.dvc: `outs:` must be a list of outputs"
+    )
+    for path in ("", 5):
+        outs = yaml.safe_dump({"outs": [{"path": path, "md5": "a"}]})
+        assert message(parse_dvc_file, outs, "x.dvc") == "x.dvc: outs[0] has no `path`"
+    # A broken file beside a lock is named with its folder.
+    lock = "schema: '2.0'\nstages: {}\n"
+    assert message(outputs, {"sub/dvc.lock": lock, "sub/dvc.yaml": "a: ["}).startswith(
+        "sub/dvc.yaml: invalid YAML: "
+    )
+    assert message(outputs, {"sub/dvc.lock": "a: ["}).startswith("sub/dvc.lock: invalid YAML: ")
+
+
+def test_yaml_12_ints_with_underscores_and_the_node_tree() -> None:
+    assert load_yaml("a: 1__000\nb: 0x_f_f\nc: 0o1_7\nd: 1_\n") == {
+        "a": 1000,
+        "b": 255,
+        "c": 15,
+        "d": 1,
+    }
+    tree = compose_yaml("a: 1e-3\nb: yes\nc: 010\n")
+    assert isinstance(tree, yaml.MappingNode)
+    assert [(key.value, value.tag.rpartition(":")[2]) for key, value in tree.value] == [
+        ("a", "float"),
+        ("b", "str"),
+        ("c", "int"),
+    ]
+
+
+def test_an_empty_lock_keeps_its_path_and_odd_dvc_yaml_gives_no_wdirs() -> None:
+    assert parse_dvc_lock("", "sub/dvc.lock").path == "sub/dvc.lock"
+    assert parse_dvc_lock("", "sub/dvc.lock").stages == {}
+    assert stage_wdirs("- a\n") == {}
+    assert stage_wdirs("stages: [a]\n") == {}
+    # A file named only `.dvc` is no pointer file (it is DVC's own folder's name).
+    pointer = "outs:\n- path: data\n  md5: abc\n"
+    assert outputs({".dvc": pointer, "sub/.dvc": pointer}) == {}
+    assert list(outputs({"sub/data.dvc": pointer})) == ["sub/data"]
+
+
+def test_a_foreach_stage_s_wdir_under_do_places_its_outputs_and_params() -> None:
+    stages = (
+        "stages:\n  train:\n    foreach: [a, b]\n    do:\n      cmd: x\n      wdir: w\n"
+        "  plain:\n    cmd: y\n"
+    )
+    assert stage_wdirs(stages) == {"train": "w"}
+    lock = (
+        "schema: '2.0'\nstages:\n  train@a:\n    cmd: x\n    params:\n      params.yaml:\n"
+        "        lr: 1\n    outs:\n    - {path: m.pkl, md5: aa}\n"
+    )
+    assert list(outputs({"sub/dvc.lock": lock, "sub/dvc.yaml": stages})) == ["sub/w/m.pkl"]
+    assert lock_params(parse_dvc_lock(lock, "sub/dvc.lock"), stage_wdirs(stages)) == {
+        "sub/w/params.yaml": {"lr": 1}
+    }
+
+
+def test_a_null_param_that_disappears_is_reported() -> None:
+    assert diff_params({"p.yaml": {"a": None}}, {"p.yaml": {}}) == [
+        ParamChange("p.yaml", "a", None, None)
+    ]
+    assert diff_params({"p.yaml": {"a": None}}, {"p.yaml": {"a": None}}) == []
+
+
+def test_a_listing_s_missing_relpath_or_md5_reads_as_empty() -> None:
+    def fingerprint(entry: dict[str, object]) -> str | None:
+        outs = yaml.safe_dump({"outs": [{"path": "d", "files": [entry]}]})
+        return parse_dvc_file(outs, "d.dvc")["d"].fingerprint
+
+    assert fingerprint({"relpath": "a"}) == fingerprint({"relpath": "a", "md5": ""})
+    assert fingerprint({"md5": "b"}) == fingerprint({"relpath": "", "md5": "b"})
+    assert fingerprint({"relpath": "a"}) != fingerprint({"relpath": "a", "md5": "None"})
+    assert fingerprint({"md5": "b"}) != fingerprint({"relpath": "None", "md5": "b"})
+
+
+def test_a_stage_whose_do_is_not_a_mapping_is_skipped_not_the_rest() -> None:
+    content = (
+        "stages:\n  odd:\n    foreach: [1]\n    do: 5\n"
+        "  train:\n    wdir: w\n    metrics:\n    - m.json\n"
+    )
+    assert metrics_files(content, "sub/dvc.yaml") == ["sub/w/m.json"]
+    assert metrics_files("stages:\n  t:\n    wdir: 5\n    metrics: [m.json]\n") == ["m.json"]
+
+
+def test_an_absolute_output_path_is_kept_absolute() -> None:
+    outs = "outs:\n- path: /data/x\n  md5: a\n- path: s3://b/../k\n  md5: b\n"
+    assert sorted(parse_dvc_file(outs, "sub/x.dvc")) == ["/data/x", "s3://b/../k"]
+
+
+def test_a_key_written_twice_is_refused_but_merged_keys_may_be_overridden() -> None:
+    def message(content: str) -> str:
+        with pytest.raises(DvcFileError) as caught:
+            parse_dvc_lock(content, "x.lock")
+        return str(caught.value)
+
+    assert message("a: 1\nb:\n  c: 1\n  c: 2\n") == (
+        'x.lock: invalid YAML: while constructing a mapping in "<unicode string>", line 3,'
+        " column 3: c: 1 ^ found duplicate key 'c' in \"<unicode string>\", line 4, column 3:"
+        " c: 2 ^"
+    )
+    # After a merge key too; two merge keys are no duplicate, and a merged key may be set again.
+    assert "found duplicate key 'y'" in message("a: &a {x: 1}\nc:\n  <<: *a\n  y: 1\n  y: 2\n")
+    merged = load_yaml("a: &a {x: 1}\nb: &b {y: 2}\nc:\n  <<: *a\n  <<: *b\n  x: 3\n")
+    assert merged["c"] == {"x": 3, "y": 2}
+    # A key that is a list is refused by YAML itself, as invalid YAML.
+    assert message("? [a]\n: 1\n").endswith(
+        'found unhashable key in "<unicode string>", line 1, column 3: ? [a] ^'
+    )
+
+
+def test_python_params_as_bytes_and_over_the_limits() -> None:
+    assert flatten_params(b"\xef\xbb\xbflr = 0.1\n", "params.py") == {"lr": 0.1}
+    with pytest.raises(DvcFileError) as caught:
+        flatten_params("x = [" + "1," * 100_001 + "]\n", "params.py")
+    assert str(caught.value) == (
+        "params.py: over a parsing limit: more than 100,000 nodes (keys, values and collections)"
+    )
+    # Nesting Python's parser itself cannot follow is a broken file, not a crash.
+    with pytest.raises(DvcFileError) as caught:
+        flatten_params("x = " + "-" * 100_000 + "1\n", "params.py")
+    assert str(caught.value) == "params.py: invalid Python: nested too deeply"
+
+
+def test_a_stage_that_is_not_a_mapping_sets_no_wdir() -> None:
+    assert stage_wdirs("stages:\n  a: 5\n  b: {wdir: w}\n") == {"b": "w"}

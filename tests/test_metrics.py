@@ -335,3 +335,108 @@ def test_locate_key_in_json_past_empty_and_nested_arrays_and_objects() -> None:
     assert locate_key('{"a" : {"b" :\n 1}}', "m.json", "a.b") == 1
     assert locate_key('{"a": [1 2]}', "m.json", "a") is None
     assert locate_key('{"a": 1 "b": 2}', "m.json", "a") is None
+
+
+def test_locate_key_in_toml_reads_spaces_and_odd_keys_exactly() -> None:
+    # Spaces inside a table header and around dots; `X` is a key character, not a space.
+    assert locate_key("[ ab . c ]\nd = 1\n", "m.toml", "ab.c.d") == 2
+    assert locate_key("[Xa]\nb = 1\n", "m.toml", "Xa.b") == 2
+    assert locate_key("a X= 1\na = 2\n", "m.toml", "a") == 2
+    # A lone `[` is no header: the keys after it stay at the top level.
+    assert locate_key("[\nacc = 1\n", "m.toml", "acc") == 2
+    # Single quotes: the key ends at the next quote; an empty key is a key.
+    assert locate_key("'k' = 'v'\n", "m.toml", "k") == 1
+    assert locate_key("'' = 1\n", "m.toml", "") == 1
+    assert locate_key("# acc = 1\n\nacc = 2\n", "m.toml", "acc") == 3
+
+
+def test_locate_key_in_toml_skips_the_lines_of_an_array_that_spans_lines() -> None:
+    # `["a"],` inside the array is no table header: `acc` is still at the top level.
+    content = (
+        'pairs = [\n  ["a"],\n  ["]", "#"], # ]\n  [\'[\']\n]\nacc = 0.9\n[t]\nx = [\n]\ny = 1\n'
+    )
+    assert locate_key(content, "m.toml", "acc") == 6
+    assert locate_key(content, "m.toml", "t.y") == 10
+    assert locate_key("a = [1, [2]] # [\nb = 1\n", "m.toml", "b") == 2
+    assert locate_key('a = ["\\"]"\n  , 1]\nb = 1\n', "m.toml", "b") == 3
+
+
+def test_locate_key_in_compact_json_and_after_a_leading_newline() -> None:
+    compact = '{"a":{"b":1},"c":[{"d":2}],"e":"x","f":3}'
+    assert [locate_key(compact, "m.json", key) for key in ("a.b", "c", "e", "f")] == [1, 1, 1, 1]
+    assert locate_key(compact, "m.json", "c.d") is None  # inside a list: DVC drops it
+    spaced = '\n\n{\n  "a" :\n  {\n    "b"\t:\r\n 1 } ,\n  "c": [ 1 ,\n 2 ]\n, "d": 4}'
+    assert [locate_key(spaced, "m.json", key) for key in ("a", "a.b", "c", "d")] == [4, 6, 8, 10]
+
+
+def test_a_bare_value_against_a_mapping_reads_unparsable_unless_it_is_empty() -> None:
+    # DVC's `_flatten`: an empty side (0, "", []) gives None for every key, another bare
+    # value "unable to parse".
+    mapping = {"m.json": {"acc": 1}}
+    assert diff_metrics({"m.json": {"": "5"}}, mapping) == {
+        "m.json": {"acc": {"old": "unable to parse", "new": 1}}
+    }
+    for empty in (0, "", "[]"):
+        assert diff_metrics({"m.json": {"": empty}}, mapping) == {
+            "m.json": {"acc": {"old": None, "new": 1}}
+        }
+        assert diff_metrics(mapping, {"m.json": {"": empty}}) == {
+            "m.json": {"acc": {"old": 1, "new": None}}
+        }
+
+
+def test_a_key_both_nested_and_dotted_is_refused_with_the_file_named() -> None:
+    clash = {"a": {"b": 1}, "a.b": 2}
+    with pytest.raises(MetricsFileError) as caught:
+        flatten_metrics(clash)
+    assert str(caught.value) == "<metrics>: key 'a.b' appears both nested and dotted"
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics('{"a": {"b": 1}, "a.b": 2}', "m.json")
+    assert str(caught.value) == "m.json: key 'a.b' appears both nested and dotted"
+
+
+def test_python_metrics_files_are_read_as_literals() -> None:
+    assert parse_metrics("acc = 0.9\nclass Eval:\n    loss = 0.1\n", "metrics.py") == {
+        "acc": 0.9,
+        "Eval.loss": 0.1,
+    }
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics("acc = (", "m.py")
+    assert str(caught.value) == "m.py: invalid Python: '(' was never closed (<unknown>, line 1)"
+    with pytest.raises(MetricsFileError) as caught:
+        parse_metrics("x = [" + "1," * 100_001 + "]\n", "m.py")
+    assert str(caught.value) == (
+        "m.py: over a parsing limit: more than 100,000 nodes (keys, values and collections)"
+    )
+
+
+def test_bare_values_diff_as_dvc_diffs_them() -> None:
+    def bare(text: str) -> dict[str, dict[str, MetricValue]]:
+        return {"m.json": {"": text}}
+
+    # One-element lists compare their elements; other lists, and a list against a number, not.
+    assert diff_metrics(bare("[1]"), bare("[3]")) == {
+        "m.json": {"": {"old": 1, "new": 3, "diff": 2}}
+    }
+    assert diff_metrics(bare("[2]"), bare("[2]")) == {}
+    assert diff_metrics(bare("[2]"), bare("[2]"), all=True) == {
+        "m.json": {"": {"old": 2, "new": 2, "diff": 0}}
+    }
+    lists: object = {"m.json": {"": {"old": [1, 2], "new": [1, 3]}}}  # lists: no MetricValue
+    assert diff_metrics(bare("[1, 2]"), bare("[1, 3]")) == lists
+    one: object = {"m.json": {"": {"old": [1], "new": 1}}}
+    assert diff_metrics(bare("[1]"), bare("1"), all=True) == one
+    assert diff_metrics(bare("3"), bare("5")) == {"m.json": {"": {"old": 3, "new": 5, "diff": 2}}}
+    assert diff_metrics(bare("3"), bare("3")) == {}
+    # A bare value on the head side of a mapping; a bare mapping is flattened.
+    assert diff_metrics({"m.json": {"acc": 1}}, bare("5")) == {
+        "m.json": {"acc": {"old": 1, "new": "unable to parse"}}
+    }
+    assert diff_metrics(bare('{"a": {"b": 1}}'), {"m.json": {"a.b": 2}}) == {
+        "m.json": {"a.b": {"old": 1, "new": 2, "diff": 1}}
+    }
+
+
+def test_a_small_value_keeps_five_decimals_unless_they_would_all_be_zero() -> None:
+    assert format_value(0.0123456) == "0.01235"
+    assert format_value(0.000001234567) == "1.2346e-06"

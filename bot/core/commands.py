@@ -174,9 +174,11 @@ def parse(body: str) -> list[Command]:
     A command is a line that starts with `/` and a name (a letter, then letters, digits, `_` or
     `-`) ending at a space, a tab or the end of the line; leading spaces and tabs are allowed.
     Lines that GitHub renders inside a fenced code block (``` or ~~~, closed or not), a `>`
-    quote (nested, inside a list item, or a lazy line right after a quoted paragraph) or an
-    HTML comment are not commands, also a comment opened inside a paragraph (`Looks good <!--`)
-    that closes before the paragraph ends. Indented code is not treated as code.
+    quote (nested, inside a list item, or a lazy line right after a quoted paragraph), an
+    HTML comment or another HTML block GitHub does not show (`<script>`, `<style>`,
+    `<textarea>`, `<pre>`, `<?`, `<!DOCTYPE`, CDATA) are not commands, nor lines inside raw
+    HTML opened in a paragraph (`Looks good <!--`, `<span title="`, `<?`) that ends before the
+    paragraph does. Indented code is not treated as code.
 
     Several commands in one comment are all returned (the bot reads the first MAX_COMMANDS:
     parse_comment); it runs them one after another in this order, each on its own: a refused
@@ -189,9 +191,9 @@ def parse(body: str) -> list[Command]:
 def _parse(body: str, limit: int | None) -> CommentCommands:
     blocks = _Blocks()
     commands: list[Command] = []
-    # The lines of the open paragraph, each with its command if it has one: an inline comment
-    # (`Looks good <!--`) hides the lines up to its `-->`, but only if it closes before the
-    # paragraph ends, so the paragraph's commands are kept back until then.
+    # The lines of the open paragraph, each with its command if it has one: inline raw HTML
+    # (`Looks good <!--`) hides the lines up to its end, but only if it ends before the
+    # paragraph does, so the paragraph's commands are kept back until then.
     paragraph: list[tuple[str, Command | None]] = []
     for lineno, line in enumerate(_LINE_END.split(body), start=1):
         plain = blocks.is_plain(line)
@@ -214,34 +216,33 @@ def _parse(body: str, limit: int | None) -> CommentCommands:
 
 
 def _shown(paragraph: Sequence[tuple[str, Command | None]]) -> list[Command]:
-    """The commands of a paragraph whose line does not start inside an inline HTML comment."""
+    """The commands of a paragraph whose line does not start inside inline raw HTML."""
     texts = [text.lstrip(" ") for text, _ in paragraph]
     commands = [command for _, command in paragraph if command is not None]
-    if not commands or not any("<!--" in text for text in texts):
+    if not commands or not any("<" in text for text in texts):
         return commands
-    comments = _inline_comments("\n".join(texts))
+    spans = _inline_html("\n".join(texts))
     shown: list[Command] = []
     start = 0
     for text, (_, command) in zip(texts, paragraph, strict=True):
-        if command is not None and not any(open_ < start < close for open_, close in comments):
+        if command is not None and not any(open_ < start < close for open_, close in spans):
             shown.append(command)
         start += len(text) + 1
     return shown
 
 
-def _inline_comments(text: str) -> list[tuple[int, int]]:
-    """Where the HTML comments of a paragraph's inline text start and end, as cmark-gfm reads them.
+def _inline_html(text: str) -> list[tuple[int, int]]:
+    """Where the raw HTML of a paragraph's inline text starts and ends, as cmark-gfm reads it.
 
     Read left to right as GitHub does: a backslash escapes the next punctuation character, a run
     of backticks opens a code span closed by the next run of the same length (else it is text),
-    and `<!--` opens a comment that ends at the first `-->` not preceded by `-` (`<!-->` and
-    `<!--->` end at once). Once a `<!--` finds no end, no later one is a comment.
+    and a `<` starts an autolink or raw HTML if one follows (`_html_end`), else it is text.
     """
     runs: dict[int, list[int]] = {}
     for run in _BACKTICKS.finditer(text):
         runs.setdefault(len(run[0]), []).append(run.start())
-    comments: list[tuple[int, int]] = []
-    closable = True
+    spans: list[tuple[int, int]] = []
+    unclosed: set[str] = set()
     pos = 0
     while token := _INLINE_TOKEN.search(text, pos):
         pos = token.end()
@@ -250,14 +251,53 @@ def _inline_comments(text: str) -> list[tuple[int, int]]:
             index = bisect.bisect_left(starts, pos)
             if index < len(starts):
                 pos = starts[index] + len(token[0])
-        elif token[0] == "<!--" and closable:
-            end = _comment_end(text, pos)
-            if end is None:
-                closable = False
-            else:
-                comments.append((token.start(), end))
+        elif token[0] == "<":
+            end = _html_end(text, pos, unclosed)
+            if end is not None:
+                spans.append((token.start(), end))
                 pos = end
-    return comments
+    return spans
+
+
+def _html_end(text: str, pos: int, unclosed: set[str]) -> int | None:
+    """Where the autolink or raw HTML whose `<` ends at `pos` ends, or None if none starts there.
+
+    As cmark-gfm: an autolink; a comment (`<!--` to the first `-->` not after `-`; `<!-->` and
+    `<!--->` end at once); CDATA; a declaration (`<!` and capitals, then a space); a processing
+    instruction (`<?` to `?>`, where a `?` and the character after it are read as a pair);
+    an open or closing tag, whose attributes may span lines. A comment, CDATA, declaration or
+    processing instruction that finds no end is text, and so is every later one of its kind in
+    the paragraph (`unclosed`, updated here).
+    """
+    link = _AUTOLINK.match(text, pos)
+    if link:  # one line: it hides none, but what it holds is not read as other syntax
+        return link.end()
+    if text.startswith("!--", pos):
+        kind = "comment"
+    elif text.startswith("![CDATA[", pos):
+        kind = "cdata"
+    elif text.startswith("!", pos):
+        kind = "declaration"
+    elif text.startswith("?", pos):
+        kind = "instruction"
+    else:
+        tag = _TAG.match(text, pos)
+        return tag.end() if tag else None
+    if kind in unclosed:  # checked first, so that no kind is searched to the end twice
+        return None
+    if kind == "comment":
+        end = _comment_end(text, pos + 3)
+    elif kind == "cdata":
+        end = _paired_end(text, pos + 8, "]]>")
+    elif kind == "instruction":
+        end = _paired_end(text, pos + 1, "?>")
+    elif (declaration := _DECLARATION.match(text, pos)) is None:
+        return None
+    else:  # `[^>]*` stops at a `>` or at the end
+        end = declaration.end() + 1 if declaration.end() < len(text) else None
+    if end is None:
+        unclosed.add(kind)
+    return end
 
 
 def _comment_end(text: str, pos: int) -> int | None:
@@ -267,6 +307,23 @@ def _comment_end(text: str, pos: int) -> int | None:
             return pos + len(ending)
     close = _COMMENT_CLOSE.search(text, pos)
     return close.end() if close else None
+
+
+def _paired_end(text: str, pos: int, ending: str) -> int | None:
+    """Where `ending` (`?>`, `]]>`) closes what starts at `pos`, read as cmark-gfm's scanner
+    reads it: its first character and the next (or, for `]]>`, the next two unless they end
+    it) are taken together, so `??>` holds no `?>` and `]]]>` no `]]>`. None if it does not."""
+    first = ending[0]
+    while (found := text.find(first, pos)) >= 0:
+        if text.startswith(ending, found):
+            return found + len(ending)
+        if len(ending) == 3 and text.startswith(first, found + 1):
+            if found + 2 >= len(text):
+                return None
+            pos = found + 3
+        else:
+            pos = found + 2
+    return None
 
 
 def parse_retrain(args: Sequence[str], specs: Sequence[Parameter]) -> RetrainRequest | list[str]:
@@ -517,13 +574,39 @@ _FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,}) *\Z")
 _LIST_MARKER = re.compile(r"( {0,3})([-+*]|(\d{1,9})[.)])( *)(.?)")
 _SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+) *\Z")
 _ATX_HEADING = re.compile(r" {0,3}#{1,6}(?: |\Z)")
-_HTML_COMMENT = re.compile(r" {0,3}<!--")
+# The HTML blocks whose lines GitHub does not show as text (CommonMark's kinds 1 to 5): each
+# named group's block ends at the line holding the `_HTML_BLOCK_END` of that name.
+_HTML_BLOCK = re.compile(
+    r" {0,3}<(?:(?P<raw>(?i:script|pre|style|textarea)(?=[ \t>]|\Z))|(?P<comment>!--)"
+    r"|(?P<instruction>\?)|(?P<cdata>!\[CDATA\[)|(?P<declaration>![A-Z]))"
+)
+_HTML_BLOCK_END = {
+    "raw": re.compile(r"</(?:script|pre|style|textarea)>", re.IGNORECASE),
+    "comment": re.compile("-->"),
+    "instruction": re.compile(r"\?>"),
+    "cdata": re.compile(r"\]\]>"),
+    "declaration": re.compile(">"),
+}
 _SPACES = re.compile(r" *")
-# Inline syntax that decides where a comment inside a paragraph starts: a backslash escape, a run
-# of backticks (a code span), `<!--`.
-_INLINE_TOKEN = re.compile(r"\\[!-/:-@\[-`{-~]|`+|<!--")
+# Inline syntax that decides where raw HTML inside a paragraph starts: a backslash escape, a run
+# of backticks (a code span), `<`.
+_INLINE_TOKEN = re.compile(r"\\[!-/:-@\[-`{-~]|`+|<")
 _BACKTICKS = re.compile(r"`+")
 _COMMENT_CLOSE = re.compile(r"(?<!-)-->")
+# cmark-gfm's scanners (scanners.re), from after the `<`: autolinks (a URI, an email address),
+# a declaration up to its `>`, an open or closing tag (`spacechar` includes line endings).
+_AUTOLINK = re.compile(
+    r"[A-Za-z][A-Za-z0-9.+-]{1,31}:[^\x00-\x20<>]*>"
+    r"|[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*>"
+)
+_DECLARATION = re.compile(r"![A-Z]+[ \t\n\v\f\r]+[^>]*")
+_SP = r"[ \t\n\v\f\r]"
+_TAG = re.compile(
+    rf"[A-Za-z][A-Za-z0-9-]*(?:{_SP}+[A-Za-z_:][A-Za-z0-9_.:-]*"
+    rf"(?:{_SP}*={_SP}*(?:[^ \t\n\v\f\r\"'=<>`]+|'[^']*'|\"[^\"]*\"))?)*{_SP}*/?>"
+    rf"|/[A-Za-z][A-Za-z0-9-]*{_SP}*>"
+)
 
 
 @dataclass
@@ -543,7 +626,7 @@ class _Fence:
     length: int
 
 
-_Leaf = Literal["none", "paragraph", "indented", "fenced", "html-comment"]
+_Leaf = Literal["none", "paragraph", "indented", "fenced", "html"]
 
 
 class _Blocks:
@@ -558,6 +641,7 @@ class _Blocks:
         self.containers: list[_Quote | _Item] = []
         self.leaf: _Leaf = "none"
         self.fence: _Fence | None = None
+        self.html_end: re.Pattern[str] | None = None  # the end of the open HTML block
         # How many containers a blank line continues, kept so that a run of blank lines under
         # deep nesting costs no walk over the containers.
         self._blank_reach: int | None = None
@@ -579,8 +663,8 @@ class _Blocks:
             if close and close[1][0] == self.fence.char and len(close[1]) >= self.fence.length:
                 self._set_leaf("none")
             return False
-        if all_matched and self.leaf == "html-comment":
-            if "-->" in line[pos:]:
+        if all_matched and self.leaf == "html" and self.html_end is not None:
+            if self.html_end.search(line, pos):
                 self._set_leaf("none")
             return False
 
@@ -605,8 +689,8 @@ class _Blocks:
             self._close(matched)
         if start is not None:
             self._set_leaf(start[0])
-            self.fence = start[1]
-            return False  # a fence, comment, heading or rule never starts with `/`
+            self.fence, self.html_end = start[1], start[2]
+            return False  # a fence, HTML block, heading or rule never starts with `/`
         self.new_paragraph = self.leaf != "paragraph"
         if self.new_paragraph:
             self._set_leaf("indented" if indent >= 4 else "paragraph")
@@ -626,7 +710,7 @@ class _Blocks:
             )
         if self._blank_reach < len(self.containers):
             self._close(self._blank_reach)
-        elif self.fence is None and self.leaf != "html-comment":
+        elif self.fence is None and self.leaf != "html":
             self.leaf = "none"
         return False
 
@@ -702,21 +786,26 @@ class _Blocks:
         self._blank_reach = None
 
     @staticmethod
-    def _leaf_start(line: str, pos: int, indent: int) -> tuple[_Leaf, _Fence | None] | None:
-        """The leaf a non-blank line starts when it cannot continue a paragraph, else None."""
+    def _leaf_start(
+        line: str, pos: int, indent: int
+    ) -> tuple[_Leaf, _Fence | None, re.Pattern[str] | None] | None:
+        """The leaf a non-blank line starts when it cannot continue a paragraph (with its fence
+        or the end of its HTML block), else None."""
         if indent > 3:
             return None
         fence = _FENCE_OPEN.match(line, pos)
         # A backtick fence's info string cannot hold a backtick (it would be inline code).
         if fence and not (fence[1][0] == "`" and "`" in fence[2]):
-            return "fenced", _Fence(fence[1][0], len(fence[1]))
-        comment = _HTML_COMMENT.match(line, pos)
-        if comment:
-            # `<!-->` and `<!--->` are whole comments too, hence the search from the first `-`.
-            ends = "-->" in line[comment.end() - 2 :]
-            return ("none" if ends else "html-comment"), None
+            return "fenced", _Fence(fence[1][0], len(fence[1])), None
+        html = _HTML_BLOCK.match(line, pos)
+        if html and html.lastgroup:
+            # The end may be on the same line, from the `<` on: `<!-->` is a whole comment.
+            end = _HTML_BLOCK_END[html.lastgroup]
+            if end.search(line, pos + indent):
+                return "none", None, None
+            return "html", None, end
         if _ATX_HEADING.match(line, pos) or _is_rule(line, pos + indent, _rule_tail(line)):
-            return "none", None
+            return "none", None, None
         return None
 
     def _close(self, matched: int) -> None:

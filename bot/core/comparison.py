@@ -192,7 +192,11 @@ def data_and_params(
                 values[path] = dvc.flatten_params(content, path)
         for path, content in contents.items():
             if posixpath.basename(path) == "dvc.lock":
-                for file, lock_values in dvc.lock_params(dvc.parse_dvc_lock(content, path)).items():
+                # A stage's params file is relative to its wdir, as its outputs are.
+                stages = posixpath.join(posixpath.dirname(path), "dvc.yaml")
+                wdirs = dvc.stage_wdirs(contents[stages], stages) if stages in contents else {}
+                lock = dvc.parse_dvc_lock(content, path)
+                for file, lock_values in dvc.lock_params(lock, wdirs).items():
                     values.setdefault(file, lock_values)
         sides[side] = (contents, values)
     data = dvc.diff_outputs(dvc.outputs(sides["base"][0]), dvc.outputs(sides["head"][0]))
@@ -329,7 +333,8 @@ def compare_revisions_metrics(
         base_ref=base_ref,
         sources=sources
         if sources is not None
-        else {p: c.decode("utf-8", "replace") for p, c in head_read.contents.items() if p in new},
+        # Each of these parsed as metrics, so it is UTF-8.
+        else {p: c.decode() for p, c in head_read.contents.items() if p in new},
         slices="\n".join(slice_gates.render_slices(summary) for summary in summaries),
         sliced=tuple(sorted({r.metric for summary in summaries for r in summary.results})),
         curves=_curves(read, base, head, list_files),
@@ -346,14 +351,14 @@ def _curves(
     if dvc_yaml is None:
         return ""
     sources, problems = training_curves.plot_sources(dvc_yaml)
-    if not sources and not problems:
-        return ""
-    paths = [*list_files(head), *list_files(base)] if list_files is not None else []
-    drawn: list[training_curves.Curve] = []
-    for source in training_curves.expand_directories(sources, paths):
-        drawn += training_curves.curves_for(
-            source, read(source.file, base), read(source.file, head)
-        )
+    # The plots dvc.yaml names but that cannot be read are listed with the unreadable files.
+    drawn = [training_curves.Curve(PROJECT_FILE, "", problems=tuple(problems))]
+    if sources:  # else no listing is fetched
+        paths = [*list_files(head), *list_files(base)] if list_files is not None else []
+        for source in training_curves.expand_directories(sources, paths):
+            drawn += training_curves.curves_for(
+                source, read(source.file, base), read(source.file, head)
+            )
     return training_curves.render_curves(drawn, base[:7], head[:7])
 
 

@@ -104,12 +104,12 @@ def _text(content: str | bytes) -> str:
 def load_yaml(content: str | bytes) -> Any:
     """Parse YAML the way DVC does (YAML 1.2 scalars); raises `yaml.YAMLError`, and
     `FileLimitExceeded` over a parsing limit (size, depth, nodes after alias expansion)."""
-    return bounded_parse.load_yaml(_text(content), _Yaml12Loader)
+    return bounded_parse.load_yaml(content, _Yaml12Loader)
 
 
 def compose_yaml(content: str | bytes) -> yaml.Node | None:
     """The YAML node tree (with line marks) under the same resolver and limits as `load_yaml`."""
-    return bounded_parse.compose_yaml(_text(content), _Yaml12Loader)
+    return bounded_parse.compose_yaml(content, _Yaml12Loader)
 
 
 def _load_yaml_file(content: str | bytes, path: str) -> Any:
@@ -200,8 +200,9 @@ class DvcLock:
 
 
 def _join(base_dir: str, path: str) -> str:
-    # Remote outputs (s3://…) and absolute paths are not relative to the file that names them.
-    if "://" in path or path.startswith("/"):
+    # Remote outputs (s3://…) are not relative to the file that names them; an absolute path is
+    # not either (posixpath.join keeps it whole).
+    if "://" in path:
         return path
     return posixpath.normpath(posixpath.join(base_dir, path))
 
@@ -322,16 +323,18 @@ def parse_dvc_lock(content: str | bytes, path: str = "dvc.lock") -> DvcLock:
 
 
 def stage_wdirs(content: str | bytes, path: str = "dvc.yaml") -> dict[str, str]:
-    """`wdir` of each stage in dvc.yaml that sets one (paths in dvc.lock are relative to it)."""
+    """`wdir` of each stage in dvc.yaml that sets one (paths in dvc.lock are relative to it);
+    a `foreach` stage sets it under `do:`, for every `name@key` stage it makes."""
     data = _load_yaml_file(content, path)
     stages = data.get("stages") if isinstance(data, Mapping) else None
     if not isinstance(stages, Mapping):
         return {}
-    return {
-        str(name): stage["wdir"]
-        for name, stage in stages.items()
-        if isinstance(stage, Mapping) and isinstance(stage.get("wdir"), str)
-    }
+    wdirs: dict[str, str] = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage) if isinstance(stage, Mapping) else None
+        if isinstance(body, Mapping) and isinstance(body.get("wdir"), str):
+            wdirs[str(name)] = body["wdir"]
+    return wdirs
 
 
 def outputs(files: Mapping[str, str | bytes]) -> dict[str, Output]:
@@ -403,19 +406,13 @@ def flatten(data: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _python_value(node: ast.expr) -> Any:
-    if isinstance(node, ast.Dict):
+    if isinstance(node, ast.Dict):  # `**other` entries (no key) are left out, as DVC does
         return {
             ast.literal_eval(k): ast.literal_eval(v)
             for k, v in zip(node.keys, node.values, strict=True)
             if k is not None
         }
-    if isinstance(node, ast.List):
-        return [ast.literal_eval(v) for v in node.elts]
-    if isinstance(node, ast.Set):
-        return {ast.literal_eval(v) for v in node.elts}
-    if isinstance(node, ast.Tuple):
-        return tuple(ast.literal_eval(v) for v in node.elts)
-    return ast.literal_eval(node)
+    return ast.literal_eval(node)  # lists, sets and tuples of literals too
 
 
 def _python_name(target: ast.expr, self_only: bool) -> str:
@@ -474,9 +471,9 @@ def load_params_data(content: str | bytes, path: str) -> Any:
     ext = posixpath.splitext(path)[1].lower()
     try:
         if ext == ".json":
-            data: Any = bounded_parse.load_json(_text(content))
+            data: Any = bounded_parse.load_json(content)
         elif ext == ".toml":
-            data = bounded_parse.load_toml(_text(content))
+            data = bounded_parse.load_toml(content)
         elif ext == ".py":
             data = load_python_literals(_text(content))
         else:
@@ -593,7 +590,7 @@ def metrics_files(content: str | bytes, path: str = "dvc.yaml") -> list[str]:
         body = stage.get("do", stage)  # a `foreach`/`matrix` stage keeps its body under `do:`
         if not isinstance(body, Mapping):
             continue
-        wdir = body.get("wdir", ".")
+        wdir = body.get("wdir")
         base = _join(folder, wdir if isinstance(wdir, str) else ".")
         for entry in _metric_entries(body.get("metrics"), path, f"stages.{name}.metrics"):
             found.add(_join(base, entry))

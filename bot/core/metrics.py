@@ -240,9 +240,7 @@ _DECODER = json.JSONDecoder()
 def _json_string(text: str, index: int) -> tuple[str, int]:
     """Decode the JSON string literal starting at `index`; its value and the index after it."""
     value, end = _DECODER.raw_decode(text, index)
-    if not isinstance(value, str):
-        raise ValueError("expected a string")
-    return value, end
+    return str(value), end  # it starts with `"`: a string, or raw_decode raised
 
 
 def _find(entries: Located, parts: Sequence[str]) -> int | None:
@@ -261,7 +259,7 @@ def _find(entries: Located, parts: Sequence[str]) -> int | None:
     return None
 
 
-def _yaml_entries(node: yaml.Node) -> Located:
+def _yaml_entries(node: yaml.Node | None) -> Located:
     if not isinstance(node, yaml.MappingNode):
         return []
     entries: Located = []
@@ -276,15 +274,11 @@ def _yaml_entries(node: yaml.Node) -> Located:
 class _JsonLocator:
     """A JSON walker that records the line of every object key (json gives no positions)."""
 
-    _WS = " \t\n\r"
-
     def __init__(self, text: str) -> None:
         self.text = text
 
     def _skip(self, index: int) -> int:
-        while index < len(self.text) and self.text[index] in self._WS:
-            index += 1
-        return index
+        return _JSON_SPACE.match(self.text, index).end()  # type: ignore[union-attr] # `*`
 
     def _line(self, index: int) -> int:
         return self.text.count("\n", 0, index) + 1
@@ -294,19 +288,7 @@ class _JsonLocator:
         char = self.text[index : index + 1]
         if char == "{":
             return self._object(index + 1)
-        if char == "[":
-            index = self._skip(index + 1)
-            if self.text[index : index + 1] == "]":
-                return None, index + 1
-            while True:
-                _, index = self.value(index)
-                index = self._skip(index)
-                char = self.text[index : index + 1]
-                if char == "]":
-                    return None, index + 1
-                if char != ",":
-                    raise ValueError("expected , or ]")
-                index += 1
+        # Anything else, arrays too, holds no key DVC reads (it drops lists): read it whole.
         _, end = _DECODER.raw_decode(self.text, index)
         return None, end
 
@@ -318,12 +300,12 @@ class _JsonLocator:
         while True:
             index = self._skip(index)
             if self.text[index : index + 1] != '"':
-                raise ValueError("expected a key")
+                raise ValueError  # not JSON: load_json has already refused it
             line = self._line(index)
             key, index = _json_string(self.text, index)
             index = self._skip(index)
             if self.text[index : index + 1] != ":":
-                raise ValueError("expected :")
+                raise ValueError  # not JSON: load_json has already refused it
             children, index = self.value(index + 1)
             entries.append((key, line, children or []))
             index = self._skip(index)
@@ -331,11 +313,14 @@ class _JsonLocator:
             if char == "}":
                 return entries, index + 1
             if char != ",":
-                raise ValueError("expected , or }")
+                raise ValueError  # not JSON: load_json has already refused it
             index += 1
 
 
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _TOML_BARE = re.compile(r"[A-Za-z0-9_-]+")
+# What decides how deep a TOML line nests brackets: strings, a comment, a bracket.
+_TOML_BRACKET = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|#|[\[\]]")
 
 
 def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
@@ -353,7 +338,7 @@ def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
         else:
             match = _TOML_BARE.match(text, index)
             if match is None:
-                raise ValueError("not a key")
+                raise ValueError  # caught by _toml_line: the line holds no key
             part, index = match.group(), match.end()
         parts.append(part)
         while index < len(text) and text[index] in " \t":
@@ -364,21 +349,32 @@ def _toml_key(text: str, index: int, stop: str) -> tuple[list[str], int]:
             continue
         if text.startswith(stop, index):
             return parts, index + len(stop)
-        raise ValueError("unexpected character in key")
+        raise ValueError  # caught by _toml_line: the line holds no key
+
+
+def _bracket_depth(text: str, depth: int) -> int:
+    """`depth` after the brackets of one line of TOML, those in strings and comments aside."""
+    for token in _TOML_BRACKET.finditer(text):
+        if token[0] == "#":
+            break
+        depth += 1 if token[0] == "[" else -1 if token[0] == "]" else 0
+    return depth
 
 
 def _toml_line(text: str, dotted_key: str) -> int | None:
     table: list[str] | None = []
     multiline: str | None = None
+    array = 0  # brackets left open by an array that spans lines: its lines hold no keys
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if multiline is not None:
             if multiline in line:
                 multiline = None
             continue
-        if not line or line.startswith("#"):
+        if array > 0:
+            array = _bracket_depth(line, array)
             continue
-        try:
+        try:  # a blank or comment line holds no key: _toml_key raises
             if line.startswith("[["):
                 table = None  # arrays of tables are lists, which DVC drops
                 continue
@@ -397,6 +393,7 @@ def _toml_line(text: str, dotted_key: str) -> int | None:
         for quote in ('"""', "'''"):
             if rest.startswith(quote) and rest.count(quote) == 1:
                 multiline = quote
+        array = _bracket_depth(rest, 0)
     return None
 
 
@@ -419,7 +416,7 @@ def locate_key(content: str | bytes, path: str, dotted_key: str) -> int | None:
             entries, _ = _JsonLocator(text).value(0)
         else:
             node = compose_yaml(text)
-            entries = _yaml_entries(node) if node is not None else []
+            entries = _yaml_entries(node)
     except (ValueError, IndexError, yaml.YAMLError, FileLimitExceeded):
         return None
     return _find(entries or [], parts)

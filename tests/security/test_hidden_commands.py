@@ -1,10 +1,12 @@
-"""A command GitHub hides from the reader (an HTML comment opened mid-line) is not run."""
+"""A command GitHub hides from the reader (inline HTML opened mid-line, an HTML block) is not
+run."""
 
 from __future__ import annotations
 
 import time
 
 import cmarkgfm
+import pytest
 
 from bot.core.commands import parse
 
@@ -24,9 +26,31 @@ def test_a_comment_that_never_closes_hides_nothing() -> None:
     assert [command.name for command in parse(body)] == ["deploy"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        'Looks good <span title="\n/deploy\n">',
+        "Looks good <a href=\n/deploy x>",
+        "Looks good <?php\n/deploy\n?>",
+        "Looks good <![CDATA[\n/deploy\n]]>",
+        "Looks good <!DOCTYPE html\n/deploy\nx>",
+        "<script>\n/deploy\n</script>",
+        "<style>\n\n/deploy\n</style>",
+        "Looks good\n<?\n/deploy\n?>",
+    ],
+)
+def test_a_deploy_inside_other_raw_html_is_not_a_command(body: str) -> None:
+    # GitHub shows no "/deploy": it is inside an attribute, an instruction, CDATA, a declaration
+    # or a script; only the /evaluate after it is a command.
+    shown = cmarkgfm.github_flavored_markdown_to_html(body + "\n\n/evaluate")
+    assert "deploy" not in shown and "/evaluate" in shown
+    assert [command.name for command in parse(body + "\n\n/evaluate")] == ["evaluate"]
+
+
 def test_many_unclosed_comments_and_backticks_are_read_in_linear_time() -> None:
-    # Each `<!--` or backtick run could start a search to the end of the paragraph.
-    body = "a" + " <!-- `` ``` `" * 20_000 + "\n/deploy"
+    # Each `<!--`, `<?`, `<![CDATA[`, `<!X `, open tag or backtick run could start a search to
+    # the end of the paragraph.
+    body = "a" + " <!-- `` ``` ` <? <![CDATA[ <!X <a b='" * 10_000 + "\n/deploy"
     started = time.perf_counter()
     assert [command.name for command in parse(body)] == ["deploy"]
     assert time.perf_counter() - started < 1.0
