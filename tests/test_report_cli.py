@@ -309,3 +309,38 @@ def test_runs_as_a_real_process_in_the_checkout(repo: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == BETTER_DIFF
+
+
+def test_slice_gates_name_the_worst_slice_and_fold_the_passing_ones(tmp_path: Path) -> None:
+    path = tmp_path / "slices"
+    path.mkdir()
+    git(path, "init", "--quiet", "--initial-branch", "main")
+    config = "version: 1\nmetrics:\n  source: git\ngates:\n  per_class.*.f1: {min: 0.7}\n"
+
+    def metrics(cat: float) -> str:
+        f1 = {"cat": cat, "dog": 0.9, "bird": 0.72}
+        return json.dumps({"per_class": {name: {"f1": v} for name, v in f1.items()}})
+
+    commit(path, {".github/mlgate.yml": config, "metrics.json": metrics(0.8)}, "base")
+    git(path, "checkout", "--quiet", "-b", "feature")
+    commit(path, {"metrics.json": metrics(0.61)}, "worse on cats")
+
+    as_json = report(path, "--base", "main", "--json", "--full")
+    assert as_json.exit_code == 1, as_json.output
+    gates = {g["metric"]: g["passed"] for g in json.loads(as_json.stdout)["gates"]}
+    assert gates == {"per_class.cat.f1": False, "per_class.dog.f1": True, "per_class.bird.f1": True}
+
+    shown = report(path, "--base", "main").stdout.replace("\\<", "<")
+    # The slice's change is not hidden behind a "No metric changed": it is in the slices.
+    assert "No other metric changed (slices: below)." in shown
+    assert "No metric changed." not in shown
+    assert "worst slice `per_class.cat.f1` 0.61 < min 0.7" in shown
+    # The two passing slices fold away: inside a <details> after the verdict line.
+    folded = shown[shown.index("worst slice") :]
+    assert "<details>" in folded
+    assert folded.index("<details>") < folded.index("per_class.dog.f1")
+
+    commit(path, {"metrics.json": metrics(0.75)}, "cats again")
+    fixed = report(path, "--base", "main", "--json", "--full")
+    assert fixed.exit_code == 0, fixed.output
+    assert all(g["passed"] for g in json.loads(fixed.stdout)["gates"])

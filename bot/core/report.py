@@ -843,7 +843,13 @@ def _sections(evaluation: Evaluation, limit_name: str) -> tuple[_Sections, list[
         _METRIC_HEADER,
         [_metric_line(r, many_files) for r in shown],
         "changed metrics",
-        empty="No metric changed." if rows else "No metrics files found at base or head.",
+        empty=(
+            "No metrics files found at base or head."
+            if not rows
+            else "No other metric changed (slices: below)."
+            if len(table_rows) < len(rows)
+            else "No metric changed."
+        ),
     )
     if evaluation.skipped is not None:
         metrics.rows, metrics.empty, quiet = [], "", []
