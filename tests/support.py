@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,3 +148,19 @@ def bot_replies(emulator: GitHubEmulator, repo: str, number: int) -> list[str]:
         for c in emulator.comments(repo, number)
         if c["user"]["type"] == "Bot" and not str(c["body"]).startswith("<!-- mlgate:report")
     ]
+
+
+def growth(run: Callable[[int], object], size: int) -> float:
+    """How much longer `run(4 * size)` takes than `run(size)`, each the best of three: about 4
+    for linear work, 16 for quadratic. A ratio measured in one run, not a wall-clock bound, so
+    a loaded machine slows both sides alike."""
+
+    def best(n: int) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            run(n)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    return best(4 * size) / best(size)
