@@ -125,24 +125,7 @@ class Evaluator:
         if CONFIG_PATH in changed:
             own = files.read(CONFIG_PATH, pr.head_sha)
             first = first.with_checks([decide.pr_config_check(pr, own)])
-        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
-
-        @cache
-        def metrics_at(sha: str) -> tuple[str, ...]:
-            # Asked to classify the change and again to prefetch: the DVC files parse once.
-            return tuple(metrics_paths(files.read, config, sha))
-
-        course = decide.plan(
-            pr,
-            config,
-            changed,
-            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
-            forced=forced,
-            approval=approval,
-            retrain=retrain,
-            note=note,
-            trusted=trusted,
-        )
+        course, metrics_at = self._plan(pr, config, files, changed, forced, retrain, note, trusted)
         if course.done is not None:
             return first.then(course.done)
         if course.semaphore is not None:
@@ -197,23 +180,7 @@ class Evaluator:
             return failed(invalid), None, OutputCapture(())
         capture = OutputCapture(tuple(config.retrain.outputs))
         changed = [f["filename"] for f in self.gh.list_pull_files(pr.repo, pr.number)]
-        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
-
-        @cache
-        def metrics_at(sha: str) -> tuple[str, ...]:
-            return tuple(metrics_paths(files.read, config, sha))
-
-        course = decide.plan(
-            pr,
-            config,
-            changed,
-            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
-            forced=True,
-            approval=approval,
-            retrain=retrain,
-            note=None,
-            trusted=trusted,
-        )
+        course, metrics_at = self._plan(pr, config, files, changed, True, retrain, None, trusted)
         if course.done is not None:
             why = "not run: approve the head's code with /evaluate, then retrain"
             return failed(why), config, capture
@@ -227,6 +194,39 @@ class Evaluator:
         except (SandboxUnavailable, DvcFileError, MetricsFileError, RunnerError) as exc:
             return failed(str(exc)), config, capture
         return result, config, capture
+
+    def _plan(
+        self,
+        pr: PullRequest,
+        config: RepoConfig,
+        files: RepoFiles,
+        changed: Sequence[str],
+        forced: bool,
+        retrain: Retrain | None,
+        note: str | None,
+        trusted: Callable[[], bool],
+    ) -> tuple[decide.Plan, Callable[[str], Sequence[str]]]:
+        """The run's course (bot/runs/evaluation_decisions.py `plan`), and the metrics paths
+        of a commit, read once per sha."""
+        approval = audit.decision(self.conn, "approval", pr.repo, pr.number, pr.head_sha)
+
+        @cache
+        def metrics_at(sha: str) -> tuple[str, ...]:
+            # Asked to classify the change and again to prefetch: the DVC files parse once.
+            return tuple(metrics_paths(files.read, config, sha))
+
+        course = decide.plan(
+            pr,
+            config,
+            changed,
+            classified=lambda: classify(changed, config.triggers, metrics_at(pr.head_sha)),
+            forced=forced,
+            approval=approval,
+            retrain=retrain,
+            note=note,
+            trusted=trusted,
+        )
+        return course, metrics_at
 
     def _step(self, pr: PullRequest, current: str) -> None:
         self.publisher.show(pr.repo, step(QUALITY_CHECK, pr.head_sha, current))
