@@ -219,7 +219,7 @@ def _shown(paragraph: Sequence[tuple[str, Command | None]]) -> list[Command]:
     """The commands of a paragraph whose line does not start inside inline raw HTML."""
     texts = [text.lstrip(" ") for text, _ in paragraph]
     commands = [command for _, command in paragraph if command is not None]
-    if not commands or not any("<" in text for text in texts):
+    if not commands or not any("<" in text or "](" in text for text in texts):
         return commands
     spans = _inline_html("\n".join(texts))
     shown: list[Command] = []
@@ -236,17 +236,33 @@ def _inline_html(text: str) -> list[tuple[int, int]]:
 
     Read left to right as GitHub does: a backslash escapes the next punctuation character, a run
     of backticks opens a code span closed by the next run of the same length (else it is text),
-    and a `<` starts an autolink or raw HTML if one follows (`_html_end`), else it is text.
+    a `<` starts an autolink or raw HTML if one follows (`_html_end`), else it is text, and a
+    `]` after an open `[` or `![` followed by `(`, a destination and an optional title makes an
+    inline link whose destination and title are not shown (`_link_tail_end`).
     """
     runs: dict[int, list[int]] = {}
     for run in _BACKTICKS.finditer(text):
         runs.setdefault(len(run[0]), []).append(run.start())
     spans: list[tuple[int, int]] = []
     unclosed: set[str] = set()
+    brackets: list[bool] = []  # the open `[` (False) and `![` (True), innermost last
     pos = 0
     while token := _INLINE_TOKEN.search(text, pos):
         pos = token.end()
-        if token[0][0] == "`":
+        if token[0] in ("[", "!["):
+            brackets.append(token[0] == "![")
+        elif token[0] == "]":
+            if not brackets:
+                continue
+            image = brackets.pop()
+            end = _link_tail_end(text, pos + 1) if text.startswith("(", pos) else None
+            if end is not None:
+                # The destination and title are not shown: lines starting in them are hidden.
+                spans.append((token.start(), end))
+                pos = end
+                if not image:  # a link holds no link: the `[` around it are text now
+                    brackets = [b for b in brackets if b]
+        elif token[0][0] == "`":
             starts = runs.get(len(token[0]), [])
             index = bisect.bisect_left(starts, pos)
             if index < len(starts):
@@ -257,6 +273,22 @@ def _inline_html(text: str) -> list[tuple[int, int]]:
                 spans.append((token.start(), end))
                 pos = end
     return spans
+
+
+def _link_tail_end(text: str, pos: int) -> int | None:
+    """Where an inline link whose `](` ends at `pos` ends (after its `)`), or None when what
+    follows is no destination and optional title: then the brackets are text."""
+    pos = _LINK_GAP.match(text, pos).end()  # type: ignore[union-attr]  # matches the empty
+    destination = _LINK_DESTINATION.match(text, pos)
+    assert destination is not None  # the second form matches the empty string
+    pos = destination.end()
+    gap = _LINK_GAP.match(text, pos).end()  # type: ignore[union-attr]
+    title = _LINK_TITLE.match(text, gap) if gap > pos or destination.end() == 0 else None
+    if title is not None and gap > pos:
+        pos = _LINK_GAP.match(text, title.end()).end()  # type: ignore[union-attr]
+    else:
+        pos = gap
+    return pos + 1 if text.startswith(")", pos) else None
 
 
 def _html_end(text: str, pos: int, unclosed: set[str]) -> int | None:
@@ -590,7 +622,16 @@ _HTML_BLOCK_END = {
 _SPACES = re.compile(r" *")
 # Inline syntax that decides where raw HTML inside a paragraph starts: a backslash escape, a run
 # of backticks (a code span), `<`.
-_INLINE_TOKEN = re.compile(r"\\[!-/:-@\[-`{-~]|`+|<")
+_INLINE_TOKEN = re.compile(r"\\[!-/:-@\[-`{-~]|`+|<|!?\[|\]")
+# An inline link's destination and title after its `](`, as cmark-gfm's scanners read them:
+# optional spaces and at most one line ending between the parts; a destination in `<>` or a
+# run without spaces or control characters whose parentheses balance; a title in "", '' or ()
+# that may span lines.
+_LINK_GAP = re.compile(r"[ \t]*(?:\r\n|\n|\r)?[ \t]*")
+_LINK_DESTINATION = re.compile(
+    r"<(?:[^<>\n\\ ]|\\.)*>|(?:[^\x00-\x20()\\]|\\.|\((?:[^\x00-\x20()\\]|\\.)*\))*"
+)
+_LINK_TITLE = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\((?:[^()\\]|\\.)*\)', re.S)
 _BACKTICKS = re.compile(r"`+")
 _COMMENT_CLOSE = re.compile(r"(?<!-)-->")
 # cmark-gfm's scanners (scanners.re), from after the `<`: autolinks (a URI, an email address),
