@@ -412,7 +412,9 @@ _HTML = [
     "\n<!X",
     "\n<![CDATA[",
 ]
-_BODIES = st.lists(st.sampled_from(_FRAGMENTS + _HTML), max_size=40).map("".join)
+# Inline links, whose destination and title (which may span lines) GitHub does not show.
+_LINKS = ["[a", "![a", "]", "](", "](x", '](x "', '")', "(", ")", ' "', '"', " '", " (", "<x>"]
+_BODIES = st.lists(st.sampled_from(_FRAGMENTS + _HTML + _LINKS), max_size=40).map("".join)
 # A line holding only a whole tag (`<span a=b>`) starts an HTML block that GitHub shows, and
 # cmark-gfm, rendering safely, leaves out; parse() reads it as text, as GitHub shows it.
 _SHOWN_HTML_BLOCK = re.compile(r"^[ >*+\-\d.)\t]*</?[A-Za-z][^<>]*>[ \t]*$", re.MULTILINE)
