@@ -81,8 +81,15 @@ def alive(pid: int) -> bool:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL `pid` and every process under it, as a lost machine would."""
-    for victim in [pid, *descendants(pid)]:
+    """SIGKILL `pid` and every process under it, as a lost machine would: its process group
+    at once (a worker started by `Stack.worker` leads its own), then any descendant that left
+    it, so that no worker outlives its test and takes the next test's jobs."""
+    victims = [pid, *descendants(pid)]
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # no group of that id is left
+    for victim in victims:
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
@@ -108,6 +115,7 @@ class Stack:
                 env=os.environ | self.env | env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its group: `close` ends every process of it
             )
         self.workers.append(process)
         return process
@@ -120,9 +128,9 @@ class Stack:
 
     def close(self) -> None:
         for process in self.workers:
-            if process.poll() is None:
-                kill_tree(process.pid)
-                process.wait(timeout=30)
+            # Also when the machine has ended: a worker process it started may live on.
+            kill_tree(process.pid)
+            process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -366,6 +374,8 @@ def test_a_worker_process_that_ends_is_started_again_until_the_machine_stops(
     machine.send_signal(signal.SIGTERM)
     assert machine.wait(timeout=WAIT) == 0
     assert not any(alive(pid) for pid in first - {victim})
+    with pytest.raises(ProcessLookupError):  # nor the one started again, nor any other
+        os.killpg(machine.pid, 0)
 
 
 # --- settings errors --------------------------------------------------------------------------

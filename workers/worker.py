@@ -322,6 +322,9 @@ def run(
                     break
                 delays[slot] = min(delays[slot] * 2, RESTART_DELAY_MAX)
                 processes[slot], started[slot] = spawn(slot), time.monotonic()
+                if stopping.is_set():
+                    # SIGTERM came while `spawn` held it back: `stop` saw the ended process.
+                    processes[slot].terminate()
     finally:
         signal.signal(signal.SIGTERM, previous)
     for process in processes:
