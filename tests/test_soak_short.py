@@ -24,8 +24,10 @@ SHORT = SoakConfig(
     sweep_every=2.0,
     retry_delays="1,2,4",
     redis_down=2.0,
-    # Given up only after this long without any progress (not a speed figure).
-    stall_timeout=120.0,
+    # Given up only after this long without any progress (not a speed figure). A retry waits
+    # in rq's scheduled registry until a worker holds rq's scheduler lock; when the killed
+    # machine held it, another worker takes it at its next maintenance, up to 10 minutes on.
+    stall_timeout=720.0,
     drain_timeout=1200.0,
 )
 
